@@ -1,0 +1,346 @@
+# Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
+"""MERIT model configurations: the ECG tower (`MeritECGConfig`) and the ECG-text model (`MeritConfig`)."""
+
+import copy
+import math
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+CANONICAL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+# Sizes of the ECG tower per preset. `tiny` exists for tests; `small` and `base` follow ST-MEM / ViT.
+ECG_PRESETS = {
+    "tiny": dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+    ),
+    "small": dict(
+        hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
+        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
+    ),
+    "base": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
+    ),
+}
+
+# BERT-shaped text towers per preset (vocabulary of the uncased BERT WordPiece tokenizer, 30,522 tokens).
+# `small` has exactly the shape of all-MiniLM-L6-v2 so its pretrained weights can be loaded into it;
+# `base` has the shape of BERT-base / MedCPT-Query-Encoder.
+TEXT_PRESETS = {
+    "tiny": dict(
+        model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    ),
+    "small": dict(
+        model_type="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+        intermediate_size=1536, max_position_embeddings=512,
+    ),
+    "base": dict(
+        model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, max_position_embeddings=512,
+    ),
+}
+
+PRESET_PROJECTION_DIM = {"tiny": 32, "small": 256, "base": 256}
+
+
+def _check_choice(field: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"`{field}` must be one of {sorted(allowed)}, got {value!r}.")
+
+
+def _check_positive_int(field: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{field}` must be a positive integer, got {value!r}.")
+
+
+def _check_probability(field: str, value) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{field}` must be in [0, 1), got {value!r}.")
+
+
+def _check_divisible(field: str, value: int, divisor_field: str, divisor: int) -> None:
+    if value % divisor != 0:
+        raise ValueError(
+            f"`{field}` ({value}) must be divisible by `{divisor_field}` ({divisor}); "
+            f"the nearest valid values are {value - value % divisor} and {value - value % divisor + divisor}."
+        )
+
+
+def _unknown_preset(name: str, presets) -> ValueError:
+    return ValueError(f"Unknown preset {name!r}; available presets: {sorted(presets)}.")
+
+
+class MeritECGConfig(PreTrainedConfig):
+    r"""
+    Configuration of the MERIT ECG encoder ([`MeritECGModel`]) and of its masked-reconstruction decoder.
+
+    The encoder is a per-lead patch transformer: every lead of a `(num_leads, num_samples)` ECG is cut into
+    `num_samples // patch_size` non-overlapping patches embedded by one shared linear layer; each token gets a
+    learnable embedding of its lead and a fixed sine-cosine embedding of its time position; a learnable separator
+    token stands at both ends of each lead; one transformer runs over the tokens of all leads together. The pooled
+    ECG representation is the mean of the (visible, present-lead) patch tokens followed by a LayerNorm.
+
+    Args:
+        num_leads (`int`, *optional*, defaults to 12):
+            Number of ECG leads, in the canonical order I, II, III, aVR, aVL, aVF, V1-V6.
+        sampling_rate (`int`, *optional*, defaults to 100):
+            Sampling rate in Hz of the model input. The processor resamples every record to it.
+        num_samples (`int`, *optional*, defaults to 1000):
+            Number of samples per lead of the model input (10 s at 100 Hz). Must be divisible by `patch_size`.
+        patch_size (`int`, *optional*, defaults to 50):
+            Number of samples per patch (0.5 s at 100 Hz).
+        hidden_size (`int`, *optional*, defaults to 384):
+            Width of the encoder.
+        num_hidden_layers (`int`, *optional*, defaults to 12):
+            Number of encoder transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 6):
+            Number of attention heads per encoder layer; must divide `hidden_size`.
+        intermediate_size (`int`, *optional*, defaults to 1536):
+            Width of the encoder MLPs.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the MLPs (any key of `transformers.activations.ACT2FN`).
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout after the attention output projection and the MLPs.
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the LayerNorms.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated-normal initialiser of the linear layers and learnable tokens.
+        qkv_bias (`bool`, *optional*, defaults to `True`):
+            Whether the query/key/value projections have a bias.
+        decoder_hidden_size (`int`, *optional*, defaults to 256):
+            Width of the masked-reconstruction decoder ([`MeritForPreTraining`] only).
+        decoder_num_hidden_layers (`int`, *optional*, defaults to 4):
+            Number of decoder transformer layers.
+        decoder_num_attention_heads (`int`, *optional*, defaults to 4):
+            Number of decoder attention heads; must divide `decoder_hidden_size`.
+        decoder_intermediate_size (`int`, *optional*, defaults to 1024):
+            Width of the decoder MLPs.
+        decoder_mode (`str`, *optional*, defaults to `"lead_wise"`):
+            `"lead_wise"` decodes each lead on its own (as ST-MEM does); `"joint"` decodes all leads in one sequence.
+        mask_ratio (`float`, *optional*, defaults to 0.75):
+            Fraction of the patches of each lead hidden during masked ECG modelling, in [0, 1).
+        norm_patch_loss (`bool`, *optional*, defaults to `False`):
+            Whether the reconstruction target is each patch normalised by its own mean and variance
+            (like ViT-MAE's `norm_pix_loss`) instead of the raw patch.
+
+    Example:
+
+    ```python
+    >>> from modeling_merit import MeritECGConfig, MeritECGModel
+
+    >>> config = MeritECGConfig.from_preset("tiny")
+    >>> model = MeritECGModel(config)
+    >>> config.num_patches_per_lead
+    20
+    ```"""
+
+    model_type = "merit_ecg"
+    base_config_key = "ecg_config"
+
+    num_leads: int = 12
+    sampling_rate: int = 100
+    num_samples: int = 1000
+    patch_size: int = 50
+    hidden_size: int = 384
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 6
+    intermediate_size: int = 1536
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+    qkv_bias: bool = True
+    decoder_hidden_size: int = 256
+    decoder_num_hidden_layers: int = 4
+    decoder_num_attention_heads: int = 4
+    decoder_intermediate_size: int = 1024
+    decoder_mode: str = "lead_wise"
+    mask_ratio: float | int = 0.75
+    norm_patch_loss: bool = False
+
+    def __post_init__(self, **kwargs):
+        for field in (
+            "num_leads", "sampling_rate", "num_samples", "patch_size", "hidden_size", "num_hidden_layers",
+            "num_attention_heads", "intermediate_size", "decoder_hidden_size", "decoder_num_hidden_layers",
+            "decoder_num_attention_heads", "decoder_intermediate_size",
+        ):
+            _check_positive_int(field, getattr(self, field))
+        _check_divisible("num_samples", self.num_samples, "patch_size", self.patch_size)
+        _check_divisible("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
+        _check_divisible(
+            "decoder_hidden_size", self.decoder_hidden_size, "decoder_num_attention_heads", self.decoder_num_attention_heads
+        )
+        _check_probability("mask_ratio", self.mask_ratio)
+        _check_probability("hidden_dropout_prob", self.hidden_dropout_prob)
+        _check_probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)
+        _check_choice("decoder_mode", self.decoder_mode, {"lead_wise", "joint"})
+        if self.num_patches_to_keep < 1:
+            raise ValueError(
+                f"`mask_ratio` ({self.mask_ratio}) leaves no visible patch out of the {self.num_patches_per_lead} "
+                "patches of each lead; lower it or use smaller patches."
+            )
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_patches_per_lead(self) -> int:
+        """Number of patches each lead is cut into: `num_samples // patch_size`."""
+        return self.num_samples // self.patch_size
+
+    @property
+    def num_patches_to_keep(self) -> int:
+        """Number of visible patches per lead during masked ECG modelling."""
+        return int(self.num_patches_per_lead * (1 - self.mask_ratio))
+
+    @property
+    def duration(self) -> float:
+        """Length of the model input in seconds."""
+        return self.num_samples / self.sampling_rate
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "MeritECGConfig":
+        """Builds the ECG config of a named preset (`tiny`, `small`, `base`), with any field overridden."""
+        if name not in ECG_PRESETS:
+            raise _unknown_preset(name, ECG_PRESETS)
+        return cls(**{**ECG_PRESETS[name], **overrides})
+
+
+class MeritConfig(PreTrainedConfig):
+    r"""
+    Configuration of the MERIT ECG-text model ([`MeritModel`], [`MeritForPreTraining`],
+    [`MeritForECGClassification`]): an ECG tower, any BERT-like text tower, their projections into a shared space
+    and the weights of the two pretraining losses.
+
+    Presets (`MeritConfig.from_preset(name, **overrides)`); parameter counts are those of [`MeritForPreTraining`]
+    (ECG encoder / decoder / text tower / projections):
+
+    | preset  | ECG encoder (hidden/layers/heads) | text tower | parameters |
+    |---------|-----------------------------------|------------|------------|
+    | `tiny`  | 64 / 2 / 2                        | BERT 32 / 2 / 2 | 1.09 M (0.07 M / 0.01 M / 1.00 M / 3 K) |
+    | `small` | 384 / 12 / 6                      | MiniLM-L6 shape 384 / 6 / 12 | 47.4 M (21.3 M / 3.3 M / 22.6 M / 0.2 M) |
+    | `base`  | 768 / 12 / 12                     | BERT-base shape 768 / 12 / 12 | 197.8 M (85.1 M / 3.4 M / 108.9 M / 0.4 M) |
+
+    Args:
+        ecg_config (`dict` or [`MeritECGConfig`], *optional*):
+            Configuration of the ECG tower. Defaults to `MeritECGConfig()` (the `small` ECG tower).
+        text_config (`dict` or [`PreTrainedConfig`], *optional*):
+            Configuration of the text tower: any encoder `AutoConfig` (BERT-like). A dict must carry a `model_type`;
+            defaults to a BERT with the shape of all-MiniLM-L6-v2.
+        text_pooling (`str`, *optional*, defaults to `"mean"`):
+            How a report is reduced to one vector: `"cls"` (first token), `"mean"` (mean of the non-padding tokens)
+            or `"pooler"` (the text model's `pooler_output`).
+        text_freeze (`str` or `int`, *optional*, defaults to `"none"`):
+            Which text parameters are frozen (`requires_grad=False`, and no activations kept for them): `"none"`,
+            `"all"` (the whole text model; the text projection stays trainable), or an integer `k` (the embeddings
+            and the first `k` transformer layers).
+        projection_dim (`int`, *optional*, defaults to 256):
+            Dimension of the shared ECG-text embedding space.
+        logit_scale_init_value (`float`, *optional*, defaults to ln(1/0.07) = 2.6592):
+            Initial value of the learnable log inverse temperature of the contrastive logits.
+        logit_scale_max (`float`, *optional*, defaults to ln(100) = 4.6052):
+            The log inverse temperature is clamped to at most this value.
+        reconstruction_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the masked-reconstruction loss in the pretraining objective.
+        contrastive_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the ECG-text contrastive (InfoNCE) loss in the pretraining objective.
+        contrastive_view (`str`, *optional*, defaults to `"full"`):
+            Which ECG embedding is aligned with the report during pretraining: `"full"` (the unmasked ECG, one
+            extra encoder pass) or `"masked"` (the pooled visible tokens of the masked pass; cheaper).
+        gather_with_grad (`bool`, *optional*, defaults to `True`):
+            In a distributed run, gather the contrastive negatives of all processes with gradient, so the loss and
+            gradients equal those of one process holding the whole global batch.
+        classifier_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout before the classification head of [`MeritForECGClassification`].
+        freeze_ecg_encoder (`bool`, *optional*, defaults to `False`):
+            Linear probing: [`MeritForECGClassification`] trains only its head.
+
+    Example:
+
+    ```python
+    >>> from modeling_merit import MeritConfig, MeritModel
+
+    >>> config = MeritConfig.from_preset("tiny", projection_dim=16)
+    >>> model = MeritModel(config)
+    >>> config.ecg_config.hidden_size, config.text_config.model_type
+    (64, 'bert')
+    ```"""
+
+    model_type = "merit"
+    sub_configs_defaults = {
+        "ecg_config": MeritECGConfig,
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", init_kwargs=TEXT_PRESETS["small"]),
+    }
+
+    ecg_config: dict | MeritECGConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    text_pooling: str = "mean"
+    text_freeze: str | int = "none"
+    projection_dim: int = 256
+    logit_scale_init_value: float = math.log(1 / 0.07)
+    logit_scale_max: float = math.log(100.0)
+    reconstruction_loss_weight: float | int = 1.0
+    contrastive_loss_weight: float | int = 1.0
+    contrastive_view: str = "full"
+    gather_with_grad: bool = True
+    classifier_dropout: float | int = 0.0
+    freeze_ecg_encoder: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        _check_choice("text_pooling", self.text_pooling, {"cls", "mean", "pooler"})
+        if isinstance(self.text_freeze, int) and not isinstance(self.text_freeze, bool):
+            num_text_layers = getattr(self.text_config, "num_hidden_layers", None)
+            if self.text_freeze < 0 or (num_text_layers is not None and self.text_freeze > num_text_layers):
+                raise ValueError(
+                    f"`text_freeze` as a number of layers must be in [0, {num_text_layers}] "
+                    f"(the text model's num_hidden_layers), got {self.text_freeze}."
+                )
+        else:
+            _check_choice("text_freeze", self.text_freeze, {"none", "all"})
+        _check_positive_int("projection_dim", self.projection_dim)
+        _check_choice("contrastive_view", self.contrastive_view, {"full", "masked"})
+        for field in ("reconstruction_loss_weight", "contrastive_loss_weight"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"`{field}` must be >= 0, got {getattr(self, field)!r}.")
+        if self.reconstruction_loss_weight == 0 and self.contrastive_loss_weight == 0:
+            raise ValueError("`reconstruction_loss_weight` and `contrastive_loss_weight` cannot both be 0.")
+        if self.logit_scale_init_value > self.logit_scale_max:
+            raise ValueError(
+                f"`logit_scale_init_value` ({self.logit_scale_init_value}) exceeds `logit_scale_max` "
+                f"({self.logit_scale_max})."
+            )
+        _check_probability("classifier_dropout", self.classifier_dropout)
+        if not hasattr(self.text_config, "hidden_size"):
+            raise ValueError(
+                f"`text_config` must describe an encoder with a `hidden_size` (a BERT-like model), got "
+                f"{type(self.text_config).__name__}."
+            )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "MeritConfig":
+        """
+        Builds the config of a named preset (`tiny`, `small`, `base`).
+
+        Keyword overrides set top-level fields; `ecg_config=` and `text_config=` dicts are merged into the preset's
+        tower configs, e.g. `MeritConfig.from_preset("small", ecg_config={"sampling_rate": 500, "num_samples": 5000,
+        "patch_size": 100})`.
+        """
+        if name not in ECG_PRESETS:
+            raise _unknown_preset(name, ECG_PRESETS)
+        overrides = dict(overrides)
+        ecg_config = {**ECG_PRESETS[name], **overrides.pop("ecg_config", {})}
+        text_config = {**TEXT_PRESETS[name], **overrides.pop("text_config", {})}
+        overrides.setdefault("projection_dim", PRESET_PROJECTION_DIM[name])
+        return cls(ecg_config=ecg_config, text_config=copy.deepcopy(text_config), **overrides)
+
+
+__all__ = ["MeritECGConfig", "MeritConfig", "CANONICAL_LEADS"]

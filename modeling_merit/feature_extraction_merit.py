@@ -1,0 +1,677 @@
+# Copyright 2026 The MERIT authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""ECG feature extractor for MERIT: the single place where ECG preprocessing lives.
+
+It turns raw ECGs (arrays or WFDB records, any lead order, any sampling rate, any length) into fixed-size model
+inputs. Everything it does is decided by its constructor arguments, which `save_pretrained` records in the
+(pre)processor config, so a checkpoint always carries the exact preprocessing it was trained with.
+"""
+
+import functools
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal as scipy_signal
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.utils import TensorType, is_torch_tensor, logging
+
+from .configuration_merit import CANONICAL_LEADS
+
+
+logger = logging.get_logger(__name__)
+
+KNOWN_EXTRA_LEAD_NAMES = (
+    "vx", "vy", "vz",  # Frank leads, e.g. the 15-lead records of the PTB Diagnostic ECG Database
+    "x", "y", "z",  # Frank / orthogonal leads under their short names
+    "v3r", "v4r", "v5r", "v6r",  # right-sided precordial leads
+    "v7", "v8", "v9",  # posterior leads
+    "mli", "mlii", "mliii",  # modified limb leads of Holter recordings (MIT-BIH)
+)  # fmt: skip
+"""Lead names that are valid ECG leads but not model inputs: they are ignored (logged at debug level)."""
+
+SCALING_MODES = ("per_lead_zscore", "per_record_zscore", "none")
+CROP_MODES = ("center", "random")
+NAN_POLICIES = ("interpolate", "zero")
+
+# The resampling factor target_rate / source_rate is approximated by a fraction up / down with down <= this bound.
+_MAX_RESAMPLING_DENOMINATOR = 1000
+# Standard deviations below this are treated as this value, so a flat lead scales to zeros instead of dividing by 0.
+_MIN_STD = 1e-8
+
+
+@functools.lru_cache(maxsize=32)
+def _bandpass_sos(low_hz: float, high_hz: float, order: int, sampling_rate: float) -> np.ndarray:
+    """Second-order sections of a Butterworth band-pass filter, shape `(n_sections, 6)`."""
+    return scipy_signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sampling_rate, output="sos")
+
+
+def _resampling_factors(source_rate: float, target_rate: float) -> tuple[int, int]:
+    """Returns `(up, down)` such that `up / down` approximates `target_rate / source_rate`."""
+    ratio = Fraction(target_rate / source_rate).limit_denominator(_MAX_RESAMPLING_DENOMINATOR)
+    if ratio.numerator == 0:
+        raise ValueError(
+            f"Cannot resample from {source_rate} Hz to {target_rate} Hz: the ratio is below "
+            f"1/{_MAX_RESAMPLING_DENOMINATOR}."
+        )
+    return ratio.numerator, ratio.denominator
+
+
+def _wfdb_record_name(path: str | os.PathLike) -> str:
+    """The WFDB record name (path without the `.hea` extension) of a header path or record name."""
+    path = os.fspath(path)
+    return path[: -len(".hea")] if path.endswith(".hea") else path
+
+
+def _read_wfdb_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
+    """Reads the physical signal of a WFDB record.
+
+    Args:
+        path (`str` or `os.PathLike`): a `.hea` header path, or the record name without extension.
+
+    Returns:
+        `tuple`: the signal as a float64 array of shape `(n_leads, n_samples)` in the header's physical units, the
+        sampling rate in Hz and the lead names from the header.
+    """
+    try:
+        import wfdb
+    except ImportError as error:
+        raise ImportError(
+            "Reading WFDB records needs the `wfdb` package: `pip install wfdb`. Alternatively, pass the signal as an "
+            "array together with `sampling_rate` and `lead_names`."
+        ) from error
+
+    record_name = _wfdb_record_name(path)
+    try:
+        signal, fields = wfdb.rdsamp(record_name)
+    except (OSError, ValueError, LookupError) as error:
+        raise ValueError(
+            f"Could not read the WFDB record {os.fspath(path)!r} (expected a readable header {record_name}.hea and "
+            f"the signal file(s) it names): {type(error).__name__}: {error}"
+        ) from error
+    return np.asarray(signal, dtype=np.float64).T, float(fields["fs"]), list(fields["sig_name"])
+
+
+@dataclass
+class _RawRecord:
+    """One input record before preprocessing.
+
+    Attributes:
+        signal (`np.ndarray` of shape `(n_leads, n_samples)`, float64): the signal as given.
+        sampling_rate (`float`): its sampling rate in Hz.
+        lead_names (`list[str]`): the name of each row of `signal`.
+        description (`str`): how to name the record in error messages.
+    """
+
+    signal: np.ndarray
+    sampling_rate: float
+    lead_names: list[str]
+    description: str
+
+
+class MeritFeatureExtractor(SequenceFeatureExtractor):
+    r"""
+    Constructs a MERIT ECG feature extractor.
+
+    For every record it applies, in this order:
+
+    1. **lead selection** — rows are mapped to `lead_names` by name, case-insensitively (`AVR`, `avr` and `aVR` are
+       the same lead). Leads whose name is listed in `ignored_lead_names` (by default the Frank leads `vx vy vz` and
+       other non-standard leads, see `KNOWN_EXTRA_LEAD_NAMES`), or that is a standard lead not in `lead_names`, are
+       dropped with a debug log. Any other name is an error, so a typo cannot silently drop a lead. Leads that are
+       absent, or whose samples are all NaN, are *missing*: they are filled with zeros and flagged 0 in `lead_mask`.
+    2. **NaN handling** — non-finite samples (NaN, ±inf) of the present leads are filled according to `nan_policy`:
+       `"interpolate"` (linear interpolation between the nearest finite samples, holding the first/last finite
+       value at the ends) or `"zero"` (replaced by 0 in input units). Their number is returned as `nan_samples`.
+    3. **resampling** to `sampling_rate` with a polyphase filter (`scipy.signal.resample_poly`, factor
+       `up / down` = target rate / source rate as a fraction with `down <= 1000`, `padtype="line"` so that a
+       baseline offset or drift causes no edge transient).
+    4. **band-pass filtering** (optional) with a zero-phase Butterworth filter (`scipy.signal.sosfiltfilt`, the
+       record extended at both ends by odd reflection over one period of the low cut-off) applied to the whole
+       resampled record, before cropping, so that crops and windows away from the record's ends carry no filter
+       edge effects.
+    5. **crop or pad** to `num_samples`: records longer than `num_samples` are cropped (`"center"` or `"random"`
+       crop) or, with `return_windows=True`, cut into sliding windows; shorter records are padded at the end with
+       `padding_value`.
+    6. **scaling** of each output row (`scaling`): `"per_lead_zscore"` (each lead to zero mean and unit standard
+       deviation), `"per_record_zscore"` (one mean and standard deviation over all present leads) or `"none"`.
+       Statistics are population statistics computed on the real samples of the present leads of that output row
+       only: zero-filled missing leads and end padding are neither used nor changed. Scaling comes last so that
+       the model always sees inputs with the statistics it was trained on, whatever the crop.
+
+    Output rows are float32 regardless of the input dtype. Integer inputs (e.g. int16 WFDB digital values) are taken
+    as they are: no gain or baseline is applied, so pass physical values when `scaling="none"` matters. WFDB records
+    given by path are read in physical units with `wfdb.rdsamp`.
+
+    Args:
+        feature_size (`int`, *optional*, defaults to 12):
+            Number of output leads; must equal `len(lead_names)`.
+        sampling_rate (`int` or `float`, *optional*, defaults to 100):
+            Sampling rate (Hz) of the model inputs; every record is resampled to it.
+        num_samples (`int`, *optional*, defaults to 1000):
+            Length (samples at `sampling_rate`) of each model input, e.g. 10 s at 100 Hz.
+        padding_value (`float`, *optional*, defaults to 0.0):
+            Value used to pad present leads of records shorter than `num_samples` (missing leads are always 0).
+        lead_names (`list[str]`, *optional*, defaults to `CANONICAL_LEADS`):
+            Output lead order: I, II, III, aVR, aVL, aVF, V1–V6.
+        ignored_lead_names (`list[str]`, *optional*, defaults to `KNOWN_EXTRA_LEAD_NAMES`):
+            Extra lead names (case-insensitive) that are dropped rather than rejected.
+        bandpass (`list[float]`, *optional*):
+            `[low_hz, high_hz]` of a zero-phase Butterworth band-pass filter, with
+            `0 < low_hz < high_hz < sampling_rate / 2`; `None` disables filtering.
+        filter_order (`int`, *optional*, defaults to 4):
+            Order of the Butterworth band-pass filter (applied forwards and backwards, so the effective order doubles).
+        scaling (`str`, *optional*, defaults to `"per_lead_zscore"`):
+            One of `"per_lead_zscore"`, `"per_record_zscore"`, `"none"` (see step 6 above).
+        crop (`str`, *optional*, defaults to `"center"`):
+            How records longer than `num_samples` are cropped: `"center"` or `"random"`; can be overridden per call.
+        nan_policy (`str`, *optional*, defaults to `"interpolate"`):
+            How non-finite samples are filled: `"interpolate"` or `"zero"` (see step 2 above).
+        window_stride (`int`, *optional*):
+            Step (samples at `sampling_rate`) between sliding windows when called with `return_windows=True`;
+            defaults to `num_samples` (non-overlapping windows).
+        return_lead_mask (`bool`, *optional*, defaults to `True`):
+            Whether to return `lead_mask`.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from modeling_merit import MeritFeatureExtractor
+
+    >>> feature_extractor = MeritFeatureExtractor(sampling_rate=100, num_samples=1000)
+    >>> ecg = np.random.default_rng(0).normal(size=(12, 5000))  # 10 s at 500 Hz, leads x time
+    >>> inputs = feature_extractor(ecg, sampling_rate=500, lead_names=["I", "II", "III", "AVR", "AVL", "AVF",
+    ...                                                                "V1", "V2", "V3", "V4", "V5", "V6"])
+    >>> inputs["input_values"].shape, inputs["lead_mask"].shape
+    ((1, 12, 1000), (1, 12))
+    ```
+    """
+
+    model_input_names = ["input_values", "lead_mask"]
+
+    def __init__(
+        self,
+        feature_size: int = 12,
+        sampling_rate: float = 100,
+        num_samples: int = 1000,
+        padding_value: float = 0.0,
+        lead_names: list[str] | None = None,
+        ignored_lead_names: list[str] | None = None,
+        bandpass: list[float] | None = None,
+        filter_order: int = 4,
+        scaling: str = "per_lead_zscore",
+        crop: str = "center",
+        nan_policy: str = "interpolate",
+        window_stride: int | None = None,
+        return_lead_mask: bool = True,
+        **kwargs,
+    ):
+        kwargs.setdefault("return_attention_mask", False)
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        self.num_samples = num_samples
+        self.lead_names = list(CANONICAL_LEADS if lead_names is None else lead_names)
+        self.ignored_lead_names = list(KNOWN_EXTRA_LEAD_NAMES if ignored_lead_names is None else ignored_lead_names)
+        self.bandpass = bandpass
+        self.filter_order = filter_order
+        self.scaling = scaling
+        self.crop = crop
+        self.nan_policy = nan_policy
+        self.window_stride = window_stride
+        self.return_lead_mask = return_lead_mask
+        self._validate_config()
+        if self.bandpass is not None:
+            self.bandpass = [float(cutoff) for cutoff in self.bandpass]
+
+    def _validate_config(self):
+        """Raises a `ValueError` naming the first constructor argument with an invalid value."""
+        if not _is_positive_number(self.sampling_rate):
+            raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {self.sampling_rate!r}.")
+        if not _is_positive_int(self.num_samples):
+            raise ValueError(f"`num_samples` must be a positive integer, got {self.num_samples!r}.")
+        if not _is_positive_int(self.feature_size):
+            raise ValueError(f"`feature_size` must be a positive integer, got {self.feature_size!r}.")
+        if not (_is_real_number(self.padding_value) and np.isfinite(self.padding_value)):
+            raise ValueError(f"`padding_value` must be a finite number, got {self.padding_value!r}.")
+        for argument, names in (("lead_names", self.lead_names), ("ignored_lead_names", self.ignored_lead_names)):
+            if not all(isinstance(name, str) and name.strip() for name in names):
+                raise ValueError(f"`{argument}` must be a list of non-empty strings, got {names!r}.")
+            if len({_normalise_lead_name(name) for name in names}) != len(names):
+                raise ValueError(f"`{argument}` must not repeat a lead (case-insensitively), got {names!r}.")
+        if len(self.lead_names) != self.feature_size:
+            raise ValueError(
+                f"`feature_size` ({self.feature_size}) must equal the number of `lead_names` "
+                f"({len(self.lead_names)}: {self.lead_names})."
+            )
+        overlap = {_normalise_lead_name(name) for name in self.lead_names} & {
+            _normalise_lead_name(name) for name in self.ignored_lead_names
+        }
+        if overlap:
+            raise ValueError(
+                f"`ignored_lead_names` must not contain output leads, but both contain {sorted(overlap)}."
+            )
+        if self.scaling not in SCALING_MODES:
+            raise ValueError(f"`scaling` must be one of {SCALING_MODES}, got {self.scaling!r}.")
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"`crop` must be one of {CROP_MODES}, got {self.crop!r}.")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
+        if self.window_stride is not None and not _is_positive_int(self.window_stride):
+            raise ValueError(f"`window_stride` must be a positive integer or None, got {self.window_stride!r}.")
+        if not _is_positive_int(self.filter_order):
+            raise ValueError(f"`filter_order` must be a positive integer, got {self.filter_order!r}.")
+        if self.bandpass is not None:
+            nyquist = self.sampling_rate / 2
+            is_valid = (
+                isinstance(self.bandpass, (list, tuple))
+                and len(self.bandpass) == 2
+                and all(_is_real_number(cutoff) for cutoff in self.bandpass)
+                and 0 < self.bandpass[0] < self.bandpass[1] < nyquist
+            )
+            if not is_valid:
+                raise ValueError(
+                    f"`bandpass` must be [low_hz, high_hz] with 0 < low_hz < high_hz < sampling_rate / 2 = {nyquist} "
+                    f"Hz (the Nyquist frequency of the target rate), got {self.bandpass!r}."
+                )
+
+    def __call__(
+        self,
+        ecg,
+        sampling_rate: float | list[float] | None = None,
+        lead_names: list[str] | list[list[str] | None] | None = None,
+        channels_last: bool = False,
+        return_tensors: str | TensorType | None = None,
+        crop: str | None = None,
+        return_windows: bool = False,
+        seed: int | None = None,
+        return_nan_counts: bool = False,
+    ) -> BatchFeature:
+        """
+        Preprocesses one or several ECG records.
+
+        Args:
+            ecg (`np.ndarray`, `torch.Tensor`, `str`, `os.PathLike` or a list of these):
+                One record or a list of records (of any lengths and sampling rates). A record is an array of shape
+                `(n_leads, n_samples)` (`(n_samples, n_leads)` with `channels_last=True`), or the path of a WFDB record
+                (its `.hea` header, or the record name without extension), read in physical units. A 3-d array of
+                shape `(batch, n_leads, n_samples)` is a batch of equally long records.
+            sampling_rate (`float` or `list[float]`, *optional*):
+                Sampling rate (Hz) of the records: one value for all, or one per record. Required for arrays; for
+                WFDB records it is read from the header and, if given, must agree with it (`None` entries of a
+                per-record list are allowed for WFDB records).
+            lead_names (`list[str]` or `list[list[str] | None]`, *optional*):
+                Name of each lead (row) of the records: one list for all, or one list per record. Matched to the
+                output leads case-insensitively. If omitted for an array with exactly `feature_size` leads, the
+                leads are assumed to be in the output order `self.lead_names`; otherwise it is required. For WFDB
+                records the header's names are used and, if given, must agree with them.
+            channels_last (`bool`, *optional*, defaults to `False`):
+                Whether arrays are laid out time x leads instead of leads x time (WFDB records are unaffected).
+            return_tensors (`str` or [`~utils.TensorType`], *optional*):
+                `"pt"` for PyTorch tensors, `"np"` (or `None`) for NumPy arrays.
+            crop (`str`, *optional*):
+                `"center"` or `"random"`; overrides `self.crop` for this call.
+            return_windows (`bool`, *optional*, defaults to `False`):
+                Cut every record into sliding windows of `num_samples` with step `window_stride` instead of taking
+                one crop. The windows start at 0, `window_stride`, ...; if they do not reach the end of the record,
+                one more window aligned with the record's end is added, so every sample is covered and no window
+                is padded (records shorter than `num_samples` give a single padded window).
+            seed (`int`, *optional*):
+                Seed of the random crop positions; `None` draws fresh positions on every call.
+            return_nan_counts (`bool`, *optional*, defaults to `False`):
+                Also return `nan_samples`. Off by default so that the output can be passed to a model as
+                `model(**features)`; filled samples are then reported by a warning.
+
+        Returns:
+            [`BatchFeature`] with, for `n_rows` output rows (one per record, or one per window):
+
+            - **input_values** (`(n_rows, feature_size, num_samples)`, float32) — the preprocessed signals;
+            - **lead_mask** (`(n_rows, feature_size)`, int64) — 1 where the lead was present, 0 where it was missing
+              and zero-filled (if `return_lead_mask`);
+            - **nan_samples** (`(n_rows,)`, int64) — number of non-finite input samples of the present leads of the
+              row's record that were filled (counted at the input sampling rate, over the whole record; only with
+              `return_nan_counts=True`, otherwise a warning reports them);
+            - **record_index** (`(n_rows,)`, int64) — index of the input record of each window (only with
+              `return_windows=True`).
+        """
+        crop = self.crop if crop is None else crop
+        if crop not in CROP_MODES:
+            raise ValueError(f"`crop` must be one of {CROP_MODES}, got {crop!r}.")
+
+        records = self._collect_records(ecg, sampling_rate, lead_names, channels_last)
+        signals, lead_masks, nan_samples = [], [], []
+        for record in records:
+            resampled, lead_mask, nan_count = self._clean_and_resample(record)
+            signals.append(resampled)
+            lead_masks.append(lead_mask)
+            nan_samples.append(nan_count)
+
+        record_index, starts = self._row_layout(
+            [signal.shape[1] for signal in signals], crop, return_windows, np.random.default_rng(seed)
+        )
+        input_values = np.full((len(starts), self.feature_size, self.num_samples), self.padding_value)
+        valid_length = np.empty(len(starts), dtype=np.int64)
+        for row, (index, start) in enumerate(zip(record_index, starts, strict=True)):
+            segment = signals[index][:, start : start + self.num_samples]
+            input_values[row, :, : segment.shape[1]] = segment
+            valid_length[row] = segment.shape[1]
+        lead_mask = np.stack(lead_masks)[record_index]
+        input_values[lead_mask == 0] = 0.0
+        self._scale(input_values, lead_mask, valid_length)
+
+        data = {"input_values": input_values.astype(np.float32)}
+        if self.return_lead_mask:
+            data["lead_mask"] = lead_mask
+        if return_nan_counts:
+            data["nan_samples"] = np.asarray(nan_samples, dtype=np.int64)[record_index]
+        elif any(nan_samples):
+            filled = {index: count for index, count in enumerate(nan_samples) if count}
+            logger.warning(
+                f"Filled non-finite samples ({self.nan_policy}) in {len(filled)} record(s) "
+                f"(record index: count) {filled}; pass `return_nan_counts=True` to get the counts per row."
+            )
+        if return_windows:
+            data["record_index"] = record_index
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _collect_records(self, ecg, sampling_rate, lead_names, channels_last: bool) -> list[_RawRecord]:
+        """Turns the accepted input forms into a list of records with their sampling rates and lead names."""
+        if _is_path(ecg) or _is_array(ecg):
+            items = [ecg]
+            if _is_array(ecg) and np.ndim(ecg) == 3:
+                items = list(ecg)
+        elif isinstance(ecg, (list, tuple)):
+            items = list(ecg)
+        else:
+            raise ValueError(
+                "`ecg` must be an array or tensor of shape (n_leads, n_samples), a path to a WFDB record, or a list "
+                f"of these, got {type(ecg).__name__}."
+            )
+        if not items:
+            raise ValueError("`ecg` is an empty list; expected at least one record.")
+
+        rates = _per_record(sampling_rate, len(items), "sampling_rate", _is_sequence_of_values(sampling_rate))
+        names = _per_record(lead_names, len(items), "lead_names", _is_per_record_lead_names(lead_names))
+
+        records = []
+        for index, (item, rate, item_lead_names) in enumerate(zip(items, rates, names, strict=True)):
+            description = f"record {index}" if len(items) > 1 else "the record"
+            if _is_path(item):
+                records.append(self._wfdb_record(item, rate, item_lead_names))
+            else:
+                records.append(self._array_record(item, rate, item_lead_names, channels_last, description))
+        return records
+
+    def _wfdb_record(self, path, sampling_rate, lead_names) -> _RawRecord:
+        """Reads a WFDB record and checks that explicitly given metadata agrees with its header."""
+        description = f"WFDB record {os.fspath(path)!r}"
+        signal, header_rate, header_lead_names = _read_wfdb_record(path)
+        if sampling_rate is not None and not np.isclose(float(sampling_rate), header_rate):
+            raise ValueError(
+                f"`sampling_rate`={sampling_rate} disagrees with the header of {description} ({header_rate} Hz); "
+                "omit it for WFDB records."
+            )
+        if lead_names is not None and [_normalise_lead_name(name) for name in lead_names] != [
+            _normalise_lead_name(name) for name in header_lead_names
+        ]:
+            raise ValueError(
+                f"`lead_names`={list(lead_names)} disagree with the header of {description} ({header_lead_names}); "
+                "omit them for WFDB records."
+            )
+        return self._checked_record(signal, header_rate, header_lead_names, description)
+
+    def _array_record(self, array, sampling_rate, lead_names, channels_last: bool, description: str) -> _RawRecord:
+        """Validates an array record and attaches its sampling rate and lead names."""
+        signal = _to_float64_array(array, description)
+        if signal.ndim != 2:
+            raise ValueError(
+                f"{description} has {signal.ndim} dimension(s) (shape {signal.shape}); expected 2: "
+                "(n_leads, n_samples), or (n_samples, n_leads) with channels_last=True."
+            )
+        if channels_last:
+            signal = signal.T
+        return self._checked_record(signal, sampling_rate, lead_names, description)
+
+    def _checked_record(self, signal: np.ndarray, sampling_rate, lead_names, description: str) -> _RawRecord:
+        """Checks what arrays and WFDB records share: a non-empty signal, a sampling rate, one name per lead.
+
+        Without `lead_names`, a record with exactly `feature_size` leads is taken to be in the order `lead_names`.
+        """
+        if signal.size == 0:
+            raise ValueError(
+                f"{description} is empty (shape {signal.shape}); expected at least one lead and one sample."
+            )
+        if sampling_rate is None:
+            raise ValueError(f"`sampling_rate` is required for {description}: pass the rate in Hz it was recorded at.")
+        if not _is_positive_number(sampling_rate):
+            raise ValueError(
+                f"`sampling_rate` of {description} must be a positive number of Hz, got {sampling_rate!r}."
+            )
+        if lead_names is None:
+            if signal.shape[0] != self.feature_size:
+                raise ValueError(
+                    f"`lead_names` is required for {description}: it has {signal.shape[0]} leads (shape "
+                    f"{signal.shape}, leads first), and only a record with exactly {self.feature_size} leads is "
+                    f"assumed to be in the order {self.lead_names}."
+                )
+            logger.debug(f"No lead_names for {description}; assuming the order {self.lead_names}.")
+            lead_names = self.lead_names
+        if isinstance(lead_names, str) or len(lead_names) != signal.shape[0]:
+            raise ValueError(
+                f"`lead_names` of {description} has {1 if isinstance(lead_names, str) else len(lead_names)} name(s) "
+                f"but the record has {signal.shape[0]} leads (shape {signal.shape}, leads first); expected one name "
+                "per lead (use channels_last=True if time is the first axis)."
+            )
+        return _RawRecord(signal, float(sampling_rate), list(lead_names), description)
+
+    def _match_leads(self, record: _RawRecord) -> tuple[list[int], list[int]]:
+        """Maps the record's leads to output leads.
+
+        Returns:
+            `tuple[list[int], list[int]]`: for each kept lead, its row in the record and its row in the output.
+        """
+        output_index = {_normalise_lead_name(name): index for index, name in enumerate(self.lead_names)}
+        ignorable = {
+            _normalise_lead_name(name) for name in (*self.ignored_lead_names, *CANONICAL_LEADS)
+        } - output_index.keys()
+        source_rows, output_rows, ignored = [], [], []
+        first_seen = {}
+        for row, name in enumerate(record.lead_names):
+            if not isinstance(name, str):
+                raise ValueError(f"Lead names of {record.description} must be strings, got {name!r}.")
+            key = _normalise_lead_name(name)
+            if key in output_index:
+                if key in first_seen:
+                    raise ValueError(
+                        f"Duplicate lead in {record.description}: {record.lead_names[first_seen[key]]!r} and {name!r} "
+                        f"are both lead {self.lead_names[output_index[key]]!r} (names are case-insensitive); "
+                        "expected each lead at most once."
+                    )
+                first_seen[key] = row
+                source_rows.append(row)
+                output_rows.append(output_index[key])
+            elif key in ignorable:
+                ignored.append(name)
+            else:
+                raise ValueError(
+                    f"Unknown lead name {name!r} in {record.description}; expected one of {self.lead_names} "
+                    f"(case-insensitive) or an ignored extra lead {sorted(ignorable)}."
+                )
+        if ignored:
+            logger.debug(f"Ignoring the extra leads {ignored} of {record.description}.")
+        if not source_rows:
+            raise ValueError(
+                f"None of the leads {record.lead_names} of {record.description} is one of {self.lead_names}."
+            )
+        return source_rows, output_rows
+
+    def _clean_and_resample(self, record: _RawRecord) -> tuple[np.ndarray, np.ndarray, int]:
+        """Applies steps 1–4 (lead selection, NaN handling, resampling, band-pass) to one record.
+
+        Returns:
+            `tuple`: the signal of shape `(feature_size, n_resampled)` with zero rows for missing leads, the lead mask
+            of shape `(feature_size,)` (int64) and the number of non-finite samples that were filled.
+        """
+        source_rows, output_rows = self._match_leads(record)
+        signal = record.signal[source_rows]
+        finite = np.isfinite(signal)
+        has_data = finite.any(axis=1)
+        if not has_data.any():
+            raise ValueError(
+                f"{record.description} has no finite sample in any of its leads {record.lead_names}; expected a "
+                "signal that is not entirely NaN."
+            )
+        signal, finite = signal[has_data], finite[has_data]
+        output_rows = np.asarray(output_rows)[has_data]
+        nan_count = int(signal.size - np.count_nonzero(finite))
+        if nan_count:
+            signal = self._fill_non_finite(signal, finite)
+
+        up, down = _resampling_factors(record.sampling_rate, self.sampling_rate)
+        if up != down:
+            # "line" extrapolation needs two samples; a one-sample record is simply held constant.
+            padtype = "line" if signal.shape[1] > 1 else "edge"
+            signal = scipy_signal.resample_poly(signal, up, down, axis=1, padtype=padtype)
+        if self.bandpass is not None:
+            sos = _bandpass_sos(*self.bandpass, self.filter_order, float(self.sampling_rate))
+            # Odd extension by one period of the low cut-off (scipy's default of a few samples leaves large edge
+            # transients of a slow drift).
+            padlen = min(round(self.sampling_rate / self.bandpass[0]), signal.shape[1] - 1)
+            signal = scipy_signal.sosfiltfilt(sos, signal, axis=1, padlen=padlen)
+
+        full = np.zeros((self.feature_size, signal.shape[1]))
+        full[output_rows] = signal
+        lead_mask = np.zeros(self.feature_size, dtype=np.int64)
+        lead_mask[output_rows] = 1
+        return full, lead_mask, nan_count
+
+    def _fill_non_finite(self, signal: np.ndarray, finite: np.ndarray) -> np.ndarray:
+        """Fills the non-finite samples of `signal` (shape `(n_leads, n_samples)`) according to `nan_policy`."""
+        signal = signal.copy()
+        if self.nan_policy == "zero":
+            signal[~finite] = 0.0
+            return signal
+        positions = np.arange(signal.shape[1])
+        for lead in np.flatnonzero(~finite.all(axis=1)):
+            valid = finite[lead]
+            signal[lead, ~valid] = np.interp(positions[~valid], positions[valid], signal[lead, valid])
+        return signal
+
+    def _row_layout(
+        self, lengths: list[int], crop: str, return_windows: bool, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Chooses the output rows: the record each row comes from and its first sample.
+
+        Args:
+            lengths (`list[int]`): length of each resampled record.
+
+        Returns:
+            `tuple[np.ndarray, np.ndarray]`: `record_index` and `start`, both int64 of shape `(n_rows,)`.
+        """
+        record_index, starts = [], []
+        for index, length in enumerate(lengths):
+            spare = max(length - self.num_samples, 0)
+            if return_windows:
+                stride = self.window_stride or self.num_samples
+                record_starts = list(range(0, spare + 1, stride))
+                if record_starts[-1] != spare:
+                    record_starts.append(spare)
+            elif crop == "random":
+                record_starts = [int(rng.integers(0, spare + 1))]
+            else:
+                record_starts = [spare // 2]
+            record_index.extend([index] * len(record_starts))
+            starts.extend(record_starts)
+        return np.asarray(record_index, dtype=np.int64), np.asarray(starts, dtype=np.int64)
+
+    def _scale(self, input_values: np.ndarray, lead_mask: np.ndarray, valid_length: np.ndarray):
+        """Scales `input_values` (shape `(n_rows, n_leads, num_samples)`) in place, using only real samples.
+
+        Args:
+            lead_mask (`np.ndarray` of shape `(n_rows, n_leads)`): 1 for present leads.
+            valid_length (`np.ndarray` of shape `(n_rows,)`): number of real (unpadded) samples of each row.
+        """
+        if self.scaling == "none":
+            return
+        real = (lead_mask[:, :, None] == 1) & (np.arange(self.num_samples) < valid_length[:, None])[:, None, :]
+        axes = (2,) if self.scaling == "per_lead_zscore" else (1, 2)
+        count = np.maximum(real.sum(axis=axes, keepdims=True), 1)
+        mean = np.where(real, input_values, 0.0).sum(axis=axes, keepdims=True) / count
+        centred = input_values - mean
+        std = np.sqrt(np.where(real, centred**2, 0.0).sum(axis=axes, keepdims=True) / count)
+        np.copyto(input_values, centred / np.maximum(std, _MIN_STD), where=real)
+
+
+def _normalise_lead_name(name: str) -> str:
+    """Case- and whitespace-insensitive key of a lead name (`" AVR"`, `"avr"` and `"aVR"` give `"avr"`)."""
+    return name.strip().lower()
+
+
+def _is_real_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_positive_number(value) -> bool:
+    return _is_real_number(value) and bool(np.isfinite(value)) and value > 0
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, np.ndarray) or is_torch_tensor(value)
+
+
+def _is_sequence_of_values(value) -> bool:
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
+def _is_per_record_lead_names(lead_names) -> bool:
+    """Whether `lead_names` is one list per record (rather than one list of names shared by all records)."""
+    return isinstance(lead_names, (list, tuple)) and any(
+        name is None or isinstance(name, (list, tuple)) for name in lead_names
+    )
+
+
+def _per_record(value, batch_size: int, argument: str, is_per_record: bool) -> list:
+    """Broadcasts a call argument given once for all records to one value per record."""
+    if not is_per_record:
+        return [value] * batch_size
+    if len(value) != batch_size:
+        raise ValueError(
+            f"`{argument}` has {len(value)} entries but `ecg` has {batch_size} records; expected one each."
+        )
+    return list(value)
+
+
+def _to_float64_array(array, description: str) -> np.ndarray:
+    """Converts a NumPy array, torch tensor or nested list to a float64 NumPy array."""
+    if is_torch_tensor(array):
+        array = array.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(array)
+    except ValueError as error:
+        raise ValueError(f"{description} is not a rectangular numeric array: {error}") from error
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{description} has dtype {array.dtype}; expected integer or floating-point samples.")
+    return array.astype(np.float64, copy=False)
+
+
+__all__ = ["MeritFeatureExtractor", "KNOWN_EXTRA_LEAD_NAMES"]

@@ -1,0 +1,1004 @@
+# Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch MERIT: a per-lead patch transformer ECG encoder, pretrained by masked ECG modelling and ECG-report
+contrastive alignment (arXiv 2605.27583).
+
+Shape conventions used in the docstrings:
+    B = batch size, L = number of leads (12), T = samples per lead (`config.num_samples`),
+    P = `config.patch_size`, N = T // P patches per lead, K = visible patches per lead (N, or
+    `config.num_patches_to_keep` when masking), S = L * (K + 2) encoder tokens (each lead: separator, K patches,
+    separator), H = encoder width, E = `projection_dim`.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput, logging
+
+from .configuration_merit import MeritConfig, MeritECGConfig
+
+
+logger = logging.get_logger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MeritECGModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(B, S, H)`):
+        Final (LayerNorm-ed) token states, lead-major: tokens `l * (K + 2)` to `(l + 1) * (K + 2) - 1` belong to lead
+        `l`, the first and last of them being its separator tokens. Tokens of missing leads carry no meaning.
+    pooler_output (`torch.FloatTensor` of shape `(B, H)`):
+        Mean of the patch tokens of the present leads (separators excluded), followed by a LayerNorm.
+    mask (`torch.FloatTensor` of shape `(B, L, N)`, *optional*):
+        Returned when masking was applied: 1 for a hidden patch, 0 for a visible one.
+    ids_restore (`torch.LongTensor` of shape `(B, L, N)`, *optional*):
+        Returned when masking was applied: for each lead, the permutation that puts the shuffled patches back in
+        time order.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The embeddings and the output of every layer, each `(B, S, H)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MeritOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
+        Symmetric ECG-text contrastive loss (mean of the ECG->text and text->ECG cross-entropies).
+    logits_per_ecg (`torch.FloatTensor` of shape `(B, B_all)`):
+        Scaled cosine similarities between the ECGs of this batch and the reports of the (global, in a distributed
+        run with `B_all = world_size * B`) batch.
+    logits_per_text (`torch.FloatTensor` of shape `(B, B_all)`):
+        Scaled cosine similarities between the reports of this batch and the ECGs of the (global) batch.
+    ecg_embeds (`torch.FloatTensor` of shape `(B, E)`):
+        L2-normalised projected ECG embeddings.
+    text_embeds (`torch.FloatTensor` of shape `(B, E)`):
+        L2-normalised projected report embeddings.
+    ecg_model_output ([`MeritECGModelOutput`]):
+        Output of the ECG tower.
+    text_model_output (`ModelOutput`):
+        Output of the text tower.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_ecg: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    ecg_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    ecg_model_output: MeritECGModelOutput | None = None
+    text_model_output: ModelOutput | None = None
+
+    def to_tuple(self):
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
+
+
+@dataclass
+class MeritForPreTrainingOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`):
+        `reconstruction_loss_weight * reconstruction_loss + contrastive_loss_weight * contrastive_loss` (the
+        contrastive term only when reports were given).
+    reconstruction_loss (`torch.FloatTensor` of shape `()`):
+        Mean squared error over the hidden patches of the present leads.
+    contrastive_loss (`torch.FloatTensor` of shape `()`, *optional*):
+        Symmetric ECG-report InfoNCE loss on `config.contrastive_view`; `None` without reports.
+    logits_per_ecg (`torch.FloatTensor` of shape `(B, B_all)`, *optional*):
+        See [`MeritOutput`].
+    logits_per_text (`torch.FloatTensor` of shape `(B, B_all)`, *optional*):
+        See [`MeritOutput`].
+    ecg_embeds (`torch.FloatTensor` of shape `(B, E)`, *optional*):
+        L2-normalised projected ECG embeddings of the contrastive view.
+    text_embeds (`torch.FloatTensor` of shape `(B, E)`, *optional*):
+        L2-normalised projected report embeddings.
+    reconstruction (`torch.FloatTensor` of shape `(B, L, N, P)`):
+        Predicted patches (every patch, visible ones included; the loss uses the hidden ones).
+    mask (`torch.FloatTensor` of shape `(B, L, N)`):
+        1 for a hidden patch, 0 for a visible one.
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    logits_per_ecg: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    ecg_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def sincos_position_table(num_positions: int, dim: int) -> torch.Tensor:
+    """Fixed 1-D sine-cosine position embeddings of shape `(num_positions, dim)` (`dim` must be even)."""
+    if dim % 2 != 0:
+        raise ValueError(f"Sine-cosine position embeddings need an even width, got {dim}.")
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    frequencies = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+    angles = positions * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def random_lead_masking(
+    num_leads_batch: tuple[int, int], num_patches: int, num_keep: int, noise: torch.Tensor | None, device
+) -> tuple[torch.LongTensor, torch.FloatTensor, torch.LongTensor]:
+    """
+    Independent random masking of the patches of every lead.
+
+    Args:
+        num_leads_batch: `(B, L)`.
+        num_patches: N, patches per lead.
+        num_keep: K, visible patches per lead.
+        noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): the patches with the K smallest values stay
+            visible; uniform random noise when `None`. Passing it makes masking deterministic.
+
+    Returns:
+        ids_keep `(B, L, K)` (indices of the visible patches, in time order), mask `(B, L, N)` (1 = hidden) and
+        ids_restore `(B, L, N)`.
+    """
+    batch_size, num_leads = num_leads_batch
+    if noise is None:
+        noise = torch.rand(batch_size, num_leads, num_patches, device=device)
+    elif noise.shape != (batch_size, num_leads, num_patches):
+        raise ValueError(
+            f"`noise` must have shape (batch, leads, patches) = {(batch_size, num_leads, num_patches)}, "
+            f"got {tuple(noise.shape)}."
+        )
+    ids_shuffle = torch.argsort(noise.to(device), dim=-1)
+    ids_restore = torch.argsort(ids_shuffle, dim=-1)
+    mask = torch.ones(batch_size, num_leads, num_patches, device=device)
+    mask.scatter_(-1, ids_shuffle[..., :num_keep], 0.0)
+    return visible_patch_indices(mask, num_keep), mask, ids_restore
+
+
+def visible_patch_indices(mask: torch.Tensor, num_keep: int) -> torch.LongTensor:
+    """Indices `(B, L, K)` of the visible patches (mask == 0), in time order, from a `(B, L, N)` patch mask."""
+    return torch.argsort(mask, dim=-1, stable=True)[..., :num_keep]
+
+
+class MeritECGEmbeddings(nn.Module):
+    """Patch, lead and time embeddings of the ECG tokens, plus the separator tokens at both ends of each lead."""
+
+    def __init__(self, config: MeritECGConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embedding = nn.Linear(config.patch_size, config.hidden_size)
+        self.lead_embedding = nn.Parameter(torch.zeros(config.num_leads, config.hidden_size))
+        self.separator_token = nn.Parameter(torch.zeros(config.hidden_size))
+        # positions 0 and N + 1 are the separators, 1..N the patches
+        self.register_buffer(
+            "time_position_embedding",
+            sincos_position_table(config.num_patches_per_lead + 2, config.hidden_size),
+            persistent=False,
+        )
+
+    def forward(
+        self, patches: torch.Tensor, ids_keep: torch.LongTensor | None = None
+    ) -> torch.Tensor:
+        """
+        Args:
+            patches (`torch.FloatTensor` of shape `(B, L, N, P)`): the patchified ECG.
+            ids_keep (`torch.LongTensor` of shape `(B, L, K)`, *optional*): visible patches; all when `None`.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, L, K + 2, H)`: per lead, separator, visible patches, separator.
+        """
+        batch_size, num_leads, num_patches, _ = patches.shape
+        lead = self.lead_embedding[None, :, None, :]
+        tokens = self.patch_embedding(patches) + self.time_position_embedding[1 : num_patches + 1] + lead
+        if ids_keep is not None:
+            tokens = torch.gather(tokens, 2, ids_keep[..., None].expand(-1, -1, -1, tokens.shape[-1]))
+        start = self.separator_token + self.time_position_embedding[0] + lead
+        end = self.separator_token + self.time_position_embedding[num_patches + 1] + lead
+        start = start.expand(batch_size, num_leads, 1, -1)
+        end = end.expand(batch_size, num_leads, 1, -1)
+        return torch.cat([start, tokens, end], dim=2)
+
+
+def eager_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float
+) -> torch.Tensor:
+    """Plain softmax(QK^T / sqrt(d)) V; the same contract as `F.scaled_dot_product_attention` with a boolean mask."""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    probabilities = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
+    return probabilities @ value
+
+
+class MeritAttention(nn.Module):
+    """Multi-head self-attention over `(B, S, D)` tokens; SDPA by default, `eager` as the plain reference."""
+
+    def __init__(self, config: MeritECGConfig, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
+        self.output = nn.Linear(hidden_size, hidden_size)
+        self.dropout = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            hidden_states (`torch.FloatTensor` of shape `(B, S, D)`).
+            attention_mask (`torch.BoolTensor` of shape `(B, 1, 1, S)`, *optional*): True for keys that may be
+                attended to.
+        """
+        batch_size, seq_len, width = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        dropout = self.dropout if self.training else 0.0
+        if getattr(self.config, "_attn_implementation", None) == "eager":
+            context = eager_attention(query, key, value, attention_mask, dropout)
+        else:
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+        return self.output(context.transpose(1, 2).reshape(batch_size, seq_len, width))
+
+
+class MeritLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block (attention + MLP) used by the encoder and the decoder."""
+
+    def __init__(self, config: MeritECGConfig, hidden_size: int, num_heads: int, intermediate_size: int):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.attention = MeritAttention(config, hidden_size, num_heads)
+        self.mlp_norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.mlp_in = nn.Linear(hidden_size, intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.mlp_out = nn.Linear(intermediate_size, hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`(B, S, D)` -> `(B, S, D)`; `attention_mask` as in [`MeritAttention`]."""
+        hidden_states = hidden_states + self.dropout(self.attention(self.attention_norm(hidden_states), attention_mask))
+        mlp = self.mlp_out(self.activation(self.mlp_in(self.mlp_norm(hidden_states))))
+        return hidden_states + self.dropout(mlp)
+
+
+def key_padding_mask(token_lead_present: torch.Tensor) -> torch.Tensor | None:
+    """`(B, S)` bool (True = token of a present lead) -> `(B, 1, 1, S)` attention mask, or `None` when all present."""
+    if bool(token_lead_present.all()):
+        return None
+    return token_lead_present[:, None, None, :]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Pretrained base
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class MeritPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading conventions shared by the MERIT models."""
+
+    config_class = MeritConfig
+    base_model_prefix = "merit"
+    main_input_name = "input_values"
+    input_modalities = ("ecg", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["MeritLayer"]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with an `auto_map` that names every MERIT Auto class of this config.
+
+        `auto_map` otherwise records only the class being saved, so a pretraining checkpoint could not be opened
+        with `AutoModel.from_pretrained(path, trust_remote_code=True)`.
+        """
+        if isinstance(self.config, MeritConfig):
+            auto_map = {
+                "AutoConfig": "configuration_merit.MeritConfig",
+                "AutoModel": "modeling_merit.MeritModel",
+                "AutoModelForPreTraining": "modeling_merit.MeritForPreTraining",
+            }
+        else:
+            auto_map = {"AutoConfig": "configuration_merit.MeritECGConfig", "AutoModel": "modeling_merit.MeritECGModel"}
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then re-applies the config's freezing policy.
+
+        Loading replaces the parameters with new ones (all trainable), so `requires_grad` set at construction time
+        does not survive it.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.apply_freezing()
+        return loaded
+
+    def apply_freezing(self) -> None:
+        """Sets `requires_grad` according to the config's freezing options (nothing to freeze by default)."""
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        ecg_config = self.config.ecg_config if isinstance(self.config, MeritConfig) else self.config
+        std = ecg_config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, MeritECGEmbeddings):
+            init.trunc_normal_(module.lead_embedding, std=std)
+            init.trunc_normal_(module.separator_token, std=std)
+            init.copy_(module.time_position_embedding, sincos_position_table(*module.time_position_embedding.shape))
+        elif isinstance(module, MeritDecoder):
+            init.trunc_normal_(module.mask_token, std=std)
+            init.trunc_normal_(module.lead_embedding, std=std)
+            init.copy_(module.time_position_embedding, sincos_position_table(*module.time_position_embedding.shape))
+        elif isinstance(module, MeritModel):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ECG tower
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class MeritECGModel(MeritPreTrainedModel):
+    r"""
+    The MERIT ECG encoder: a per-lead patch transformer over 12-lead ECGs of shape `(B, 12, num_samples)`.
+
+    Tokens of missing leads (`lead_mask == 0`) are excluded from attention (as keys) and from pooling, and their
+    input samples are replaced by zeros first, so whatever a missing lead contains cannot change the output.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_merit import MeritECGConfig, MeritECGModel
+
+    >>> model = MeritECGModel(MeritECGConfig.from_preset("tiny"))
+    >>> out = model(torch.randn(2, 12, 1000))
+    >>> out.pooler_output.shape
+    torch.Size([2, 64])
+    ```
+    """
+
+    config_class = MeritECGConfig
+    base_model_prefix = "ecg_model"
+    input_modalities = ("ecg",)
+
+    def __init__(self, config: MeritECGConfig):
+        super().__init__(config)
+        self.embeddings = MeritECGEmbeddings(config)
+        self.layers = nn.ModuleList(
+            MeritLayer(config, config.hidden_size, config.num_attention_heads, config.intermediate_size)
+            for _ in range(config.num_hidden_layers)
+        )
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def patchify(self, input_values: torch.Tensor) -> torch.Tensor:
+        """`(B, L, T)` -> `(B, L, N, P)`; raises a `ValueError` quoting expected vs actual sizes."""
+        if input_values.dim() != 3:
+            raise ValueError(
+                f"`input_values` must have 3 dimensions (batch, leads, samples), got shape {tuple(input_values.shape)}."
+            )
+        _, num_leads, num_samples = input_values.shape
+        if num_leads != self.config.num_leads or num_samples != self.config.num_samples:
+            raise ValueError(
+                f"`input_values` must have {self.config.num_leads} leads x {self.config.num_samples} samples "
+                f"(config.num_leads x config.num_samples), got {num_leads} x {num_samples}. "
+                "Use the MERIT processor to reorder, resample and crop/pad ECGs."
+            )
+        return input_values.unflatten(-1, (self.config.num_patches_per_lead, self.config.patch_size))
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """`(B, L, N, P)` -> `(B, L, T)`; raises a `ValueError` quoting expected vs actual sizes."""
+        expected = (self.config.num_leads, self.config.num_patches_per_lead, self.config.patch_size)
+        if patches.dim() != 4 or tuple(patches.shape[1:]) != expected:
+            raise ValueError(f"`patches` must have shape (batch, {', '.join(map(str, expected))}), got {tuple(patches.shape)}.")
+        return patches.flatten(-2)
+
+    def _checked_lead_mask(self, input_values: torch.Tensor, lead_mask: torch.Tensor | None) -> torch.Tensor:
+        """Validates `lead_mask` `(B, L)` and returns it as bool (all True when `None`)."""
+        batch_size, num_leads = input_values.shape[:2]
+        if lead_mask is None:
+            return torch.ones(batch_size, num_leads, dtype=torch.bool, device=input_values.device)
+        if tuple(lead_mask.shape) != (batch_size, num_leads):
+            raise ValueError(
+                f"`lead_mask` must have shape (batch, leads) = {(batch_size, num_leads)}, got {tuple(lead_mask.shape)}."
+            )
+        lead_mask = lead_mask.to(device=input_values.device).bool()
+        if not bool(lead_mask.any(dim=1).all()):
+            empty = torch.nonzero(~lead_mask.any(dim=1)).flatten().tolist()
+            raise ValueError(f"`lead_mask` marks every lead as missing for batch item(s) {empty}.")
+        return lead_mask
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        lead_mask: torch.Tensor | None = None,
+        apply_masking: bool = False,
+        noise: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MeritECGModelOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`):
+                Preprocessed ECGs from [`MeritFeatureExtractor`] (canonical lead order, model rate and length).
+            lead_mask (`torch.LongTensor` or `torch.BoolTensor` of shape `(B, L)`, *optional*):
+                1 for a recorded lead, 0 for a missing one. All leads present when `None`.
+            apply_masking (`bool`, *optional*, defaults to `False`):
+                Hide `config.mask_ratio` of the patches of every lead (masked ECG modelling); the output then also
+                has `mask` and `ids_restore`.
+            noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*):
+                Makes the masking deterministic (see [`random_lead_masking`]); implies `apply_masking=True`.
+            output_hidden_states (`bool`, *optional*):
+                Also return the input and output of every layer.
+            return_dict (`bool`, *optional*):
+                Return a [`MeritECGModelOutput`] rather than a tuple.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        patches = self.patchify(input_values)
+        lead_mask = self._checked_lead_mask(input_values, lead_mask)
+        patches = torch.where(lead_mask[:, :, None, None], patches, torch.zeros((), dtype=patches.dtype, device=patches.device))
+        batch_size, num_leads, num_patches, _ = patches.shape
+
+        mask = ids_restore = ids_keep = None
+        if apply_masking or noise is not None:
+            ids_keep, mask, ids_restore = random_lead_masking(
+                (batch_size, num_leads), num_patches, self.config.num_patches_to_keep, noise, patches.device
+            )
+        tokens = self.embeddings(patches, ids_keep)  # (B, L, K + 2, H)
+        tokens_per_lead = tokens.shape[2]
+        hidden_states = tokens.flatten(1, 2)
+        token_present = lead_mask[:, :, None].expand(-1, -1, tokens_per_lead).flatten(1)
+        attention_mask = key_padding_mask(token_present)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        hidden_states = self.layernorm(hidden_states)
+
+        patch_tokens = hidden_states.unflatten(1, (num_leads, tokens_per_lead))[:, :, 1:-1]  # (B, L, K, H)
+        weights = lead_mask[:, :, None, None].to(patch_tokens.dtype)
+        pooled = (patch_tokens * weights).sum(dim=(1, 2)) / (weights.sum(dim=(1, 2)) * patch_tokens.shape[2])
+        pooled = self.pooler_norm(pooled)
+
+        output = MeritECGModelOutput(
+            last_hidden_state=hidden_states,
+            pooler_output=pooled,
+            mask=mask,
+            ids_restore=ids_restore,
+            hidden_states=all_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MeritDecoder(nn.Module):
+    """Light transformer that reconstructs every patch from the visible tokens of the masked encoder pass."""
+
+    def __init__(self, config: MeritECGConfig):
+        super().__init__()
+        self.config = config
+        width = config.decoder_hidden_size
+        self.embed = nn.Linear(config.hidden_size, width)
+        self.mask_token = nn.Parameter(torch.zeros(width))
+        self.lead_embedding = nn.Parameter(torch.zeros(config.num_leads, width))
+        self.register_buffer(
+            "time_position_embedding", sincos_position_table(config.num_patches_per_lead + 2, width), persistent=False
+        )
+        self.layers = nn.ModuleList(
+            MeritLayer(config, width, config.decoder_num_attention_heads, config.decoder_intermediate_size)
+            for _ in range(config.decoder_num_hidden_layers)
+        )
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.prediction = nn.Linear(width, config.patch_size)
+
+    def forward(
+        self, encoder_hidden_states: torch.Tensor, ids_keep: torch.LongTensor, lead_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Args:
+            encoder_hidden_states (`torch.FloatTensor` of shape `(B, S, H)`): output of the masked encoder pass.
+            ids_keep (`torch.LongTensor` of shape `(B, L, K)`): the visible patches.
+            lead_mask (`torch.BoolTensor` of shape `(B, L)`).
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, L, N, P)`: the predicted patches.
+        """
+        batch_size, num_leads, num_keep = ids_keep.shape
+        num_patches = self.config.num_patches_per_lead
+        tokens = self.embed(encoder_hidden_states).unflatten(1, (num_leads, num_keep + 2))
+        patches = self.mask_token.expand(batch_size, num_leads, num_patches, -1).clone()
+        patches = patches.scatter(2, ids_keep[..., None].expand(-1, -1, -1, tokens.shape[-1]), tokens[:, :, 1:-1])
+        hidden_states = torch.cat([tokens[:, :, :1], patches, tokens[:, :, -1:]], dim=2)
+        hidden_states = hidden_states + self.time_position_embedding + self.lead_embedding[None, :, None, :]
+
+        if self.config.decoder_mode == "lead_wise":
+            hidden_states, attention_mask = hidden_states.flatten(0, 1), None
+        else:
+            hidden_states = hidden_states.flatten(1, 2)
+            attention_mask = key_padding_mask(lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1))
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask)
+        hidden_states = self.norm(hidden_states).reshape(batch_size, num_leads, num_patches + 2, -1)
+        return self.prediction(hidden_states[:, :, 1:-1])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ECG-text model
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, int]:
+    """
+    Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
+
+    With `with_grad`, gradients flow back to every process's slice (`torch.distributed.nn.all_gather`); without it
+    only this process's slice is differentiable. Returns the gathered `(world_size * B, ...)` tensor and this
+    process's rank (0 and the input itself outside a distributed run).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor, 0
+    rank = dist.get_rank()
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        gathered = list(all_gather(tensor))
+    else:
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.detach().contiguous())
+        gathered[rank] = tensor
+    return torch.cat(gathered, dim=0), rank
+
+
+def contrastive_logits_and_loss(
+    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, gather_with_grad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    Symmetric InfoNCE between L2-normalised ECG and report embeddings `(B, E)`; pair `i` is the positive of row `i`.
+
+    In a distributed run, the negatives are the embeddings of every process. Returns `(loss, logits_per_ecg,
+    logits_per_text)`, the logits of shape `(B, B_all)`.
+    """
+    all_ecg, rank = gather_across_processes(ecg_embeds, gather_with_grad)
+    all_text, _ = gather_across_processes(text_embeds, gather_with_grad)
+    scale = logit_scale.exp()
+    logits_per_ecg = scale * ecg_embeds @ all_text.t()
+    logits_per_text = scale * text_embeds @ all_ecg.t()
+    targets = torch.arange(ecg_embeds.shape[0], device=ecg_embeds.device) + rank * ecg_embeds.shape[0]
+    loss = (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
+    return loss, logits_per_ecg, logits_per_text
+
+
+class MeritModel(MeritPreTrainedModel):
+    r"""
+    The MERIT dual encoder: the ECG tower, a BERT-like text tower and linear projections into a shared space,
+    with a learnable temperature. `get_ecg_features` is what a downstream user of the ECG encoder needs.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_merit import MeritConfig, MeritModel
+
+    >>> model = MeritModel(MeritConfig.from_preset("tiny"))
+    >>> ecg = torch.randn(2, 12, 1000)
+    >>> input_ids = torch.randint(1000, 2000, (2, 8))
+    >>> out = model(input_values=ecg, input_ids=input_ids, return_loss=True)
+    >>> out.logits_per_ecg.shape
+    torch.Size([2, 2])
+    ```
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+
+    def __init__(self, config: MeritConfig):
+        super().__init__(config)
+        self.ecg_model = MeritECGModel._from_config(config.ecg_config)
+        self.text_model = AutoModel.from_config(config.text_config, **self._text_model_kwargs(config))
+        self.ecg_projection = nn.Linear(config.ecg_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+        self.apply_freezing()
+
+    @staticmethod
+    def _text_model_kwargs(config: MeritConfig) -> dict:
+        # BERT-like models build a pooler by default; it must not exist unless it is used, or it would be a
+        # parameter without gradient (DDP fails on those).
+        if config.text_config.model_type in {"bert", "roberta", "xlm-roberta", "electra", "camembert"}:
+            return {"add_pooling_layer": config.text_pooling == "pooler"}
+        return {}
+
+    def frozen_text_parameter_names(self) -> list[str]:
+        """Names (within `text_model`) of the text parameters that `config.text_freeze` freezes."""
+        policy = self.config.text_freeze
+        names = [name for name, _ in self.text_model.named_parameters()]
+        if policy == "none":
+            return []
+        if policy == "all":
+            return names
+        prefixes = (self._text_embeddings_prefix(),) + tuple(
+            f"{self._text_layers_prefix()}.{index}." for index in range(policy)
+        )
+        return [name for name in names if name.startswith(prefixes)]
+
+    def _text_embeddings_prefix(self) -> str:
+        """Parameter-name prefix of the module holding the text input embeddings (e.g. `embeddings.` for BERT)."""
+        word_embeddings = self.text_model.get_input_embeddings()
+        module_name = next(name for name, module in self.text_model.named_modules() if module is word_embeddings)
+        return (module_name.rsplit(".", 1)[0] if "." in module_name else module_name) + "."
+
+    def _text_layers_prefix(self) -> str:
+        """Parameter-name prefix of the text transformer layers (e.g. `encoder.layer` for BERT)."""
+        for prefix in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
+            module = self.text_model
+            for part in prefix.split("."):
+                module = getattr(module, part, None)
+            if isinstance(module, nn.ModuleList):
+                return prefix
+        raise ValueError(
+            f"`text_freeze={self.config.text_freeze}` needs the transformer layers of the text model, but "
+            f"{type(self.text_model).__name__} has none of encoder.layer / encoder.layers / layers / "
+            "transformer.layer; use 'none' or 'all'."
+        )
+
+    def apply_freezing(self) -> None:
+        """Sets `requires_grad` of the text tower according to `config.text_freeze` (everything else trainable)."""
+        frozen = set(self.frozen_text_parameter_names())
+        for name, parameter in self.text_model.named_parameters():
+            parameter.requires_grad_(name not in frozen)
+
+    def get_ecg_features(
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs
+    ) -> torch.FloatTensor:
+        """
+        Projected, un-normalised ECG embeddings.
+
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
+            lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, E)`.
+        """
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
+        return self.ecg_projection(ecg_output.pooler_output)
+
+    def _pool_text(self, text_output: ModelOutput, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.config.text_pooling == "pooler":
+            return text_output.pooler_output
+        hidden_states = text_output.last_hidden_state
+        if self.config.text_pooling == "cls":
+            return hidden_states[:, 0]
+        if attention_mask is None:
+            return hidden_states.mean(dim=1)
+        weights = attention_mask[:, :, None].to(hidden_states.dtype)
+        return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+    def _text_forward(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[ModelOutput, torch.Tensor]:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": True}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        if self.config.text_freeze == "all":
+            with torch.no_grad():
+                text_output = self.text_model(**kwargs)
+        else:
+            text_output = self.text_model(**kwargs)
+        return text_output, self._pool_text(text_output, attention_mask)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.FloatTensor:
+        """
+        Projected, un-normalised report embeddings.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, text_length)`): tokenised reports.
+            attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, E)`.
+        """
+        _, pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
+        return self.text_projection(pooled)
+
+    def clamped_logit_scale(self) -> torch.Tensor:
+        """The log inverse temperature, clamped at `config.logit_scale_max`."""
+        return self.logit_scale.clamp(max=self.config.logit_scale_max)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        lead_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MeritOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
+            input_ids (`torch.LongTensor` of shape `(B, text_length)`): tokenised reports.
+            lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
+            attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
+            token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
+            return_loss (`bool`, *optional*): also return the symmetric contrastive loss.
+            return_dict (`bool`, *optional*): return a [`MeritOutput`] rather than a tuple.
+        """
+        if input_values is None or input_ids is None:
+            raise ValueError("MeritModel.forward needs both `input_values` (ECGs) and `input_ids` (reports).")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
+        text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
+        ecg_embeds = F.normalize(self.ecg_projection(ecg_output.pooler_output), dim=-1)
+        text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
+        loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
+            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
+        )
+        output = MeritOutput(
+            loss=loss if return_loss else None,
+            logits_per_ecg=logits_per_ecg,
+            logits_per_text=logits_per_text,
+            ecg_embeds=ecg_embeds,
+            text_embeds=text_embeds,
+            ecg_model_output=ecg_output,
+            text_model_output=text_output,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MeritForPreTraining(MeritModel):
+    r"""
+    MERIT pretraining: masked ECG modelling (per-lead random masking, a light decoder, MSE on the hidden patches)
+    plus ECG-report contrastive alignment on `config.contrastive_view`, weighted by the config's loss weights.
+    Without `input_ids` only the reconstruction loss is computed.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_merit import MeritConfig, MeritForPreTraining
+
+    >>> model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    >>> out = model(input_values=torch.randn(2, 12, 1000), input_ids=torch.randint(1000, 2000, (2, 8)))
+    >>> out.loss.shape, out.mask.shape
+    (torch.Size([]), torch.Size([2, 12, 20]))
+    ```
+    """
+
+    _keys_to_ignore_on_load_unexpected = None
+
+    def __init__(self, config: MeritConfig):
+        super().__init__(config)
+        self.decoder = MeritDecoder(config.ecg_config)
+        self.post_init()
+
+    def reconstruction_loss(
+        self, input_values: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor, lead_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Mean squared error over the hidden patches of the present leads.
+
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`).
+            reconstruction (`torch.FloatTensor` of shape `(B, L, N, P)`).
+            mask (`torch.FloatTensor` of shape `(B, L, N)`): 1 = hidden patch.
+            lead_mask (`torch.BoolTensor` of shape `(B, L)`).
+        """
+        target = self.ecg_model.patchify(input_values)
+        if reconstruction.shape != target.shape:
+            raise ValueError(
+                f"`reconstruction` must have the patch shape of the input {tuple(target.shape)}, "
+                f"got {tuple(reconstruction.shape)}."
+            )
+        if self.config.ecg_config.norm_patch_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        per_patch = ((reconstruction - target) ** 2).mean(dim=-1)
+        weights = mask * lead_mask[:, :, None].to(mask.dtype)
+        # where(), not a product: a missing lead may hold NaNs, and NaN * 0 is NaN
+        per_patch = torch.where(weights > 0, per_patch, torch.zeros((), dtype=per_patch.dtype, device=per_patch.device))
+        return (per_patch * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        lead_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MeritForPreTrainingOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
+            input_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*): tokenised reports; without them
+                only the reconstruction loss is computed.
+            lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
+            attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
+            token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
+            noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic.
+            return_loss (`bool`, *optional*): accepted for API symmetry; the losses are always computed.
+            return_dict (`bool`, *optional*): return a [`MeritForPreTrainingOutput`] rather than a tuple.
+        """
+        if input_values is None:
+            raise ValueError("MeritForPreTraining.forward needs `input_values` (ECGs).")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
+        masked = self.ecg_model(input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True)
+        ids_keep = visible_patch_indices(masked.mask, self.config.ecg_config.num_patches_to_keep)
+        reconstruction = self.decoder(masked.last_hidden_state, ids_keep, lead_mask)
+        reconstruction_loss = self.reconstruction_loss(input_values, reconstruction, masked.mask, lead_mask)
+        loss = self.config.reconstruction_loss_weight * reconstruction_loss
+
+        contrastive_loss = logits_per_ecg = logits_per_text = ecg_embeds = text_embeds = None
+        if input_ids is not None:
+            if self.config.contrastive_view == "full":
+                ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
+            else:
+                ecg_pooled = masked.pooler_output
+            _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
+            ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
+            text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
+            contrastive_loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
+                ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
+            )
+            loss = loss + self.config.contrastive_loss_weight * contrastive_loss
+
+        output = MeritForPreTrainingOutput(
+            loss=loss,
+            reconstruction_loss=reconstruction_loss,
+            contrastive_loss=contrastive_loss,
+            logits_per_ecg=logits_per_ecg,
+            logits_per_text=logits_per_text,
+            ecg_embeds=ecg_embeds,
+            text_embeds=text_embeds,
+            reconstruction=reconstruction,
+            mask=masked.mask,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Classification head
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class MeritForECGClassification(MeritPreTrainedModel):
+    r"""
+    A linear head on the pooled ECG features, for multi-label (`problem_type="multi_label_classification"`, BCE)
+    or single-label (`"single_label_classification"`, cross-entropy) ECG classification. With
+    `config.freeze_ecg_encoder=True` only the head is trained (linear probing). Loads the ECG tower of any MERIT
+    checkpoint; the text tower is not built.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_merit import MeritConfig, MeritForECGClassification
+
+    >>> config = MeritConfig.from_preset("tiny", problem_type="multi_label_classification",
+    ...                                  id2label={0: "NORM", 1: "MI"}, label2id={"NORM": 0, "MI": 1})
+    >>> model = MeritForECGClassification(config)
+    >>> out = model(torch.randn(2, 12, 1000), labels=torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    >>> out.logits.shape
+    torch.Size([2, 2])
+    ```
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^ecg_projection\.", r"^logit_scale", r"^decoder\."]
+
+    def __init__(self, config: MeritConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.ecg_model = MeritECGModel._from_config(config.ecg_config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.ecg_config.hidden_size, config.num_labels)
+        self.post_init()
+        self.apply_freezing()
+
+    def apply_freezing(self) -> None:
+        """Linear probing: with `config.freeze_ecg_encoder` only the head is trainable."""
+        self.ecg_model.requires_grad_(not self.config.freeze_ecg_encoder)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        lead_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
+            lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
+            labels (`torch.Tensor`, *optional*): `(B, num_labels)` multi-hot floats for multi-label, `(B,)` class
+                indices for single-label classification. When `config.problem_type` is unset it is inferred from
+                them (and stored in the config).
+            output_hidden_states (`bool`, *optional*): also return every encoder layer's states.
+            return_dict (`bool`, *optional*): return a `SequenceClassifierOutput` rather than a tuple.
+
+        Returns:
+            `SequenceClassifierOutput` with `logits` of shape `(B, num_labels)`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if self.config.freeze_ecg_encoder:
+            with torch.no_grad():
+                ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
+        else:
+            ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
+        logits = self.classifier(self.dropout(ecg_output.pooler_output))
+
+        loss = None
+        if labels is not None:
+            loss = self.classification_loss(logits, labels.to(logits.device))
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=ecg_output.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """BCE-with-logits (multi-label) or cross-entropy (single-label) of `logits` `(B, C)` against `labels`."""
+        if self.config.problem_type is None:
+            is_multi_hot = labels.dim() == 2 and labels.shape == logits.shape and labels.is_floating_point()
+            self.config.problem_type = "multi_label_classification" if is_multi_hot else "single_label_classification"
+        if self.config.problem_type == "multi_label_classification":
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"Multi-label `labels` must have shape (batch, num_labels) = {tuple(logits.shape)}, "
+                    f"got {tuple(labels.shape)}."
+                )
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if self.config.problem_type == "single_label_classification":
+            if labels.dim() != 1 or labels.shape[0] != logits.shape[0] or labels.is_floating_point():
+                raise ValueError(
+                    f"Single-label `labels` must be integer class indices of shape ({logits.shape[0]},), "
+                    f"got {labels.dtype} {tuple(labels.shape)}."
+                )
+            return F.cross_entropy(logits, labels)
+        raise ValueError(
+            f"`problem_type` must be 'multi_label_classification' or 'single_label_classification', "
+            f"got {self.config.problem_type!r}."
+        )
+
+
+__all__ = [
+    "MeritPreTrainedModel",
+    "MeritECGModel",
+    "MeritModel",
+    "MeritForPreTraining",
+    "MeritForECGClassification",
+]

