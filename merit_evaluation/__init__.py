@@ -1,0 +1,61 @@
+# Copyright 2026 The MERIT authors.
+# Licensed under the Apache License, Version 2.0.
+"""Model-independent evaluation building blocks of MERIT (used by `eval_merit.py`).
+
+- `metrics`: macro/per-class AUROC, macro F1 at given thresholds, Fmax, bootstrap confidence intervals (numpy).
+- `thresholds`: per-class F1-maximising thresholds fitted on the validation split only.
+- `label_fractions`: reproducible, class-complete training subsets (1 %, 10 %, ...).
+- `shifts`: controlled distribution shifts for the robustness evaluation.
+- `prompts`: zero-shot class prompts from label tables, and the `--prompts FILE.json` override.
+- `results`: the `results.json` schema, its markdown table and the model card `model-index`.
+
+The `evaluate` wrapper of `metrics` is `metrics/ecg_classification` at the repository root.
+"""
+
+from .label_fractions import sample_label_fraction
+from .metrics import (
+    BootstrapSummary,
+    ClassificationMetrics,
+    MetricValue,
+    bootstrap_indices,
+    compute_classification_metrics,
+    fmax,
+    macro_f1,
+    macro_roc_auc,
+    per_class_f1,
+    per_class_roc_auc,
+)
+from .prompts import DEFAULT_TEMPLATES, build_class_prompts, load_prompts_file, ptbxl_class_descriptions
+from .results import ResultRow, read_results, results_to_markdown, update_model_card, write_results
+from .shifts import SEVERITIES, SHIFTS, ShiftedECG, apply_shift
+from .thresholds import apply_thresholds, fit_thresholds
+
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "SEVERITIES",
+    "SHIFTS",
+    "BootstrapSummary",
+    "ClassificationMetrics",
+    "MetricValue",
+    "ResultRow",
+    "ShiftedECG",
+    "apply_shift",
+    "apply_thresholds",
+    "bootstrap_indices",
+    "build_class_prompts",
+    "compute_classification_metrics",
+    "fit_thresholds",
+    "fmax",
+    "load_prompts_file",
+    "macro_f1",
+    "macro_roc_auc",
+    "per_class_f1",
+    "per_class_roc_auc",
+    "ptbxl_class_descriptions",
+    "read_results",
+    "results_to_markdown",
+    "sample_label_fraction",
+    "update_model_card",
+    "write_results",
+]

@@ -1,0 +1,183 @@
+# Copyright 2026 The MERIT authors.
+# Licensed under the Apache License, Version 2.0.
+"""Class prompts for zero-shot ECG classification.
+
+Each class gets several prompts (one per template) that the caller embeds with the text tower and averages into
+one class embedding. Descriptions come from the dataset's label table:
+
+- PTB-XL statements (`all`, `diagnostic`, `form`, `rhythm`): the `description` column of `scp_statements.csv`.
+- PTB-XL `superdiagnostic` / `subdiagnostic` classes: `scp_statements.csv` has no description for these codes
+  (only the statements' `diagnostic_class` / `diagnostic_subclass` columns), so `PTBXL_SUPERCLASS_DESCRIPTIONS` and
+  `PTBXL_SUBCLASS_DESCRIPTIONS` ship one. Superclass names follow the PTB-XL paper (Wagner et al. 2020, Scientific
+  Data 7:154: normal ECG, myocardial infarction, ST/T change, conduction disturbance, hypertrophy); subclass
+  descriptions were written for MERIT by summarising the `description` of the statements that
+  `scp_statements.csv` maps to each subclass (e.g. `_AVB` groups first, second and third degree AV block).
+
+`load_prompts_file` reads a `--prompts FILE.json` override: a JSON object mapping every class name to a prompt or a
+list of prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Sequence
+from os import PathLike
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+DEFAULT_TEMPLATES = [
+    "{description}",
+    "ECG showing {description}.",
+    "12-lead ECG with {description}.",
+    "The electrocardiogram shows {description}.",
+    "Findings consistent with {description}.",
+]
+"""Templates with one `{description}` field; the caller averages the embeddings of all of a class's prompts."""
+
+PTBXL_SUPERCLASS_DESCRIPTIONS = {
+    "CD": "conduction disturbance",
+    "HYP": "hypertrophy",
+    "MI": "myocardial infarction",
+    "NORM": "normal ECG",
+    "STTC": "ST/T change",
+}
+"""Descriptions of the 5 PTB-XL diagnostic superclasses (`diagnostic_class`)."""
+
+PTBXL_SUBCLASS_DESCRIPTIONS = {
+    "AMI": "anterior myocardial infarction",
+    "CLBBB": "complete left bundle branch block",
+    "CRBBB": "complete right bundle branch block",
+    "ILBBB": "incomplete left bundle branch block",
+    "IMI": "inferior myocardial infarction",
+    "IRBBB": "incomplete right bundle branch block",
+    "ISCA": "ischemic ST-T changes in anterior, anterolateral, anteroseptal or lateral leads",
+    "ISCI": "ischemic ST-T changes in inferior or inferolateral leads",
+    "ISC_": "non-specific ischemic ST-T changes",
+    "IVCD": "non-specific intraventricular conduction disturbance",
+    "LAFB/LPFB": "left anterior or left posterior fascicular block",
+    "LAO/LAE": "left atrial overload or enlargement",
+    "LMI": "lateral myocardial infarction",
+    "LVH": "left ventricular hypertrophy",
+    "NORM": "normal ECG",
+    "NST_": "non-specific ST changes",
+    "PMI": "posterior myocardial infarction",
+    "RAO/RAE": "right atrial overload or enlargement",
+    "RVH": "right ventricular hypertrophy",
+    "SEHYP": "septal hypertrophy",
+    "STTC": "ST-T changes such as T-wave abnormalities, long QT interval, digitalis or electrolyte effects",
+    "WPW": "Wolff-Parkinson-White syndrome",
+    "_AVB": "atrioventricular block",
+}
+"""Descriptions of the 23 PTB-XL diagnostic subclasses (`diagnostic_subclass`)."""
+
+PTBXL_LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+
+
+def _check_templates(templates: Sequence[str]) -> None:
+    if isinstance(templates, str) or len(templates) == 0:
+        raise ValueError(f"`templates` must be a non-empty list of strings, got {templates!r}.")
+    for template in templates:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        if fields != ["description"]:
+            raise ValueError(f"Template {template!r} must contain exactly one `{{description}}` field, got {fields}.")
+
+
+def build_class_prompts(
+    class_descriptions: dict[str, str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> dict[str, list[str]]:
+    """Fill every template with every class description.
+
+    Args:
+        class_descriptions (`dict[str, str]`): class name -> description (e.g. from `ptbxl_class_descriptions`).
+        templates (`list[str]`, defaults to `DEFAULT_TEMPLATES`): templates with one `{description}` field.
+
+    Returns:
+        `dict[str, list[str]]`: class name -> one prompt per template, in the order of `class_descriptions`.
+    """
+    _check_templates(templates)
+    prompts = {}
+    for class_name, description in class_descriptions.items():
+        if not isinstance(description, str) or not description.strip():
+            raise ValueError(f"Class {class_name!r} has no description (got {description!r}).")
+        prompts[class_name] = [template.format(description=description.strip()) for template in templates]
+    return prompts
+
+
+def ptbxl_class_descriptions(scp_statements: pd.DataFrame, label_set: str) -> dict[str, str]:
+    """Descriptions of the classes of a PTB-XL benchmark label set.
+
+    Args:
+        scp_statements (`pd.DataFrame`): PTB-XL's `scp_statements.csv` read with `pd.read_csv(path, index_col=0)`
+            (index = statement code; columns `description`, `diagnostic`, `form`, `rhythm`, `diagnostic_class`,
+            `diagnostic_subclass`).
+        label_set (`str`): one of `all`, `diagnostic`, `subdiagnostic`, `superdiagnostic`, `form`, `rhythm`.
+
+    Returns:
+        `dict[str, str]`: class code -> description, sorted by class code (the canonical class order).
+    """
+    if label_set not in PTBXL_LABEL_SETS:
+        raise ValueError(f"Unknown PTB-XL label set {label_set!r}; expected one of {list(PTBXL_LABEL_SETS)}.")
+    required = {"description", "diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"}
+    missing = sorted(required - set(scp_statements.columns))
+    if missing:
+        raise ValueError(
+            f"`scp_statements` lacks columns {missing}; read scp_statements.csv with `pd.read_csv(path, index_col=0)`."
+        )
+    if not all(isinstance(code, str) for code in scp_statements.index):
+        raise ValueError(
+            "`scp_statements` must be indexed by statement code; read it with `pd.read_csv(path, index_col=0)`."
+        )
+    if label_set in ("superdiagnostic", "subdiagnostic"):
+        column = "diagnostic_class" if label_set == "superdiagnostic" else "diagnostic_subclass"
+        shipped = PTBXL_SUPERCLASS_DESCRIPTIONS if label_set == "superdiagnostic" else PTBXL_SUBCLASS_DESCRIPTIONS
+        codes = scp_statements.loc[scp_statements["diagnostic"] == 1, column].dropna().unique()
+        unknown = sorted(set(codes) - set(shipped))
+        if unknown:
+            raise ValueError(f"No shipped description for PTB-XL {label_set} classes {unknown}.")
+        return {code: shipped[code] for code in sorted(codes)}
+    selected = scp_statements if label_set == "all" else scp_statements[scp_statements[label_set] == 1]
+    return {code: str(selected.at[code, "description"]).strip() for code in sorted(selected.index)}
+
+
+def load_prompts_file(path: str | PathLike, class_names: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Read a JSON prompts override `{"CLASS": "prompt" | ["prompt", ...], ...}`.
+
+    Args:
+        path (`str` or `os.PathLike`): the JSON file.
+        class_names (`Sequence[str]`, *optional*): the classes being evaluated; when given, the file must hold
+            exactly these classes.
+
+    Returns:
+        `dict[str, list[str]]`: class name -> prompts, in the order of `class_names` when given, else of the file.
+    """
+    with open(path, encoding="utf-8") as file:
+        try:
+            content = json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Prompts file {path} is not valid JSON: {error}") from error
+    if not isinstance(content, dict) or not content:
+        raise ValueError(f"Prompts file {path} must hold a non-empty JSON object mapping class names to prompts.")
+    prompts = {}
+    for class_name, value in content.items():
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
+            raise ValueError(
+                f"Prompts for class {class_name!r} in {path} must be a non-empty string or list of non-empty strings, "
+                f"got {content[class_name]!r}."
+            )
+        prompts[class_name] = [prompt.strip() for prompt in value]
+    if class_names is not None:
+        missing = [name for name in class_names if name not in prompts]
+        unknown = [name for name in prompts if name not in set(class_names)]
+        if missing or unknown:
+            raise ValueError(
+                f"Prompts file {path} does not match the evaluated classes: missing classes {missing}, "
+                f"unknown classes {unknown}."
+            )
+        prompts = {name: prompts[name] for name in class_names}
+    return prompts

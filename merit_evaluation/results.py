@@ -1,0 +1,290 @@
+# Copyright 2026 The MERIT authors.
+# Licensed under the Apache License, Version 2.0.
+"""The `results.json` schema, its markdown table, and the model card's `model-index`.
+
+`results.json` is `{"schema_version": 1, "results": [row, ...]}`; each row is one evaluation of one model
+(MERIT or a baseline) in one setting:
+
+| field | type | meaning |
+|---|---|---|
+| `task` | str | `linear-probe`, `finetune`, `zero-shot` or `robustness` |
+| `dataset` | str | e.g. `ptbxl`, `cpsc2018`, `chapman` |
+| `label_set` | str | e.g. `superdiagnostic` |
+| `fraction` | float | fraction of the training labels used, in (0, 1] (1.0 for zero-shot) |
+| `seed` | int | seed of the label-fraction sample, the training run and the bootstrap |
+| `model` | str | path or Hub id of the evaluated checkpoint (for a baseline: what it was built from) |
+| `model_revision` | str or null | Hub revision / commit of `model` |
+| `baseline` | str or null | null for MERIT, else the baseline's name (e.g. `random-init`, `supervised-scratch`) |
+| `n_test` | int | number of test samples |
+| `metrics` | {name: {value, ci_low, ci_high}} | `macro_auroc` (primary), `macro_f1`, `fmax`; CIs null w/o bootstrap |
+| `per_class_auroc` | {class: float or null} | null where the class has no test positives or no test negatives |
+| `thresholds_source` | str or null | `validation` (thresholds are only fitted there); null without F1 |
+| `shift`, `severity` | str; number or str (or null) | robustness rows: the `merit_evaluation.shifts` name, severity |
+| `split` | str | evaluated split, `test` |
+| `bootstrap` | object or null | `merit_evaluation.metrics.BootstrapSummary` as a dict |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import ClassificationMetrics, MetricValue
+
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
+
+RESULTS_SCHEMA_VERSION = 1
+TASKS = ("linear-probe", "finetune", "zero-shot", "robustness")
+METRIC_DISPLAY_NAMES = {"macro_auroc": "Macro AUROC", "macro_f1": "Macro F1", "fmax": "Fmax"}
+MODEL_INDEX_METRIC_TYPES = {"macro_auroc": "roc_auc", "macro_f1": "f1", "fmax": "fmax"}
+DATASET_DISPLAY_NAMES = {"ptbxl": "PTB-XL", "cpsc2018": "CPSC2018", "chapman": "Chapman-Shaoxing-Ningbo"}
+RESULTS_START_MARKER = "<!-- merit-results-start -->"
+RESULTS_END_MARKER = "<!-- merit-results-end -->"
+
+
+@dataclass
+class ResultRow:
+    """One evaluation of one model in one setting (see the module docstring for every field)."""
+
+    task: str
+    dataset: str
+    label_set: str
+    fraction: float
+    seed: int
+    model: str
+    model_revision: str | None
+    baseline: str | None
+    n_test: int
+    metrics: dict[str, MetricValue]
+    per_class_auroc: dict[str, float | None]
+    thresholds_source: str | None = "validation"
+    shift: str | None = None
+    severity: float | int | str | None = None
+    split: str = "test"
+    bootstrap: dict[str, Any] | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"`task` must be one of {list(TASKS)}, got {self.task!r}.")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"`fraction` must be in (0, 1], got {self.fraction!r}.")
+        if self.thresholds_source not in ("validation", None):
+            raise ValueError(
+                f"`thresholds_source` must be 'validation' (or None without F1), got {self.thresholds_source!r}: "
+                "decision thresholds are never chosen on the test split."
+            )
+        if self.n_test <= 0:
+            raise ValueError(f"`n_test` must be positive, got {self.n_test!r}.")
+        if (self.task == "robustness") != (self.shift is not None):
+            raise ValueError(
+                f"`shift` must be set exactly for robustness rows; got task={self.task!r}, shift={self.shift!r}."
+            )
+        if "macro_auroc" not in self.metrics:
+            raise ValueError(f"`metrics` must include the primary metric 'macro_auroc', got {sorted(self.metrics)}.")
+        self.metrics = {
+            name: value if isinstance(value, MetricValue) else MetricValue(**value)
+            for name, value in self.metrics.items()
+        }
+
+    @classmethod
+    def from_classification_metrics(
+        cls, classification_metrics: ClassificationMetrics, class_names: list[str], **row_fields
+    ) -> ResultRow:
+        """Build a row from `compute_classification_metrics` output.
+
+        Args:
+            classification_metrics (`ClassificationMetrics`): the test-set metrics.
+            class_names (`list[str]`): class names in the column order of the scores.
+            **row_fields: the other `ResultRow` fields (`task`, `dataset`, `label_set`, `fraction`, `seed`, `model`,
+                `model_revision`, `baseline`, ...).
+        """
+        per_class = classification_metrics.per_class_auroc
+        if len(class_names) != len(per_class):
+            raise ValueError(f"{len(class_names)} class names for {len(per_class)} classes.")
+        row_fields.setdefault(
+            "thresholds_source", "validation" if "macro_f1" in classification_metrics.metrics else None
+        )
+        bootstrap = classification_metrics.bootstrap
+        return cls(
+            n_test=classification_metrics.n_samples,
+            metrics={name: replace(value) for name, value in classification_metrics.metrics.items()},
+            per_class_auroc={
+                name: None if math.isnan(value) else float(value) for name, value in zip(class_names, per_class)
+            },
+            bootstrap=None if bootstrap is None else asdict(bootstrap),
+            **row_fields,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dictionary (NaN becomes `None`, numpy scalars Python ones)."""
+        return _nan_to_none(asdict(self))
+
+
+def _nan_to_none(value):
+    """Recursively turn NaN into `None` and numpy scalars into Python ones, for strict JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(item) for item in value]
+    return value
+
+
+def write_results(path: str | PathLike, rows: list[ResultRow]) -> None:
+    """Write rows to `path` as `{"schema_version": 1, "results": [...]}` (strict JSON, no NaN)."""
+    content = {"schema_version": RESULTS_SCHEMA_VERSION, "results": [row.to_dict() for row in rows]}
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2, allow_nan=False)
+        file.write("\n")
+
+
+def read_results(path: str | PathLike) -> list[ResultRow]:
+    """Read and validate a `results.json` written by `write_results`."""
+    with open(path, encoding="utf-8") as file:
+        content = json.load(file)
+    if not isinstance(content, dict) or content.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} is not a results.json of schema version {RESULTS_SCHEMA_VERSION} "
+            f"(got schema_version={content.get('schema_version') if isinstance(content, dict) else None!r})."
+        )
+    known = {f.name for f in fields(ResultRow)}
+    rows = []
+    for index, row in enumerate(content.get("results", [])):
+        unknown = sorted(set(row) - known)
+        if unknown:
+            raise ValueError(f"Row {index} of {path} has unknown fields {unknown}; expected fields {sorted(known)}.")
+        try:
+            rows.append(ResultRow(**row))
+        except TypeError as error:
+            raise ValueError(f"Row {index} of {path} is incomplete: {error}") from error
+    return rows
+
+
+def _format_metric(metric: MetricValue | None) -> str:
+    if metric is None or metric.value is None or math.isnan(metric.value):
+        return "–"
+    if metric.ci_low is None or metric.ci_high is None:
+        return f"{metric.value:.3f}"
+    return f"{metric.value:.3f} ({metric.ci_low:.3f}–{metric.ci_high:.3f})"
+
+
+def _setting(row: ResultRow) -> tuple:
+    return (row.task, row.dataset, row.label_set, row.fraction, row.shift, str(row.severity), row.seed, row.split)
+
+
+def _grouped(rows: list[ResultRow]) -> list[ResultRow]:
+    """Rows grouped by setting (in order of first appearance), MERIT first, then its baselines."""
+    groups: dict[tuple, list[ResultRow]] = {}
+    for row in rows:
+        groups.setdefault(_setting(row), []).append(row)
+    return [row for group in groups.values() for row in sorted(group, key=lambda r: r.baseline is not None)]
+
+
+def results_to_markdown(
+    rows: list[ResultRow], metric_names: tuple[str, ...] = ("macro_auroc", "macro_f1", "fmax")
+) -> str:
+    """A markdown table with each MERIT row directly followed by its baselines in the same setting.
+
+    Args:
+        rows (`list[ResultRow]`): the results.
+        metric_names (`tuple[str, ...]`): metrics to show, as `value (ci_low–ci_high)`.
+
+    Returns:
+        `str`: the table (with `Shift` / `Severity` columns when there are robustness rows).
+    """
+    with_shift = any(row.shift is not None for row in rows)
+    header = ["Task", "Dataset", "Label set", "Fraction", "Seed"]
+    header += ["Shift", "Severity"] if with_shift else []
+    header += ["Model"] + [METRIC_DISPLAY_NAMES.get(name, name) for name in metric_names] + ["n test"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in _grouped(rows):
+        cells = [row.task, row.dataset, row.label_set, f"{row.fraction:g}", str(row.seed)]
+        if with_shift:
+            cells += [row.shift or "–", "–" if row.severity is None else str(row.severity)]
+        cells += ["MERIT" if row.baseline is None else f"baseline: {row.baseline}"]
+        cells += [_format_metric(row.metrics.get(name)) for name in metric_names]
+        cells += [str(row.n_test)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _metric_display_name(row: ResultRow, metric_name: str) -> str:
+    setting = f"{row.task}, {row.fraction * 100:g}% labels, seed {row.seed}"
+    if row.shift is not None:
+        setting += f", {row.shift}={row.severity}"
+    return f"{METRIC_DISPLAY_NAMES.get(metric_name, metric_name)} ({setting})"
+
+
+def update_model_card(
+    card: str | PathLike,
+    rows: list[ResultRow],
+    model_name: str | None = None,
+    task_type: str = "time-series-classification",
+) -> ModelCard:
+    """Fill a model card's `model-index` and results table from evaluation rows (offline, nothing is pushed).
+
+    Only MERIT rows (`baseline is None`) enter the `model-index`; the markdown table in the card body (between
+    `RESULTS_START_MARKER` and `RESULTS_END_MARKER`, appended under "## Evaluation results" if absent) shows every
+    row, baselines included. Existing `model-index` entries are replaced. One `model-index` result is made per
+    (dataset, label set, split) and each metric's name states the task, label fraction, seed and shift.
+
+    Args:
+        card (`str` or `os.PathLike`): path of a model card file, or the card's text (several lines).
+        rows (`list[ResultRow]`): the results.
+        model_name (`str`, *optional*): the `model-index` name; defaults to the card's `model_name`, else "MERIT".
+        task_type (`str`, defaults to `"time-series-classification"`): `model-index` task type.
+
+    Returns:
+        `huggingface_hub.ModelCard`; save it with `card.save(path)` or push it with `card.push_to_hub(repo_id)`.
+    """
+    from huggingface_hub import EvalResult, ModelCard
+
+    if isinstance(card, PathLike) or "\n" not in card:  # a path; card texts span several lines
+        if not Path(card).is_file():
+            raise FileNotFoundError(f"Model card {card} not found (pass a file path or the card's text).")
+        card = Path(card).read_text(encoding="utf-8")
+    model_card = ModelCard(card)
+    eval_results = []
+    for row in rows:
+        if row.baseline is not None:
+            continue
+        for metric_name, metric in row.metrics.items():
+            if metric.value is None or math.isnan(metric.value):
+                continue
+            eval_results.append(
+                EvalResult(
+                    task_type=task_type,
+                    task_name="ECG classification",
+                    dataset_type=row.dataset,
+                    dataset_name=DATASET_DISPLAY_NAMES.get(row.dataset, row.dataset),
+                    dataset_config=row.label_set,
+                    dataset_split=row.split,
+                    metric_type=MODEL_INDEX_METRIC_TYPES.get(metric_name, metric_name),
+                    metric_name=_metric_display_name(row, metric_name),
+                    metric_value=round(float(metric.value), 4),
+                )
+            )
+    model_card.data.model_name = model_name or getattr(model_card.data, "model_name", None) or "MERIT"
+    model_card.data.eval_results = eval_results or None
+    table = f"{RESULTS_START_MARKER}\n{results_to_markdown(rows)}{RESULTS_END_MARKER}"
+    text = model_card.text
+    if RESULTS_START_MARKER in text and RESULTS_END_MARKER in text:
+        before, rest = text.split(RESULTS_START_MARKER, 1)
+        after = rest.split(RESULTS_END_MARKER, 1)[1]
+        text = before + table + after
+    else:
+        text = text.rstrip("\n") + "\n\n## Evaluation results\n\n" + table + "\n"
+    model_card.text = text
+    return ModelCard(model_card.content)
