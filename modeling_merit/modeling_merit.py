@@ -306,7 +306,7 @@ class MeritPreTrainedModel(PreTrainedModel):
         `auto_map` otherwise records only the class being saved, so a pretraining checkpoint could not be opened
         with `AutoModel.from_pretrained(path, trust_remote_code=True)`.
         """
-        if isinstance(self.config, MeritConfig):
+        if hasattr(self.config, "ecg_config"):  # a MeritConfig (duck-typed, see _init_weights)
             auto_map = {
                 "AutoConfig": "configuration_merit.MeritConfig",
                 "AutoModel": "modeling_merit.MeritModel",
@@ -334,7 +334,8 @@ class MeritPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        ecg_config = self.config.ecg_config if isinstance(self.config, MeritConfig) else self.config
+        # duck-typed: under trust_remote_code the config class may come from another copy of configuration_merit
+        ecg_config = getattr(self.config, "ecg_config", self.config)
         std = ecg_config.initializer_range
         if isinstance(module, nn.Linear):
             init.trunc_normal_(module.weight, std=std)
