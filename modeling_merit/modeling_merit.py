@@ -737,6 +737,20 @@ class MeritModel(MeritPreTrainedModel):
         """The log inverse temperature, clamped at `config.logit_scale_max`."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max)
 
+    def align(self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """
+        Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes the symmetric
+        contrastive loss (negatives gathered across processes in a distributed run).
+
+        Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`.
+        """
+        ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
+        text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
+        loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
+            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
+        )
+        return loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds
+
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -762,11 +776,7 @@ class MeritModel(MeritPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
         text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-        ecg_embeds = F.normalize(self.ecg_projection(ecg_output.pooler_output), dim=-1)
-        text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
-        loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
-            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
-        )
+        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_output.pooler_output, text_pooled)
         output = MeritOutput(
             loss=loss if return_loss else None,
             logits_per_ecg=logits_per_ecg,
@@ -873,11 +883,7 @@ class MeritForPreTraining(MeritModel):
             else:
                 ecg_pooled = masked.pooler_output
             _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-            ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
-            text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
-            contrastive_loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
-                ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
-            )
+            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_pooled, text_pooled)
             loss = loss + self.config.contrastive_loss_weight * contrastive_loss
 
         output = MeritForPreTrainingOutput(
