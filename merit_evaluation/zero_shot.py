@@ -1,0 +1,209 @@
+# Copyright 2026 The MERIT authors.
+# Licensed under the Apache License, Version 2.0.
+"""Zero-shot classification with the MERIT dual encoder.
+
+Every class gets several prompts (`merit_evaluation.prompts`: one per template, or the `--prompts FILE.json`
+override). Each prompt is embedded with the text tower (`MeritModel.get_text_features`), L2-normalised, and the
+prompts of a class are averaged and normalised again into one class embedding. Class embeddings are computed once
+per (text tower weights, tokenizer settings, prompt set) and cached in memory and, optionally, as `.npy` files.
+
+The score of a record for a class is the cosine similarity of its ECG embedding (`ecg_projection` of the pooled
+ECG features) and the class embedding, mapped to [0, 1] as `(1 + cosine) / 2`. The map is monotone, so AUROC is
+that of the cosine itself; it only puts the scores on the [0, 1] scale of the Fmax threshold grid. No training
+label is used. Decision thresholds for macro F1 are fitted on the validation split like for every other task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import class_descriptions
+from .harness import EvaluationHarness
+from .prompts import build_class_prompts, load_prompts_file
+from .results import ResultRow
+
+
+logger = logging.getLogger(__name__)
+
+
+def class_prompts(
+    dataset: str,
+    data_dir: str | os.PathLike,
+    label_set: str,
+    class_names: Sequence[str],
+    prompts_file: str | os.PathLike | None = None,
+) -> dict[str, list[str]]:
+    """Prompts of every class, in the order of `class_names`.
+
+    Args:
+        dataset (`str`), data_dir (`str` or `os.PathLike`), label_set (`str`): where the class descriptions come
+            from (see `merit_evaluation.data.class_descriptions`).
+        class_names (`Sequence[str]`): the evaluated classes.
+        prompts_file (`str` or `os.PathLike`, *optional*): a JSON override (`load_prompts_file`), which must hold
+            exactly `class_names`.
+
+    Returns:
+        `dict[str, list[str]]`: class name -> prompts.
+    """
+    if prompts_file is not None:
+        return load_prompts_file(prompts_file, class_names)
+    return build_class_prompts(class_descriptions(dataset, data_dir, label_set, class_names))
+
+
+def text_tower_fingerprint(model, tokenizer) -> str:
+    """SHA-256 over everything a class embedding depends on: the text tower and projection weights, the text
+    pooling, and the tokenizer's vocabulary size, class and maximum length."""
+    digest = hashlib.sha256()
+    for module_name in ("text_model", "text_projection"):
+        for name, tensor in getattr(model, module_name).state_dict().items():
+            digest.update(f"{module_name}.{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    settings = [model.config.text_pooling, type(tokenizer).__name__, len(tokenizer), tokenizer.model_max_length]
+    digest.update(json.dumps(settings).encode())
+    return digest.hexdigest()
+
+
+class ClassEmbeddingCache:
+    """Class embeddings keyed by text-tower fingerprint and prompt set: in memory, and as `<key>.npy` files in
+    `directory` when given (so later runs with the same model and prompts reuse them).
+
+    Args:
+        directory (`str` or `os.PathLike`, *optional*): folder of the `.npy` files.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = None if directory is None else Path(directory)
+        self._memory: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def key(fingerprint: str, prompts: dict[str, list[str]]) -> str:
+        """Cache key of a text tower (`text_tower_fingerprint`) and a prompt set."""
+        content = json.dumps({"text_tower": fingerprint, "prompts": prompts}, sort_keys=False, ensure_ascii=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached embeddings of `key`, or `None`."""
+        if key not in self._memory and self.directory is not None and (self.directory / f"{key}.npy").is_file():
+            self._memory[key] = np.load(self.directory / f"{key}.npy")
+            logger.info("Loaded cached class embeddings %s from %s", key, self.directory)
+        return self._memory.get(key)
+
+    def put(self, key: str, embeddings: np.ndarray) -> None:
+        """Store embeddings in memory and, with a directory, on disk."""
+        self._memory[key] = embeddings
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            np.save(self.directory / f"{key}.npy", embeddings)
+
+
+def class_text_embeddings(
+    model,
+    processor,
+    prompts: dict[str, list[str]],
+    device: str | torch.device,
+    cache: ClassEmbeddingCache | None = None,
+) -> np.ndarray:
+    """One unit-norm text embedding per class: the normalised mean of its normalised prompt embeddings.
+
+    Args:
+        model (`MeritModel`): the dual encoder (its text tower and `text_projection`).
+        processor (`MeritProcessor`): the checkpoint's processor (tokenizer and `max_text_length`).
+        prompts (`dict[str, list[str]]`): class name -> prompts (`class_prompts`).
+        device (`str` or `torch.device`): where the text tower runs.
+        cache (`ClassEmbeddingCache`, *optional*): reuse / store the result.
+
+    Returns:
+        `np.ndarray` of shape `(n_classes, projection_dim)`, float32, rows in the order of `prompts`.
+    """
+    key = None
+    if cache is not None:
+        key = ClassEmbeddingCache.key(text_tower_fingerprint(model, processor.tokenizer), prompts)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    model.eval().to(device)
+    embeddings = []
+    with torch.inference_mode():
+        for class_prompt_list in prompts.values():
+            tokens = processor(text=list(class_prompt_list), return_tensors="pt")
+            tokens = {name: value.to(device) for name, value in tokens.items()}
+            prompt_embeddings = F.normalize(model.get_text_features(**tokens), dim=-1)
+            embeddings.append(F.normalize(prompt_embeddings.mean(dim=0), dim=-1).float().cpu().numpy())
+    embeddings = np.stack(embeddings)
+    if cache is not None:
+        cache.put(key, embeddings)
+    return embeddings
+
+
+def project_ecg_features(model, pooled_features: np.ndarray) -> np.ndarray:
+    """Unit-norm ECG embeddings `(n_records, projection_dim)` from pooled features `(n_records, hidden_size)`:
+    `normalize(model.ecg_projection(pooled))`, i.e. `MeritModel.get_ecg_features`, normalised."""
+    projection = model.ecg_projection
+    with torch.inference_mode():
+        pooled = torch.as_tensor(pooled_features, dtype=projection.weight.dtype, device=projection.weight.device)
+        return F.normalize(projection(pooled), dim=-1).float().cpu().numpy()
+
+
+def zero_shot_scores(ecg_embeddings: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
+    """`(1 + cosine) / 2` between every record and every class.
+
+    Args:
+        ecg_embeddings (`np.ndarray` of shape `(n_records, dim)`): unit-norm ECG embeddings.
+        class_embeddings (`np.ndarray` of shape `(n_classes, dim)`): unit-norm class embeddings.
+
+    Returns:
+        `np.ndarray` of shape `(n_records, n_classes)` in [0, 1], float64.
+    """
+    ecg_embeddings = np.asarray(ecg_embeddings, dtype=np.float64)
+    class_embeddings = np.asarray(class_embeddings, dtype=np.float64)
+    if ecg_embeddings.ndim != 2 or class_embeddings.ndim != 2 or ecg_embeddings.shape[1] != class_embeddings.shape[1]:
+        raise ValueError(
+            f"Expected embeddings of shapes (n_records, dim) and (n_classes, dim), got {ecg_embeddings.shape} and "
+            f"{class_embeddings.shape}."
+        )
+    cosine = ecg_embeddings @ class_embeddings.T
+    return np.clip((1.0 + cosine) / 2.0, 0.0, 1.0)
+
+
+def run_zero_shot(
+    harness: EvaluationHarness,
+    dual_model,
+    processor,
+    prompts: dict[str, list[str]],
+    seeds: list[int],
+    cache: ClassEmbeddingCache | None = None,
+) -> list[ResultRow]:
+    """The zero-shot task: thresholds on the validation split, then the test split once; one row per seed (the
+    seed only changes the bootstrap resamples, the scores are deterministic).
+
+    Args:
+        harness (`EvaluationHarness`): the run's data, caches and rules.
+        dual_model (`MeritModel`): the checkpoint's dual encoder; its ECG tower is cached as `"merit"`.
+        processor (`MeritProcessor`): the checkpoint's processor (with its tokenizer).
+        prompts (`dict[str, list[str]]`): class prompts in the order of `harness.class_names`.
+        seeds (`list[int]`): bootstrap seeds.
+        cache (`ClassEmbeddingCache`, *optional*): class-embedding cache.
+
+    Returns:
+        `list[ResultRow]` with `fraction=1.0` (no training label is used).
+    """
+    if list(prompts) != list(harness.class_names):
+        raise ValueError(f"Prompts are given for {list(prompts)}, but the classes are {harness.class_names}.")
+    class_embeddings = class_text_embeddings(dual_model, processor, prompts, harness.device, cache)
+
+    def scores(split: str) -> np.ndarray:
+        pooled = harness.features("merit", dual_model.ecg_model, split)
+        return zero_shot_scores(project_ecg_features(dual_model, pooled), class_embeddings)
+
+    thresholds = harness.fit_thresholds(scores("validation"))
+    test_scores = scores("test")
+    return [harness.test_row(test_scores, thresholds, task="zero-shot", fraction=1.0, seed=seed) for seed in seeds]
