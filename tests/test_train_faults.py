@@ -1,0 +1,165 @@
+"""Faults of `train_merit.py`, run in-process on the tiny preset and the embedded PTB-XL sample:
+
+- interrupt after step k and resume: the final weights equal those of an uninterrupted run, bitwise;
+- a save interrupted half-way never damages the previous checkpoint, and `latest` ignores the `.tmp` folder;
+- a non-finite loss (or gradient norm) stops training with a message naming the step and the last good checkpoint,
+  which is kept.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from accelerate import Accelerator
+from train_helpers import CROPPING_OVERRIDES, file_digests, single_torch_thread, tiny_train_args, weights  # noqa: F401
+
+import train_merit
+from merit_training.checkpoints import list_checkpoints, resolve_checkpoint
+from merit_training.data import ROW_INDEX, ECGReportCollator
+from modeling_merit import MeritForPreTraining
+
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One `datasets` cache for the module: the PTB-XL sample is prepared once."""
+    return tmp_path_factory.mktemp("datasets-cache")
+
+
+def assert_same_weights(expected_file, actual_file):
+    expected, actual = weights(expected_file), weights(actual_file)
+    assert expected.keys() == actual.keys()
+    different = [name for name in expected if not torch.equal(expected[name], actual[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.mark.parametrize(
+    "records, accumulation, max_steps, resume_step",
+    [
+        (24, 1, 8, 3),  # 6 batches per epoch: resume mid-epoch, then cross into epoch 1
+        (20, 2, 5, 2),  # 5 micro-batches per epoch, accumulated 2 + 2 + 1: resume before the short last step
+    ],
+)
+def test_interrupt_and_resume_gives_bitwise_identical_weights(tmp_path, cache_dir, records, accumulation, max_steps, resume_step):
+    common = [
+        "--max_train_samples", str(records),
+        "--max_train_steps", str(max_steps),
+        "--gradient_accumulation_steps", str(accumulation),
+        "--checkpointing_steps", str(resume_step),
+        "--checkpoints_total_limit", "10",
+        "--config_overrides", CROPPING_OVERRIDES,
+    ]  # fmt: skip
+    uninterrupted = tmp_path / "uninterrupted"
+    train_merit.main(tiny_train_args(uninterrupted, cache_dir, *common))
+    assert (uninterrupted / f"checkpoint-{max_steps}").is_dir()
+
+    # "Interrupted after step k": a fresh output folder holding only checkpoint-k, resumed with the same flags.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(uninterrupted / f"checkpoint-{resume_step}", resumed / f"checkpoint-{resume_step}")
+    train_merit.main(tiny_train_args(resumed, cache_dir, *common, "--resume_from_checkpoint", "latest"))
+
+    assert_same_weights(uninterrupted / "model.safetensors", resumed / "model.safetensors")
+    assert_same_weights(uninterrupted / f"checkpoint-{max_steps}" / "model.safetensors", resumed / f"checkpoint-{max_steps}" / "model.safetensors")
+    state = json.loads((resumed / f"checkpoint-{max_steps}" / "training_state.json").read_text())
+    assert state["completed_steps"] == max_steps
+
+
+def test_random_crops_depend_on_the_records_not_on_the_global_rng(tiny_processor_with_crops):
+    collator = ECGReportCollator(tiny_processor_with_crops, crop="random", seed=7)
+    rng = np.random.default_rng(0)
+    rows = [
+        {"signal": rng.standard_normal((12, 1000)).astype(np.float32), "lead_names": LEADS, "sampling_rate": 100, "report": "sinus rhythm", ROW_INDEX: index}
+        for index in range(4)
+    ]
+    torch.manual_seed(1)
+    first = collator(rows)["input_values"]
+    torch.manual_seed(2)
+    torch.rand(100)
+    assert torch.equal(first, collator(rows)["input_values"])  # same records: same crops, whatever the global RNG
+    other_rows = [{**row, ROW_INDEX: row[ROW_INDEX] + 10} for row in rows]
+    assert not torch.equal(first, collator(other_rows)["input_values"])  # other records: other crops
+    with pytest.raises(ValueError, match="IndexedRows"):
+        collator([{key: value for key, value in row.items() if key != ROW_INDEX} for row in rows])
+
+
+LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+@pytest.fixture(scope="module")
+def tiny_processor_with_crops():
+    from transformers import AutoTokenizer
+
+    from modeling_merit import MeritFeatureExtractor, MeritProcessor
+
+    extractor = MeritFeatureExtractor(sampling_rate=100, num_samples=500, feature_size=12)
+    return MeritProcessor(extractor, AutoTokenizer.from_pretrained(train_merit.default_text_model()))
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, cache_dir, monkeypatch):
+    output_dir = tmp_path / "run"
+    original_save_state = Accelerator.save_state
+    snapshots = {}
+
+    def crashing_save_state(self, output_dir_of_save=None, **kwargs):
+        saves = snapshots.setdefault("calls", 0) + 1
+        snapshots["calls"] = saves
+        if saves < 2:
+            return original_save_state(self, output_dir_of_save, **kwargs)
+        # Second save: the model file is half written when the process dies.
+        snapshots["checkpoint-2"] = file_digests(output_dir / "checkpoint-2")
+        original_save_state(self, output_dir_of_save, **kwargs)
+        model_file = next(path for path in output_dir.glob("*.tmp/model.safetensors"))
+        model_file.write_bytes(model_file.read_bytes()[:100])
+        raise KeyboardInterrupt("simulated crash while saving")
+
+    monkeypatch.setattr(Accelerator, "save_state", crashing_save_state)
+    # total limit 1: rotating before the new checkpoint is complete would delete checkpoint-2
+    args = tiny_train_args(output_dir, cache_dir, "--max_train_steps", "6", "--checkpointing_steps", "2", "--checkpoints_total_limit", "1")
+    with pytest.raises(KeyboardInterrupt, match="simulated crash"):
+        train_merit.main(args)
+
+    assert (output_dir / "checkpoint-4.tmp").is_dir()
+    assert not (output_dir / "checkpoint-4").exists()
+    assert file_digests(output_dir / "checkpoint-2") == snapshots["checkpoint-2"]
+    assert list_checkpoints(output_dir) == [output_dir / "checkpoint-2"]
+    assert resolve_checkpoint("latest", output_dir) == output_dir / "checkpoint-2"
+
+    monkeypatch.setattr(Accelerator, "save_state", original_save_state)
+    train_merit.main([*args, "--resume_from_checkpoint", "latest"])
+    assert list_checkpoints(output_dir) == [output_dir / "checkpoint-6"]
+    assert not list(output_dir.glob("*.tmp"))  # the leftover of the interrupted save is cleaned up
+
+
+@pytest.mark.parametrize("where", ["loss", "gradient norm"])
+def test_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_path, cache_dir, monkeypatch, where):
+    output_dir = tmp_path / "run"
+    original_forward = MeritForPreTraining.forward
+    calls = []
+
+    def forward_going_non_finite_at_step_5(self, *args, **kwargs):
+        output = original_forward(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5 and where == "loss":
+            output.loss = output.loss * float("nan")
+        if len(calls) == 5 and where == "gradient norm":  # a finite loss whose gradient overflows
+            self.logit_scale.register_hook(lambda gradient: gradient * float("inf"))
+        return output
+
+    monkeypatch.setattr(MeritForPreTraining, "forward", forward_going_non_finite_at_step_5)
+    args = tiny_train_args(output_dir, cache_dir, "--max_train_steps", "8", "--checkpointing_steps", "2")
+    with pytest.raises(train_merit.NonFiniteLossError) as caught:
+        train_merit.main(args)
+
+    message = str(caught.value)
+    assert f"training {where} became non-finite" in message and "at step 5" in message
+    assert str(output_dir / "checkpoint-4") in message
+    assert list_checkpoints(output_dir) == [output_dir / "checkpoint-2", output_dir / "checkpoint-4"]
+    state = json.loads((output_dir / "checkpoint-4" / "training_state.json").read_text())
+    assert state["completed_steps"] == 4
+    assert all(torch.isfinite(tensor).all() for tensor in weights(output_dir / "checkpoint-4" / "model.safetensors").values())
+    assert not (output_dir / "model.safetensors").exists()  # nothing exported from a failed run

