@@ -99,7 +99,7 @@ class TrainingArguments:
     output_dir: str = field(
         default="outputs/merit-small-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
     )
-    num_train_epochs: int = field(default=3, metadata={"help": "Epochs (ignored when --max_train_steps is set)."})
+    num_train_epochs: int = field(default=10, metadata={"help": "Epochs (ignored when --max_train_steps is set)."})
     max_train_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps; overrides epochs."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Validation batch size per process."})
@@ -121,13 +121,13 @@ class TrainingArguments:
         },
     )
     seed: int = field(default=42, metadata={"help": "Seed of model init, shuffling, masking and crops."})
-    checkpointing_steps: int = field(default=50, metadata={"help": "Save a resumable checkpoint every N steps."})
+    checkpointing_steps: int = field(default=40, metadata={"help": "Save a resumable checkpoint every N steps."})
     checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "'latest' (newest in --output_dir) or the path of a checkpoint folder."}
     )
     eval_steps: int = field(
-        default=25, metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."}
+        default=40, metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."}
     )
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N steps."})
     report_to: str = field(

@@ -72,14 +72,13 @@ def zero_shot_validation_split(
 
 
 def class_descriptions(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, str]:
-    """Text describing each class for zero-shot prompts (PTB-XL statement descriptions, else the class names)."""
-    if dataset_name == "ptbxl":
-        import pandas as pd
+    """Text describing each class for zero-shot prompts: the evaluation's label tables for PTB-XL, CPSC2018 and
+    Chapman (`merit_evaluation.data.class_descriptions`), the class names themselves for any other dataset."""
+    from merit_evaluation.data import DATASETS
+    from merit_evaluation.data import class_descriptions as table_descriptions
 
-        from merit_evaluation.prompts import ptbxl_class_descriptions
-
-        statements = pd.read_csv(Path(data_dir) / "scp_statements.csv", index_col=0)
-        return ptbxl_class_descriptions(statements, label_set)
+    if dataset_name in DATASETS:
+        return table_descriptions(dataset_name, data_dir, label_set, class_names)
     return {name: name for name in class_names}
 
 

@@ -252,9 +252,11 @@ class MeritConfig(PreTrainedConfig):
             Weight of the masked-reconstruction loss in the pretraining objective.
         contrastive_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of the ECG-text contrastive (InfoNCE) loss in the pretraining objective.
-        contrastive_view (`str`, *optional*, defaults to `"full"`):
-            Which ECG embedding is aligned with the report during pretraining: `"full"` (the unmasked ECG, one
-            extra encoder pass) or `"masked"` (the pooled visible tokens of the masked pass; cheaper).
+        contrastive_view (`str`, *optional*, defaults to `"masked"`):
+            Which ECG embedding is aligned with the report during pretraining: `"masked"` (the pooled visible tokens
+            of the masked pass, as in FLIP's masked contrastive training) or `"full"` (the unmasked ECG: one extra
+            encoder pass, measured 2.6-2.8x the step time of `"masked"` for the `small` preset on CPU, see
+            `benchmarks/bench_training.py`). The paper does not say which it uses.
         gather_with_grad (`bool`, *optional*, defaults to `True`):
             In a distributed run, gather the contrastive negatives of all processes with gradient, so the loss and
             gradients equal those of one process holding the whole global batch.
@@ -289,7 +291,7 @@ class MeritConfig(PreTrainedConfig):
     logit_scale_max: float = math.log(100.0)
     reconstruction_loss_weight: float | int = 1.0
     contrastive_loss_weight: float | int = 1.0
-    contrastive_view: str = "full"
+    contrastive_view: str = "masked"
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
     freeze_ecg_encoder: bool = False

@@ -560,7 +560,7 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     """
     Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
 
-    With `with_grad`, gradients flow back to every process's slice (`torch.distributed.nn.all_gather`); without it
+    With `with_grad`, gradients flow back to every process's slice (differentiable functional all-gather); without it
     only this process's slice is differentiable. Returns the gathered `(world_size * B, ...)` tensor and this
     process's rank (0 and the input itself outside a distributed run).
     """
@@ -568,13 +568,12 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
         return tensor, 0
     rank = dist.get_rank()
     if with_grad:
-        from torch.distributed.nn.functional import all_gather
+        from torch.distributed._functional_collectives import all_gather_single_autograd
 
-        gathered = list(all_gather(tensor))
-    else:
-        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, tensor.detach().contiguous())
-        gathered[rank] = tensor
+        return all_gather_single_autograd(tensor.contiguous(), 0, dist.group.WORLD), rank
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.detach().contiguous())
+    gathered[rank] = tensor
     return torch.cat(gathered, dim=0), rank
 
 
