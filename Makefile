@@ -23,13 +23,14 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/accelerate launch train_merit.py
 
-## The whole offline test suite (CPU, tiny configs).
+## The whole offline test suite (CPU, tiny configs; one thread per process: tiny models gain nothing from more,
+## and a busy core would stall every parallel section).
 test: install
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests
 
 ## The suite without the end-to-end tests marked slow.
 test-fast: install
-	$(BIN)/python -m pytest tests -m "not slow"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow"
 
 ## Benchmarks (numbers go to the terminal; see benchmarks/README.md).
 bench: install
