@@ -258,7 +258,7 @@ def test_gradient_checkpointing_gives_same_gradients():
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     plain = gradients()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     checkpointed = gradients()
     assert model.ecg_model.layers[0].gradient_checkpointing
     assert plain.keys() == checkpointed.keys()
