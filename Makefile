@@ -17,7 +17,14 @@ $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --editable ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+# METEOR's WordNet (no PyPI package ships it): Debian's wordnet packages, unpacked into the venv's NLTK data folder,
+# which NLTK searches by default (metrics/report_generation/install_wordnet.sh; runs `apt-get update` if needed).
+WORDNET := $(VENV)/nltk_data/corpora/wordnet/lexnames
+
+$(WORDNET): metrics/report_generation/install_wordnet.sh metrics/report_generation/wordnet/lexnames | $(BIN)/.installed
+	bash metrics/report_generation/install_wordnet.sh $(VENV)/nltk_data
+
+install: $(BIN)/.installed $(WORDNET)
 
 ## Pretrain the `small` preset on the embedded PTB-XL sample, then linear-probe and zero-shot evaluation.
 demo: install
