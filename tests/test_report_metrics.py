@@ -156,3 +156,22 @@ def test_evaluate_module_loads_offline_and_matches_core(tmp_path):
     core = compute_report_metrics(predictions, references, n_bootstrap=20, seed=1, bertscore=False)
     assert from_evaluate == json.loads(json.dumps(core.to_dict()))
     assert np.isfinite(from_evaluate["meteor"])
+
+
+def test_missing_wordnet_raises_with_the_install_command(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import nltk
+        nltk.data.path[:] = [{str(tmp_path)!r}]
+        from merit_evaluation.report_metrics import compute_report_metrics
+        try:
+            compute_report_metrics(["a b"], ["a b"], n_bootstrap=0, bertscore=False)
+        except LookupError as error:
+            print(error)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")])}
+    env.pop("NLTK_DATA", None)
+    completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "WordNet not found" in completed.stdout and "install_wordnet.sh" in completed.stdout
