@@ -452,8 +452,8 @@ def run_report_generation_task(
     n_scored = min(row.n_test for row in rows)
     if n_scored < SMALL_TEST_SET:
         notes.append(
-            f"Note: only {n_scored} test reports were scored (< {SMALL_TEST_SET}) and the bridge saw "
-            f"{len(splits['train'])} training records: expect noisy scores with wide confidence intervals, not "
-            "comparable with published report-generation numbers."
+            f"Note: only {n_scored} test reports were scored (< {SMALL_TEST_SET}) and the training split has "
+            f"{len(splits['train'])} records: expect noisy scores with wide confidence intervals, not comparable "
+            "with published report-generation numbers."
         )
     return rows, notes

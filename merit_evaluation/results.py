@@ -247,12 +247,14 @@ def results_to_markdown(rows: list[ResultRow], metric_names: tuple[str, ...] | N
 
 def _table(rows: list[ResultRow], metric_names: tuple[str, ...]) -> str:
     with_shift = any(row.shift is not None for row in rows)
-    header = ["Task", "Dataset", "Label set", "Fraction", "Seed"]
+    with_labels = any(row.task != "report-generation" for row in rows)  # report rows: no label set or fraction
+    header = ["Task", "Dataset"] + (["Label set", "Fraction"] if with_labels else []) + ["Seed"]
     header += ["Shift", "Severity"] if with_shift else []
     header += ["Model"] + [METRIC_DISPLAY_NAMES.get(name, name) for name in metric_names] + ["n test"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in _grouped(rows):
-        cells = [row.task, row.dataset, row.label_set, f"{row.fraction:g}", str(row.seed)]
+        cells = [row.task, row.dataset] + ([row.label_set, f"{row.fraction:g}"] if with_labels else [])
+        cells += [str(row.seed)]
         if with_shift:
             cells += [row.shift or "–", "–" if row.severity is None else str(row.severity)]
         cells += ["MERIT" if row.baseline is None else f"baseline: {row.baseline}"]

@@ -7,7 +7,7 @@ The model is untrained, so the scores are meaningless: the tests check the proto
 first read of the test reports, the baselines change only the ECG side, the outputs), not the numbers.
 """
 
-import json
+import ast
 import shutil
 from pathlib import Path
 
@@ -130,7 +130,7 @@ def test_cli_end_to_end(checkpoint, cache_dir, splits, tmp_path):
 
 def _retrieved(examples_markdown: str) -> list[str]:
     prefix = "- nearest-neighbour: "
-    return [eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)]
+    return [ast.literal_eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)]
 
 
 def test_test_reports_are_read_once_after_every_generation(model, processor, splits, monkeypatch):
