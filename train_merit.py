@@ -48,6 +48,7 @@ from merit_training.data import (
     zero_shot_validation_split,
 )
 from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
+from merit_training.report_generation import split_task_argument
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 
 
@@ -240,7 +241,16 @@ def zero_shot_validation_auroc(model, processor, dataloader, prompts: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """Runs pretraining as configured by `argv` (default: `sys.argv[1:]`) and returns the output folder."""
+    """Runs pretraining as configured by `argv` (default: `sys.argv[1:]`) and returns the output folder.
+
+    `--task report_generation` trains an ECG-conditioned report generator instead (its own flags:
+    `python train_merit.py --task report_generation --help`; see merit_training/report_generation.py).
+    """
+    task, argv = split_task_argument(sys.argv[1:] if argv is None else argv)
+    if task == "report_generation":
+        from merit_training.report_generation import main as train_report_generation
+
+        return train_report_generation(argv)
     model_args, data_args, training_args = parse_arguments(argv)
     check_model_card_template()
     output_dir = Path(training_args.output_dir)

@@ -614,7 +614,14 @@ def load_ecg_encoder(model_name_or_path: str, **kwargs) -> MeritECGModel:
     every encoder weight loaded (a `ValueError` names missing ones).
     """
     ecg_config = MeritECGConfig.from_pretrained(model_name_or_path, **kwargs)
-    encoder, info = MeritECGModel.from_pretrained(model_name_or_path, config=ecg_config, output_loading_info=True, **kwargs)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the other towers' weights are expected to be left out; do not list them
+    try:
+        encoder, info = MeritECGModel.from_pretrained(
+            model_name_or_path, config=ecg_config, output_loading_info=True, **kwargs
+        )
+    finally:
+        logging.set_verbosity(verbosity)
     if info.get("missing_keys"):
         raise ValueError(
             f"{model_name_or_path} does not hold a complete MERIT ECG encoder: missing {sorted(info['missing_keys'])[:5]}."
