@@ -47,7 +47,7 @@ from merit_evaluation.data import (
 from merit_evaluation.finetune import run_finetune
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions, load_classifier
 from merit_evaluation.probing import run_linear_probe
-from merit_evaluation.report_generation import REPORT_TASK, run_report_generation_task
+from merit_evaluation.report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from merit_evaluation.results import (
     RESULTS_END_MARKER,
     TASKS,
@@ -233,6 +233,14 @@ class EvaluationArguments:
     report_examples: int = field(
         default=5, metadata={"help": "report-generation: test records whose reports are printed next to the reference."}
     )
+    report_language: str = field(
+        default="all",
+        metadata={
+            "help": "report-generation: score every test report (all) or only those detected as en, de or sv (every "
+            "record is still generated for; retrieval uses training reports of that language).",
+            "choices": list(REPORT_LANGUAGES),
+        },
+    )
 
 
 def parse_arguments(args: list[str] | None = None) -> tuple[ModelArguments, DataArguments, EvaluationArguments]:
@@ -268,6 +276,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
             )
     elif data_args.dataset is None:
         raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(DATASETS)}.")
+    elif eval_args.report_language != "all":
+        raise ValueError(f"--report_language only applies to --task {REPORT_TASK} (got --task {' '.join(tasks)}).")
     if data_args.label_set is not None and data_args.label_set not in dataset_label_sets(data_args.dataset):
         raise ValueError(
             f"--label_set {data_args.label_set!r} is not a label set of --dataset {data_args.dataset}; expected one "
@@ -414,6 +424,7 @@ def run_evaluation(
             baselines=eval_args.baselines,
             max_new_tokens=eval_args.max_new_tokens,
             n_examples=eval_args.report_examples,
+            report_language=eval_args.report_language,
         )
         return write_outputs(rows, notes, model_args, eval_args)
     label_set = data_args.label_set or default_label_set(data_args.dataset)

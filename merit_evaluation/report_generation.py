@@ -20,6 +20,12 @@ Evaluation hygiene as in `merit_evaluation.harness`: `ReportGenerationHarness.te
 the test reports (once, cached), after every generation; training reports are only used by the retrieval
 baseline. Test records whose reference has no token (an empty report) are generated for but not scored; their
 number is in the row's `details`.
+
+Languages: PTB-XL reports are German, English, Swedish and mixed. `report_language="all"` (default) scores every
+record; `"en"`, `"de"` or `"sv"` (for a bridge trained with `train_merit.py --report_language`) still generates for
+every test record, but scores only those whose reference `merit_training.report_generation.report_language` detects
+as that language, and retrieves only training reports of that language (so the language of a test report is
+read after generation, like the report itself). The rows' `label_set` is `report` or `report-<language>`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from merit_training.report_generation import REPORT_LANGUAGES, report_language
 
 from .data import preprocess_split
 from .harness import extract_pooled_features
@@ -79,6 +87,8 @@ class ReportGenerationHarness:
         device (`str` or `torch.device`): where the models run.
         n_bootstrap (`int`): bootstrap resamples of the test metrics.
         bertscore (`bool` or `BertScorer`): as in `compute_report_metrics` (created once and shared by every row).
+        report_language (`str`, defaults to `"all"`): `all`, or the language whose reports are scored and retrieved
+            (see the module docstring).
     """
 
     def __init__(
@@ -93,7 +103,10 @@ class ReportGenerationHarness:
         device: str | torch.device,
         n_bootstrap: int,
         bertscore: bool | BertScorer = True,
+        report_language: str = "all",
     ):
+        if report_language not in REPORT_LANGUAGES:
+            raise ValueError(f"`report_language` must be one of {REPORT_LANGUAGES}, got {report_language!r}.")
         missing = [name for name in ("train", "test") if name not in splits]
         if missing:
             raise ValueError(f"The dataset lacks the splits {missing}; expected train, validation and test.")
@@ -109,9 +122,26 @@ class ReportGenerationHarness:
         self.device = device
         self.n_bootstrap = n_bootstrap
         self.bertscore = BertScorer(device=str(device)) if bertscore is True else bertscore
+        self.report_language = report_language
         self._references: dict[str, list[str]] = {}
         self._processed: dict[str, datasets.Dataset] = {}
         self._features: dict[tuple, np.ndarray] = {}
+
+    @property
+    def label_set(self) -> str:
+        """`label_set` of the rows: `report`, or `report-<language>` with a language filter."""
+        return REPORT_LABEL_SET if self.report_language == "all" else f"{REPORT_LABEL_SET}-{self.report_language}"
+
+    def scorable(self, reports: Sequence[str]) -> np.ndarray:
+        """Which reports are scored (as references) or retrieved: a token, and the chosen language."""
+        return np.array(
+            [
+                bool(tokenize_report(report))
+                and (self.report_language == "all" or report_language(report) == self.report_language)
+                for report in reports
+            ],
+            dtype=bool,
+        )
 
     @property
     def n_test(self) -> int:
@@ -163,9 +193,11 @@ class ReportGenerationHarness:
         if len(predictions) != self.n_test:
             raise ValueError(f"Expected one prediction per test record ({self.n_test}), got {len(predictions)}.")
         references = self._split_references("test")
-        scored = [index for index, reference in enumerate(references) if tokenize_report(reference)]
+        scored = np.flatnonzero(self.scorable(references)).tolist()
         if not scored:
-            raise ValueError("No test record has a non-empty report; nothing can be scored.")
+            raise ValueError(
+                f"No test record has a non-empty report of language {self.report_language!r}; nothing can be scored."
+            )
         result = compute_report_metrics(
             [predictions[index] for index in scored],
             [references[index] for index in scored],
@@ -173,11 +205,15 @@ class ReportGenerationHarness:
             seed=seed,
             bertscore=self.bertscore,
         )
-        details = {**result.details, "unscored_empty_references": str(self.n_test - len(scored))}
+        details = {
+            **result.details,
+            "report_language": self.report_language,
+            "unscored_test_records": str(self.n_test - len(scored)),
+        }
         return ResultRow(
             task=REPORT_TASK,
             dataset=self.dataset,
-            label_set=REPORT_LABEL_SET,
+            label_set=self.label_set,
             fraction=1.0,
             seed=seed,
             model=self.model_name_or_path,
@@ -264,18 +300,18 @@ def random_init_encoder(ecg_model: torch.nn.Module, seed: int) -> torch.nn.Modul
 
 
 def nearest_neighbour_reports(
-    train_features: np.ndarray, test_features: np.ndarray, train_reports: Sequence[str]
+    train_features: np.ndarray, test_features: np.ndarray, train_reports: Sequence[str], usable: np.ndarray
 ) -> list[str]:
-    """For every test record, the report of the training record with the most cosine-similar features (training
-    records without a report token are left out).
+    """For every test record, the report of the usable training record with the most cosine-similar features.
 
     Args:
         train_features (`np.ndarray` of shape `(n_train, hidden_size)`), test_features (`(n_test, hidden_size)`).
         train_reports (`Sequence[str]`): the `n_train` training reports.
+        usable (`np.ndarray` of shape `(n_train,)`, bool): which training reports may be retrieved
+            (`ReportGenerationHarness.scorable`).
     """
-    usable = np.array([bool(tokenize_report(report)) for report in train_reports])
     if not usable.any():
-        raise ValueError("No training record has a non-empty report to retrieve.")
+        raise ValueError("No training record has a usable (non-empty, chosen-language) report to retrieve.")
 
     def normalised(features):
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
@@ -324,7 +360,10 @@ def run_report_generation(
         )
         train_features = harness.features("merit", model.ecg_model, "train")
         test_features = harness.features("merit", model.ecg_model, "test")
-        retrieved = nearest_neighbour_reports(train_features, test_features, harness.references("train"))
+        train_reports = harness.references("train")
+        retrieved = nearest_neighbour_reports(
+            train_features, test_features, train_reports, harness.scorable(train_reports)
+        )
         trained_encoder = model.ecg_model
         for seed in seeds:
             generations[("ecg-shuffled", seed)] = generate_reports(
@@ -385,6 +424,7 @@ def run_report_generation_task(
     max_new_tokens: int = 64,
     n_examples: int = 5,
     bertscore: bool | BertScorer = True,
+    report_language: str = "all",
 ) -> tuple[list[ResultRow], list[str]]:
     """`eval_merit.py --task report-generation`: load the checkpoint and PTB-XL, run `run_report_generation`, write
     and print the example generations (`<output_dir>/examples.md`).
@@ -397,6 +437,7 @@ def run_report_generation_task(
         device, sampling_rate, seeds, n_bootstrap, batch_size, baselines, max_new_tokens, n_examples: see
             `eval_merit.py --help`.
         bertscore (`bool` or `BertScorer`, defaults to `True`): as in `compute_report_metrics`.
+        report_language (`str`, defaults to `"all"`): see the module docstring.
 
     Returns:
         `(rows, notes)`: the result rows and the lines printed under the table.
@@ -427,6 +468,7 @@ def run_report_generation_task(
         device=device,
         n_bootstrap=n_bootstrap,
         bertscore=bertscore,
+        report_language=report_language,
     )
     logger.info(
         "Report generation with %s on PTB-XL (%d train, %d test records) on %s.",

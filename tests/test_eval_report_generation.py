@@ -27,6 +27,7 @@ from merit_evaluation.report_generation import (
     run_report_generation,
 )
 from merit_evaluation.report_metrics import tokenize_report
+from merit_training.report_generation import report_language
 from merit_evaluation.results import RESULTS_START_MARKER, read_results
 from modeling_merit import (
     MeritConfig,
@@ -82,7 +83,7 @@ def splits(cache_dir):
     return load_report_dataset(PTBXL_SAMPLE, cache_dir=cache_dir)
 
 
-def make_harness(splits, processor, n_bootstrap=10):
+def make_harness(splits, processor, n_bootstrap=10, language="all"):
     return ReportGenerationHarness(
         splits,
         processor.feature_extractor,
@@ -93,6 +94,7 @@ def make_harness(splits, processor, n_bootstrap=10):
         device="cpu",
         n_bootstrap=n_bootstrap,
         bertscore=False,
+        report_language=language,
     )
 
 
@@ -189,6 +191,20 @@ def test_baselines_change_only_the_ecg_side(model, processor, splits):
     )
 
 
+def test_language_filter_scores_and_retrieves_only_that_language(model, processor, splits):
+    harness = make_harness(splits, processor, language="de")
+    rows, examples = run_report_generation(
+        harness, model, processor, seeds=[0], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=54
+    )
+    german = [report for report in splits["test"]["report"] if report_language(report) == "de"]
+    assert 0 < len(german) < harness.n_test
+    for row in rows:
+        assert row.label_set == "report-de" and row.n_test == len(german)
+        assert row.details["unscored_test_records"] == str(harness.n_test - len(german))
+    assert len(examples) == harness.n_test  # every record is generated for, whatever its language
+    assert all(report_language(example["nearest-neighbour"]) == "de" for example in examples)
+
+
 def test_derangement_moves_every_record():
     for n_records in (2, 3, 10, 53):
         permutation = derangement(n_records, seed=5)
@@ -199,9 +215,10 @@ def test_derangement_moves_every_record():
 
 def test_nearest_neighbour_retrieves_the_most_similar_training_report():
     train_features = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
-    train_reports = ["right", "up", "diagonal", " . "]  # the last has no token: never retrieved
+    train_reports = ["right", "up", "diagonal", "left"]  # the last is not usable: never retrieved
     test_features = np.array([[2.0, 0.1], [0.1, 3.0], [1.0, 0.9], [-1.0, 0.01]])
-    assert nearest_neighbour_reports(train_features, test_features, train_reports) == [
+    usable = np.array([True, True, True, False])
+    assert nearest_neighbour_reports(train_features, test_features, train_reports, usable) == [
         "right", "up", "diagonal", "up",
     ]  # fmt: skip
 
@@ -214,6 +231,8 @@ def test_argument_checks(checkpoint, tmp_path):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--label_set", "superdiagnostic"])
     with pytest.raises(ValueError, match="--dataset is required"):
         eval_merit.parse_arguments([*base, "--task", "linear-probe"])
+    with pytest.raises(ValueError, match="--report_language only applies"):
+        eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_language", "de"])
     _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "report-generation"])
     assert data_args.dataset == "ptbxl"
 
