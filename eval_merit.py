@@ -47,6 +47,7 @@ from merit_evaluation.data import (
 from merit_evaluation.finetune import run_finetune
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions, load_classifier
 from merit_evaluation.probing import run_linear_probe
+from merit_evaluation.report_generation import BASELINES as REPORT_BASELINES
 from merit_evaluation.report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from merit_evaluation.results import (
     RESULTS_END_MARKER,
@@ -241,6 +242,14 @@ class EvaluationArguments:
             "choices": list(REPORT_LANGUAGES),
         },
     )
+    baseline_checkpoints: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "report-generation: more report-generation checkpoints evaluated as named baselines in the same "
+            "harness, as NAME=PATH (e.g. random-init-bridge=outputs/report-random-encoder: a bridge trained the same "
+            "way on a randomly initialised encoder)."
+        },
+    )
 
 
 def parse_arguments(args: list[str] | None = None) -> tuple[ModelArguments, DataArguments, EvaluationArguments]:
@@ -276,8 +285,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
             )
     elif data_args.dataset is None:
         raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(DATASETS)}.")
-    elif eval_args.report_language != "all":
-        raise ValueError(f"--report_language only applies to --task {REPORT_TASK} (got --task {' '.join(tasks)}).")
+    elif eval_args.report_language != "all" or eval_args.baseline_checkpoints is not None:
+        raise ValueError(
+            f"--report_language and --baseline_checkpoints only apply to --task {REPORT_TASK} (got --task "
+            f"{' '.join(tasks)})."
+        )
+    if eval_args.baseline_checkpoints is not None:
+        baseline_checkpoints(eval_args)
     if data_args.label_set is not None and data_args.label_set not in dataset_label_sets(data_args.dataset):
         raise ValueError(
             f"--label_set {data_args.label_set!r} is not a label set of --dataset {data_args.dataset}; expected one "
@@ -349,6 +363,20 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
             )
     elif eval_args.hub_model_id is not None:
         raise ValueError("--hub_model_id only applies with --push_to_hub.")
+
+
+def baseline_checkpoints(eval_args: EvaluationArguments) -> dict[str, str]:
+    """`--baseline_checkpoints NAME=PATH ...` as `{name: path}`; raises on a malformed or repeated entry."""
+    parsed = {}
+    for entry in eval_args.baseline_checkpoints or []:
+        name, separator, path = entry.partition("=")
+        if not separator or not name or not path or name in parsed or name in ("MERIT", *REPORT_BASELINES):
+            raise ValueError(
+                "--baseline_checkpoints entries must be NAME=PATH pairs with distinct names other than "
+                f"{['MERIT', *REPORT_BASELINES]}, got {eval_args.baseline_checkpoints}."
+            )
+        parsed[name] = path
+    return parsed
 
 
 def training_options(eval_args: EvaluationArguments, task: str) -> TrainingOptions:
@@ -425,6 +453,7 @@ def run_evaluation(
             max_new_tokens=eval_args.max_new_tokens,
             n_examples=eval_args.report_examples,
             report_language=eval_args.report_language,
+            baseline_checkpoints=baseline_checkpoints(eval_args),
         )
         return write_outputs(rows, notes, model_args, eval_args)
     label_set = data_args.label_set or default_label_set(data_args.dataset)

@@ -16,6 +16,12 @@ metrics; only the ECG side changes:
 - `nearest-neighbour`: no generation; each test record gets the training report of the training record whose
   pooled encoder embedding (`model.ecg_model(...).pooler_output`) has the highest cosine similarity.
 
+Other report generators can join the same harness as named baselines (`baseline_models`; `eval_merit.py
+--baseline_checkpoints NAME=PATH`), e.g. a bridge trained the same way on a randomly initialised encoder
+(`random-init-bridge`): the `random-init-encoder` baseline above only swaps the encoder under the trained bridge,
+while a bridge trained on random features measures what the LLM learns without ECG knowledge. Their processors
+must preprocess ECGs exactly like the evaluated checkpoint's.
+
 Evaluation hygiene as in `merit_evaluation.harness`: `ReportGenerationHarness.test_row` is the only place that reads
 the test reports (once, cached), after every generation; training reports are only used by the retrieval
 baseline. Test records whose reference has no token (an empty report) are generated for but not scored; their
@@ -31,7 +37,7 @@ read after generation, like the report itself). The rows' `label_set` is `report
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import datasets
 import numpy as np
@@ -330,6 +336,7 @@ def run_report_generation(
     baselines: bool,
     max_new_tokens: int,
     n_examples: int = 5,
+    baseline_models: Mapping[str, tuple] | None = None,
 ) -> tuple[list[ResultRow], list[dict[str, str]]]:
     """Generate for the test split with MERIT and each baseline, then score every generation.
 
@@ -343,11 +350,16 @@ def run_report_generation(
         baselines (`bool`): evaluate the baselines of `BASELINES` too.
         max_new_tokens (`int`): longest generated report, in LLM tokens.
         n_examples (`int`, defaults to 5): test records shown in the returned examples.
+        baseline_models (`Mapping[str, tuple]`, *optional*): more report generators, `name -> (model, processor)`,
+            evaluated as baselines called `name` on the same preprocessed test ECGs (with or without `baselines`).
 
     Returns:
         `(rows, examples)`: one `ResultRow` per model and seed (MERIT first), and for the first `n_examples` test
         records a dict with `reference` and each model's report.
     """
+    taken = [name for name in baseline_models or {} if name in ("MERIT", *BASELINES)]
+    if taken:
+        raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {('MERIT', *BASELINES)}.")
     test_inputs = harness.processed("test")
     settings = dict(batch_size=harness.batch_size, device=harness.device, max_new_tokens=max_new_tokens)
     generations: dict[tuple[str | None, int], list[str]] = {}
@@ -383,6 +395,10 @@ def run_report_generation(
             finally:
                 model.ecg_model = trained_encoder
             generations[("nearest-neighbour", seed)] = retrieved
+    for name, (baseline_model, baseline_processor) in (baseline_models or {}).items():
+        reports = generate_reports(baseline_model, baseline_processor, test_inputs, description=name, **settings)
+        for seed in seeds:
+            generations[(name, seed)] = reports
 
     rows = [harness.test_row(reports, seed=seed, baseline=name) for (name, seed), reports in generations.items()]
     shown = min(n_examples, harness.n_test)
@@ -425,6 +441,7 @@ def run_report_generation_task(
     n_examples: int = 5,
     bertscore: bool | BertScorer = True,
     report_language: str = "all",
+    baseline_checkpoints: Mapping[str, str] | None = None,
 ) -> tuple[list[ResultRow], list[str]]:
     """`eval_merit.py --task report-generation`: load the checkpoint and PTB-XL, run `run_report_generation`, write
     and print the example generations (`<output_dir>/examples.md`).
@@ -438,6 +455,8 @@ def run_report_generation_task(
             `eval_merit.py --help`.
         bertscore (`bool` or `BertScorer`, defaults to `True`): as in `compute_report_metrics`.
         report_language (`str`, defaults to `"all"`): see the module docstring.
+        baseline_checkpoints (`Mapping[str, str]`, *optional*): `name -> path` of other report-generation
+            checkpoints evaluated as named baselines (same revision and cache settings).
 
     Returns:
         `(rows, notes)`: the result rows and the lines printed under the table.
@@ -449,13 +468,24 @@ def run_report_generation_task(
     import modeling_merit  # noqa: F401  (registers the MERIT Auto classes)
 
     hub_kwargs = {"revision": revision, "cache_dir": cache_dir}
-    model = AutoModel.from_pretrained(model_name_or_path, **hub_kwargs)
-    if not hasattr(model, "ecg_model") or not hasattr(model, "generate"):
-        raise ValueError(
-            f"--task report-generation needs a MeritForReportGeneration checkpoint; {model_name_or_path} loads as "
-            f"{type(model).__name__}."
-        )
-    processor = AutoProcessor.from_pretrained(model_name_or_path, **hub_kwargs)
+
+    def load(path: str) -> tuple:
+        loaded = AutoModel.from_pretrained(path, **hub_kwargs)
+        if not hasattr(loaded, "ecg_model") or not hasattr(loaded, "generate"):
+            raise ValueError(
+                f"--task report-generation needs MeritForReportGeneration checkpoints; {path} loads as "
+                f"{type(loaded).__name__}."
+            )
+        return loaded, AutoProcessor.from_pretrained(path, **hub_kwargs)
+
+    model, processor = load(model_name_or_path)
+    baseline_models = {name: load(path) for name, path in (baseline_checkpoints or {}).items()}
+    for name, (_, baseline_processor) in baseline_models.items():
+        if baseline_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():
+            raise ValueError(
+                f"The baseline checkpoint {name!r} ({baseline_checkpoints[name]}) preprocesses ECGs differently from "
+                f"{model_name_or_path}; a baseline must share the evaluated checkpoint's feature extractor."
+            )
     splits = load_report_dataset(data_dir, sampling_rate=sampling_rate, cache_dir=cache_dir)
     local = Path(model_name_or_path).exists()
     harness = ReportGenerationHarness(
@@ -485,6 +515,7 @@ def run_report_generation_task(
         baselines=baselines,
         max_new_tokens=max_new_tokens,
         n_examples=n_examples,
+        baseline_models=baseline_models,
     )
     if examples:
         text = examples_to_markdown(examples)

@@ -74,6 +74,16 @@ def checkpoint(tmp_path_factory, model, processor):
 
 
 @pytest.fixture(scope="module")
+def other_checkpoint(tmp_path_factory, model, processor):
+    """Another report generator with the same architecture and processor, differently initialised."""
+    directory = tmp_path_factory.mktemp("other-checkpoint")
+    torch.manual_seed(1)
+    MeritForReportGeneration(model.config).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
@@ -98,7 +108,7 @@ def make_harness(splits, processor, n_bootstrap=10, language="all"):
     )
 
 
-def test_cli_end_to_end(checkpoint, cache_dir, splits, tmp_path):
+def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_path):
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: apache-2.0\n---\n# tiny report generator\n", encoding="utf-8")
     output_dir = tmp_path / "eval"
@@ -107,10 +117,11 @@ def test_cli_end_to_end(checkpoint, cache_dir, splits, tmp_path):
             "--task", "report-generation", "--model_name_or_path", str(checkpoint), "--data_dir", str(PTBXL_SAMPLE),
             "--output_dir", str(output_dir), "--cache_dir", str(cache_dir), "--n_bootstrap", "20",
             "--max_new_tokens", str(MAX_NEW_TOKENS), "--report_examples", "3", "--model_card", str(card),
+            "--baseline_checkpoints", f"random-init-bridge={other_checkpoint}",
         ]
     )  # fmt: skip
     n_scored = sum(bool(tokenize_report(report)) for report in splits["test"]["report"])
-    assert [row.baseline for row in rows] == [None, *BASELINES]
+    assert [row.baseline for row in rows] == [None, *BASELINES, "random-init-bridge"]
     for row in rows:
         assert row.task == "report-generation" and row.label_set == "report" and row.n_test == n_scored
         for name in ("rougeL", "meteor", "bleu4", "bertscore_f1", "cider_d", "rouge1", "rouge2", "bleu1"):
@@ -231,7 +242,11 @@ def test_argument_checks(checkpoint, tmp_path):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--label_set", "superdiagnostic"])
     with pytest.raises(ValueError, match="--dataset is required"):
         eval_merit.parse_arguments([*base, "--task", "linear-probe"])
-    with pytest.raises(ValueError, match="--report_language only applies"):
+    with pytest.raises(ValueError, match="distinct names other than"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "ecg-shuffled=x"])
+    with pytest.raises(ValueError, match="NAME=PATH"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "no-path"])
+    with pytest.raises(ValueError, match="--report_language and --baseline_checkpoints only apply"):
         eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_language", "de"])
     _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "report-generation"])
     assert data_args.dataset == "ptbxl"
