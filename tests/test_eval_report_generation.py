@@ -32,6 +32,7 @@ from merit_evaluation.results import RESULTS_START_MARKER, read_results
 from modeling_merit import (
     MeritConfig,
     MeritFeatureExtractor,
+    MeritForPreTraining,
     MeritForReportGeneration,
     MeritProcessor,
     MeritReportGenerationConfig,
@@ -262,3 +263,43 @@ def test_a_classification_checkpoint_is_rejected(tmp_path, processor, cache_dir)
             str(tmp_path / "merit"), PTBXL_SAMPLE, tmp_path, cache_dir=cache_dir, bertscore=False
         )
     shutil.rmtree(tmp_path / "merit")
+
+
+def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cache_dir):
+    """The real pipeline: `train_merit.py --task report_generation` exports a generator (tiny MERIT + tiny Llama),
+    `eval_merit.py --task report-generation` evaluates it and fills the exported model card."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import train_merit
+
+    torch.manual_seed(0)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(tmp_path / "merit")
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(tmp_path / "merit")
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, bos_token_id=None,
+            eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        )
+    ).save_pretrained(tmp_path / "llm")  # fmt: skip
+    tokenizer.save_pretrained(tmp_path / "llm")
+    train_merit.main(
+        [
+            "--task", "report_generation", "--model_name_or_path", str(tmp_path / "merit"),
+            "--language_model_name_or_path", str(tmp_path / "llm"), "--output_dir", str(tmp_path / "bridge"),
+            "--cache_dir", str(cache_dir), "--max_train_samples", "8", "--max_eval_samples", "4",
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--config_overrides",
+            '{"projector_hidden_size": 16, "num_prefix_tokens": 2}', "--lora_rank", "2",
+        ]
+    )  # fmt: skip
+    rows = eval_merit.main(
+        [
+            "--task", "report-generation", "--model_name_or_path", str(tmp_path / "bridge"),
+            "--data_dir", str(PTBXL_SAMPLE), "--output_dir", str(tmp_path / "eval"), "--cache_dir", str(cache_dir),
+            "--n_bootstrap", "0", "--max_new_tokens", "2", "--no_baselines",
+            "--model_card", str(tmp_path / "bridge" / "README.md"),
+        ]
+    )  # fmt: skip
+    assert [row.baseline for row in rows] == [None]
+    assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
+    assert "ECG report generation" in (tmp_path / "bridge" / "README.md").read_text()
