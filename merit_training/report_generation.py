@@ -36,12 +36,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from .arguments import EMBEDDED_PTBXL_SAMPLE, KNOWN_TRACKERS
 from .checkpoints import STATE_FILE, TrainingProgress, list_checkpoints, read_progress, resolve_checkpoint, save_checkpoint
+from .data import derived_seed
 
 
 logger = logging.getLogger(__name__)
@@ -411,10 +411,14 @@ def report_model_card(model, args: ReportGenerationArguments, language_model: st
             "",
             "## Training",
             f"- Data: `{args.dataset_name}` training split, {num_train} ECG-report pairs (reports: `{args.report_language}`).",
-            f"- Steps: {steps} (projector only, then projector + LoRA rank {args.lora_rank} merged into the weights"
-            if args.use_lora else f"- Steps: {steps} (projector only",
-            f"  ); effective batch {effective_batch}; AdamW, projector lr {args.projector_learning_rate}, LoRA lr "
-            f"{args.lora_learning_rate}, warm-up {args.warmup_ratio} + cosine per stage.",
+            f"- Optimizer steps: {steps}, "
+            + (
+                f"projector only, then projector + LoRA (rank {args.lora_rank}, merged into the saved weights)"
+                if args.use_lora
+                else "projector only"
+            )
+            + f"; effective batch {effective_batch}; AdamW (projector lr {args.projector_learning_rate}, LoRA lr "
+            f"{args.lora_learning_rate}), warm-up {args.warmup_ratio} then cosine decay within each stage.",
             f"- Prompt: system `{config.system_prompt}`, instruction `{config.instruction}`.",
             f"- Hardware: {hardware}; wall time {minutes:.1f} min.",
             "",
@@ -538,6 +542,8 @@ def main(argv: list[str]) -> Path:
     projector_only_steps = max_train_steps if not args.use_lora else (
         max_train_steps // 2 if args.projector_only_steps is None else min(args.projector_only_steps, max_train_steps)
     )
+    if accelerator.num_processes > 1 and config.projector_input_norm == "batch_norm":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics of the global batch
     groups, lora_parameters = optimizer_groups(model, args)
     optimizer = torch.optim.AdamW([{k: v for k, v in group.items() if k != "stage"} for group in groups])
     lambdas = [
@@ -600,7 +606,8 @@ def main(argv: list[str]) -> Path:
             batch_index = progress.batches_in_epoch if epoch == progress.epoch else 0
             for batch in batches:
                 batch_index += 1
-                torch.manual_seed(args.seed + 1_000_003 * progress.completed_steps + batch_index)  # LoRA dropout
+                # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
+                torch.manual_seed(derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
                 with accelerator.accumulate(model):
                     output = model(**batch)
                     if not torch.isfinite(output.loss):
