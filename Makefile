@@ -27,7 +27,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/accelerate launch train_merit.py
 
-## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 30-step one is pretrained
+## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 10-step one is pretrained
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation
 ## with its baselines. REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step measured 5-6 s on an idle
 ## core (13 s on a loaded 2-core machine), see benchmarks/bench_report_generation.py.
@@ -40,7 +40,7 @@ demo-report: install
 	if [ ! -f $$merit/model.safetensors ]; then \
 		merit=$(REPORT_DEMO_QUICK_MERIT); \
 		echo "$(REPORT_DEMO_MERIT) not found (run make demo for a properly pretrained encoder); using $$merit"; \
-		[ -f $$merit/model.safetensors ] || $(BIN)/python train_merit.py --output_dir $$merit --max_train_steps 30 \
+		[ -f $$merit/model.safetensors ] || $(BIN)/python train_merit.py --output_dir $$merit --max_train_steps 10 \
 			--evaluate_after_training false --report_to none || exit 1; \
 	fi; \
 	OMP_NUM_THREADS=1 $(BIN)/python train_merit.py --task report_generation --model_name_or_path $$merit \
