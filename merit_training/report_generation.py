@@ -36,12 +36,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from .arguments import EMBEDDED_PTBXL_SAMPLE, KNOWN_TRACKERS
 from .checkpoints import STATE_FILE, TrainingProgress, list_checkpoints, read_progress, resolve_checkpoint, save_checkpoint
+from .data import derived_seed
 
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,9 @@ class ReportGenerationArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     projector_learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the projector."})
     lora_learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate of the LoRA adapters."})
+    ecg_encoder_learning_rate: float = field(
+        default=1e-5, metadata={"help": "Peak learning rate of the ECG encoder when it is not frozen (freeze_ecg_encoder=false)."}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay of the weight matrices."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of each stage; cosine decay after."})
@@ -212,6 +215,11 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
     for name in ("max_train_steps", "max_train_samples", "max_eval_samples", "num_threads"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
+    for name in ("projector_learning_rate", "lora_learning_rate", "ecg_encoder_learning_rate"):
+        if getattr(args, name) <= 0:
+            problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
+    if not 0 <= args.warmup_ratio < 1:
+        problems.append(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}.")
     if args.projector_only_steps is not None and args.projector_only_steps < 0:
         problems.append(f"--projector_only_steps must be >= 0, got {args.projector_only_steps}.")
     if args.max_report_tokens < 2:
@@ -358,20 +366,26 @@ def stage_schedule(step: int, start: int, end: int, warmup_ratio: float) -> floa
 
 
 def optimizer_groups(model, args: ReportGenerationArguments) -> tuple[list[dict], list[torch.nn.Parameter]]:
-    """AdamW groups (projector weights, projector biases/norms, LoRA adapters) and the list of LoRA parameters."""
-    projector_decay, projector_no_decay, lora = [], [], []
+    """AdamW groups (projector weights, projector biases/norms, an unfrozen ECG encoder, LoRA adapters) and the list
+    of LoRA parameters."""
+    projector_decay, projector_no_decay, encoder, lora = [], [], [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         if "lora_" in name:
             lora.append(parameter)
+        elif name.startswith("ecg_model."):
+            encoder.append(parameter)
         elif name.startswith("projector.") and parameter.dim() >= 2:
             projector_decay.append(parameter)
-        else:
+        elif name.startswith("projector."):
             projector_no_decay.append(parameter)
+        else:
+            raise ValueError(f"{name} is trainable but belongs to no optimizer group (projector, ECG encoder, LoRA).")
     groups = [
         {"params": projector_decay, "weight_decay": args.weight_decay, "lr": args.projector_learning_rate, "stage": "all"},
         {"params": projector_no_decay, "weight_decay": 0.0, "lr": args.projector_learning_rate, "stage": "all"},
+        {"params": encoder, "weight_decay": args.weight_decay, "lr": args.ecg_encoder_learning_rate, "stage": "all"},
     ]
     if lora:
         groups.append({"params": lora, "weight_decay": 0.0, "lr": args.lora_learning_rate, "stage": "lora"})
@@ -411,10 +425,14 @@ def report_model_card(model, args: ReportGenerationArguments, language_model: st
             "",
             "## Training",
             f"- Data: `{args.dataset_name}` training split, {num_train} ECG-report pairs (reports: `{args.report_language}`).",
-            f"- Steps: {steps} (projector only, then projector + LoRA rank {args.lora_rank} merged into the weights"
-            if args.use_lora else f"- Steps: {steps} (projector only",
-            f"  ); effective batch {effective_batch}; AdamW, projector lr {args.projector_learning_rate}, LoRA lr "
-            f"{args.lora_learning_rate}, warm-up {args.warmup_ratio} + cosine per stage.",
+            f"- Optimizer steps: {steps}, "
+            + (
+                f"projector only, then projector + LoRA (rank {args.lora_rank}, merged into the saved weights)"
+                if args.use_lora
+                else "projector only"
+            )
+            + f"; effective batch {effective_batch}; AdamW (projector lr {args.projector_learning_rate}, LoRA lr "
+            f"{args.lora_learning_rate}), warm-up {args.warmup_ratio} then cosine decay within each stage.",
             f"- Prompt: system `{config.system_prompt}`, instruction `{config.instruction}`.",
             f"- Hardware: {hardware}; wall time {minutes:.1f} min.",
             "",
@@ -538,6 +556,8 @@ def main(argv: list[str]) -> Path:
     projector_only_steps = max_train_steps if not args.use_lora else (
         max_train_steps // 2 if args.projector_only_steps is None else min(args.projector_only_steps, max_train_steps)
     )
+    if accelerator.num_processes > 1 and config.projector_input_norm == "batch_norm":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics of the global batch
     groups, lora_parameters = optimizer_groups(model, args)
     optimizer = torch.optim.AdamW([{k: v for k, v in group.items() if k != "stage"} for group in groups])
     lambdas = [
@@ -600,7 +620,8 @@ def main(argv: list[str]) -> Path:
             batch_index = progress.batches_in_epoch if epoch == progress.epoch else 0
             for batch in batches:
                 batch_index += 1
-                torch.manual_seed(args.seed + 1_000_003 * progress.completed_steps + batch_index)  # LoRA dropout
+                # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
+                torch.manual_seed(derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
                 with accelerator.accumulate(model):
                     output = model(**batch)
                     if not torch.isfinite(output.loss):
