@@ -12,6 +12,7 @@ import evaluate
 
 
 try:
+    from merit_evaluation.report_metrics import DEFAULT_BERTSCORE_LAYER
     from merit_evaluation.report_metrics import BertScorer
     from merit_evaluation.report_metrics import compute_report_metrics
 except ImportError as error:  # the module is copied into the `evaluate` cache, so the repository must be importable
@@ -113,10 +114,10 @@ class ReportGeneration(evaluate.Metric):
         seed=0,
         bertscore=True,
         bertscore_model=None,
-        bertscore_layer=6,
+        bertscore_layer=DEFAULT_BERTSCORE_LAYER,
     ):
         scorer = bertscore
-        if bertscore and (bertscore_model is not None or bertscore_layer != 6):
+        if bertscore and (bertscore_model is not None or bertscore_layer != DEFAULT_BERTSCORE_LAYER):
             scorer = BertScorer(bertscore_model, layer=bertscore_layer)
         result = compute_report_metrics(
             predictions,
