@@ -23,6 +23,12 @@ from .modeling_merit import (
     MeritModel,
     MeritPreTrainedModel,
 )
+from .pipeline_merit import (
+    ECGClassificationPipeline,
+    ECGFeatureExtractionPipeline,
+    ECGReportGenerationPipeline,
+    ZeroShotECGClassificationPipeline,
+)
 from .processing_merit import MeritProcessor
 
 
@@ -58,4 +64,8 @@ __all__ = [
     "MeritModel",
     "MeritForPreTraining",
     "MeritForECGClassification",
+    "ZeroShotECGClassificationPipeline",
+    "ECGClassificationPipeline",
+    "ECGFeatureExtractionPipeline",
+    "ECGReportGenerationPipeline",
 ]
