@@ -7,7 +7,7 @@
 | `zero-shot-ecg-classification` | a dual encoder (`MeritModel`, `MeritForPreTraining`) | `[{"label", "score"}, ...]` sorted by score |
 | `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` sorted by score |
 | `ecg-feature-extraction` | any MERIT model | the embedding: a list of floats (a tensor with `return_tensors=True`) |
-| `ecg-report-generation` | any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)` | `{"generated_text"}` |
+| `ecg-report-generation` | `MeritForReportGeneration`, or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)` | `{"generated_text"}` |
 
 `MeritPreTrainedModel.save_pretrained` calls `add_pipelines_to_checkpoint`, which writes the tasks that apply to the
 saved model into `config.json` (`custom_pipelines`) and copies this file, its relative imports and the Inference
@@ -43,6 +43,7 @@ same as in training and evaluation. Input that cannot be used raises a `ValueErr
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import shutil
 import sys
@@ -565,7 +566,7 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
     """
 
     _load_processor = True
-    _load_feature_extractor = None
+    _load_feature_extractor = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -575,6 +576,8 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
         if not hasattr(decoder, "batch_decode"):
             raise ValueError("ecg-report-generation needs a processor (or tokenizer) with `batch_decode`.")
         self._decoder = decoder
+        # a model that tokenises text prompts itself (MeritForReportGeneration) gets the checkpoint's tokenizer
+        self._generate_takes_tokenizer = "tokenizer" in inspect.signature(self.model.generate).parameters
 
     def _sanitize_task_parameters(self, preprocess_params, prompt=None, max_new_tokens=None, **kwargs):
         super()._sanitize_task_parameters(preprocess_params, **kwargs)
@@ -590,11 +593,13 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
         return forward_params, {}
 
     def _forward(self, model_inputs, prompt=None, max_new_tokens=64):
+        extra = {"tokenizer": self.tokenizer} if self._generate_takes_tokenizer and prompt is not None else {}
         generated = self.model.generate(
             model_inputs["input_values"],
             lead_mask=model_inputs.get("lead_mask"),
             prompt=prompt,
             max_new_tokens=max_new_tokens,
+            **extra,
         )
         return {"generated_ids": generated}
 
@@ -623,10 +628,10 @@ CHECKPOINT_PIPELINES = {
         "AutoModelForSequenceClassification",
         ["ecg-classification", "ecg-feature-extraction"],
     ),
+    "MeritForReportGeneration": ("AutoModel", ["ecg-report-generation", "ecg-feature-extraction"]),
 }
 """Model class name -> (the Auto class that loads it for the pipelines, the tasks its checkpoints carry).
-A pretraining checkpoint is loaded as `MeritModel` (the decoder is not needed). A class not listed here (e.g. a
-report-generation model) carries `ecg-report-generation` with the Auto class its `auto_map` names for it."""
+A pretraining checkpoint is loaded as `MeritModel` (the decoder is not needed)."""
 
 
 def register_merit_pipelines() -> None:
@@ -649,15 +654,9 @@ def custom_pipelines_for(model) -> dict[str, dict]:
     Returns:
         `dict`: task -> `{"impl": "pipeline_merit.<Class>", "pt": [<Auto class name>]}`.
     """
-    class_name = type(model).__name__
-    if class_name in CHECKPOINT_PIPELINES:
-        auto_class, tasks = CHECKPOINT_PIPELINES[class_name]
-    else:
-        auto_map = getattr(model.config, "auto_map", None) or {}
-        auto_class = next((key for key, value in auto_map.items() if str(value).endswith(f".{class_name}")), None)
-        if auto_class is None or not callable(getattr(model, "generate", None)):
-            return {}
-        tasks = ["ecg-report-generation"]
+    if type(model).__name__ not in CHECKPOINT_PIPELINES:
+        return {}
+    auto_class, tasks = CHECKPOINT_PIPELINES[type(model).__name__]
     return {task: {"impl": f"pipeline_merit.{MERIT_PIPELINES[task].__name__}", "pt": [auto_class]} for task in tasks}
 
 
@@ -674,8 +673,9 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
         return
     model.config.custom_pipelines = custom_pipelines
     auto_map = dict(getattr(model.config, "auto_map", None) or {})
+    model_module = type(model).__module__.rsplit(".", 1)[-1]
     for info in custom_pipelines.values():
-        auto_map.setdefault(info["pt"][0], f"modeling_merit.{type(model).__name__}")
+        auto_map.setdefault(info["pt"][0], f"{model_module}.{type(model).__name__}")
     model.config.auto_map = auto_map
     os.makedirs(save_directory, exist_ok=True)
     code_files = {Path(__file__), Path(__file__).with_name(HANDLER_FILE)}

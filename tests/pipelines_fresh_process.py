@@ -2,7 +2,8 @@
 and the Inference Endpoints handler, loaded from saved checkpoints with `trust_remote_code=True`, answer a real WFDB
 record; the answers are written as JSON for comparison with the in-process calls.
 
-Usage: python pipelines_fresh_process.py DUAL_CHECKPOINT CLASSIFIER_CHECKPOINT RECORD LABELS_JSON OUTPUT_JSON
+Usage: python pipelines_fresh_process.py DUAL_CHECKPOINT CLASSIFIER_CHECKPOINT REPORT_CHECKPOINT RECORD LABELS_JSON
+              OUTPUT_JSON
 """
 
 import base64
@@ -24,7 +25,7 @@ from transformers import pipeline  # noqa: E402
 
 
 def main():
-    dual_checkpoint, classifier_checkpoint, record, labels_json, output = sys.argv[1:6]
+    dual_checkpoint, classifier_checkpoint, report_checkpoint, record, labels_json, output = sys.argv[1:7]
     labels = json.loads(labels_json)
     answers = {}
 
@@ -40,6 +41,9 @@ def main():
     classifier = pipeline("ecg-classification", model=classifier_checkpoint, trust_remote_code=True, device=-1)
     answers["classifier_module"] = type(classifier.model).__module__
     answers["classification"] = classifier(record)
+
+    generator = pipeline("ecg-report-generation", model=report_checkpoint, trust_remote_code=True, device=-1)
+    answers["report"] = generator(record, max_new_tokens=6)
 
     sys.path.insert(0, dual_checkpoint)  # an Inference Endpoint imports handler.py from the repository folder
     from handler import EndpointHandler

@@ -26,8 +26,10 @@ from modeling_merit import (
     MeritFeatureExtractor,
     MeritForECGClassification,
     MeritForPreTraining,
+    MeritForReportGeneration,
     MeritModel,
     MeritProcessor,
+    MeritReportGenerationConfig,
     ZeroShotECGClassificationPipeline,
 )
 from modeling_merit.handler import EndpointHandler, decode_inputs
@@ -80,6 +82,27 @@ def classifier_checkpoint(tmp_path_factory, processor):
 
 
 @pytest.fixture(scope="module")
+def report_checkpoint(tmp_path_factory, processor, tokenizer):
+    """A tiny report generator: the tiny ECG encoder and a 2-layer Llama that reads the MiniLM vocabulary."""
+    text_config = {
+        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
+    }  # fmt: skip
+    config = MeritReportGenerationConfig(
+        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
+        projector_hidden_size=64,
+    )  # fmt: skip
+    torch.manual_seed(2)
+    model = MeritForReportGeneration(config).eval()
+    model.set_prompt(tokenizer)
+    directory = tmp_path_factory.mktemp("report")
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
 def zero_shot(dual_model, processor):
     return ZeroShotECGClassificationPipeline(model=dual_model, processor=processor, device=-1)
 
@@ -99,7 +122,7 @@ def scores_by_label(answer) -> dict[str, float]:
 
 
 def test_every_checkpoint_carries_its_pipelines_and_the_handler(
-    dual_checkpoint, classifier_checkpoint, processor, tmp_path
+    dual_checkpoint, classifier_checkpoint, report_checkpoint, processor, tmp_path
 ):
     ecg_only = tmp_path / "ecg-only"
     MeritECGModel(MeritConfig.from_preset("tiny").ecg_config).save_pretrained(ecg_only)
@@ -108,6 +131,7 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
         dual_checkpoint: ({"zero-shot-ecg-classification", "ecg-feature-extraction"}, "AutoModel"),
         classifier_checkpoint: ({"ecg-classification", "ecg-feature-extraction"}, "AutoModelForSequenceClassification"),
         ecg_only: ({"ecg-feature-extraction"}, "AutoModel"),
+        report_checkpoint: ({"ecg-report-generation", "ecg-feature-extraction"}, "AutoModel"),
     }
     for directory, (tasks, auto_class) in expected.items():
         config = json.loads((directory / "config.json").read_text())
@@ -116,11 +140,13 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
             assert info["pt"] == [auto_class]
             module, class_name = info["impl"].split(".")
             assert module == "pipeline_merit" and class_name in {cls.__name__ for cls in (
-                ZeroShotECGClassificationPipeline, ECGClassificationPipeline, ECGFeatureExtractionPipeline)}
+                ZeroShotECGClassificationPipeline, ECGClassificationPipeline, ECGFeatureExtractionPipeline,
+                ECGReportGenerationPipeline)}
         assert auto_class in config["auto_map"]
         files = {path.name for path in directory.iterdir()}
         assert {"pipeline_merit.py", "zero_shot_merit.py", "handler.py", "modeling_merit.py",
                 "configuration_merit.py", "feature_extraction_merit.py"} <= files  # fmt: skip
+    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= {p.name for p in report_checkpoint.iterdir()}
     classifier_config = json.loads((classifier_checkpoint / "config.json").read_text())
     assert classifier_config["auto_map"]["AutoModelForSequenceClassification"] == (
         "modeling_merit.MeritForECGClassification"
@@ -323,7 +349,25 @@ class TinyReportModel(torch.nn.Module):
         return self.vocabulary_ids[choice][:, None].repeat(1, min(max_new_tokens, 3))
 
 
-def test_report_generation_hook(processor, record, tokenizer):
+def test_report_generation(report_checkpoint, processor, record):
+    model = MeritForReportGeneration.from_pretrained(report_checkpoint).eval()
+    generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
+    inputs = processor(ecg=record, return_tensors="pt")
+    expected = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=6)
+    answer = generator(record, max_new_tokens=6)
+    assert answer == {"generated_text": processor.batch_decode(expected, skip_special_tokens=True)[0].strip()}
+    prompted = model.generate(
+        inputs["input_values"], inputs["lead_mask"], prompt="Describe it.", tokenizer=processor.tokenizer,
+        max_new_tokens=6,
+    )  # fmt: skip
+    assert generator(record, prompt="Describe it.", max_new_tokens=6)["generated_text"] == (
+        processor.batch_decode(prompted, skip_special_tokens=True)[0].strip()
+    )
+    with pytest.raises(ValueError, match="`max_new_tokens` must be a positive integer"):
+        generator(record, max_new_tokens=0)
+
+
+def test_report_generation_with_any_model_exposing_generate(processor, record, tokenizer):
     words = ["sinus", "rhythm", "normal", "abnormal"]
     model = TinyReportModel(tokenizer.convert_tokens_to_ids(words))
     generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
@@ -392,14 +436,14 @@ def test_decode_inputs_shapes():
 
 @pytest.mark.slow
 def test_pipelines_and_handler_in_a_fresh_process_match_in_process_calls(
-    dual_checkpoint, classifier_checkpoint, zero_shot, features, processor, record, tmp_path
+    dual_checkpoint, classifier_checkpoint, report_checkpoint, zero_shot, features, processor, record, tmp_path
 ):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
     output = tmp_path / "answers.json"
     result = subprocess.run(
-        [sys.executable, str(FRESH_PROCESS_SCRIPT), str(dual_checkpoint), str(classifier_checkpoint), record,
-         json.dumps(LABELS), str(output)],
+        [sys.executable, str(FRESH_PROCESS_SCRIPT), str(dual_checkpoint), str(classifier_checkpoint),
+         str(report_checkpoint), record, json.dumps(LABELS), str(output)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=480,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
@@ -424,3 +468,8 @@ def test_pipelines_and_handler_in_a_fresh_process_match_in_process_calls(
         (e["label"], e["threshold"], e["positive"]) for e in local
     ]
     np.testing.assert_allclose([e["score"] for e in remote["classification"]], [e["score"] for e in local], rtol=1e-6)
+
+    report_model = MeritForReportGeneration.from_pretrained(report_checkpoint).eval()
+    assert remote["report"] == ECGReportGenerationPipeline(model=report_model, processor=processor, device=-1)(
+        record, max_new_tokens=6
+    )
