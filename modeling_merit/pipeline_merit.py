@@ -63,6 +63,10 @@ from .zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts, embed_class
 HANDLER_FILE = "handler.py"
 """The Inference Endpoints handler (next to this file), copied into every checkpoint."""
 
+ENDPOINT_REQUIREMENTS = ["scipy>=1.10", "wfdb>=4.1"]
+"""What the MERIT code needs beyond `transformers` and `torch`, written to every checkpoint's `requirements.txt`
+(Inference Endpoints install it before loading `handler.py`)."""
+
 TIME_COLUMN_NAMES = ("time", "time_s", "t", "seconds")
 """CSV column names (case-insensitive) taken as a time axis in seconds rather than a lead."""
 
@@ -664,9 +668,10 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
     """Prepares a MERIT checkpoint folder for the pipelines and Inference Endpoints (called by
     `MeritPreTrainedModel.save_pretrained` before it writes `config.json`).
 
-    Sets `config.custom_pipelines` (and, for a classifier, the `auto_map` entry its pipeline loads it with), and copies
+    Sets `config.custom_pipelines` (and, for a classifier, the `auto_map` entry its pipeline loads it with), copies
     this file, the model's module, the files they import and `handler.py` into `save_directory` (`save_pretrained`
-    copies code only for classes registered with an Auto class, which a classifier is not).
+    copies code only for classes registered with an Auto class, which a classifier is not), and writes the
+    endpoint's `requirements.txt`.
     """
     custom_pipelines = custom_pipelines_for(model)
     if not custom_pipelines:
@@ -683,6 +688,7 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
         code_files |= {module_file, *map(Path, get_relative_import_files(module_file))}
     for file in sorted(code_files):
         shutil.copyfile(file, Path(save_directory) / file.name)
+    (Path(save_directory) / "requirements.txt").write_text("\n".join(ENDPOINT_REQUIREMENTS) + "\n")
 
 
 register_merit_pipelines()
