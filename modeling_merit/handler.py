@@ -5,7 +5,7 @@
 An Inference Endpoint created from a repository that holds a `handler.py` builds `EndpointHandler(path)` once and
 calls it with every request's JSON body. This handler answers with the MERIT pipelines the checkpoint carries
 (`custom_pipelines` in its `config.json`, loaded with `trust_remote_code=True`), so it runs the checkpoint's own
-preprocessing and scoring code.
+preprocessing and scoring code. The endpoint installs the checkpoint's `requirements.txt` (`wfdb`, `scipy`) first.
 
 Request body:
 

@@ -8,12 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import wfdb
+from fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
 from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
@@ -473,3 +475,37 @@ def test_pipelines_and_handler_in_a_fresh_process_match_in_process_calls(
     assert remote["report"] == ECGReportGenerationPipeline(model=report_model, processor=processor, device=-1)(
         record, max_new_tokens=6
     )
+
+
+FROM_HUB = """
+    import json, sys
+    sys.modules["modeling_merit"] = None  # the local package must not be what gets loaded
+    from huggingface_hub import HfApi
+    from transformers import pipeline
+
+    checkpoint, record, labels = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    api = HfApi()
+    api.create_repo("user/merit-pipelines")
+    api.upload_folder(repo_id="user/merit-pipelines", folder_path=checkpoint)
+    classifier = pipeline("zero-shot-ecg-classification", model="user/merit-pipelines", trust_remote_code=True,
+                          device=-1)
+    print(json.dumps(classifier(record, candidate_labels=labels)))
+"""
+
+
+@pytest.mark.slow
+def test_zero_shot_pipeline_from_a_hub_repository(dual_checkpoint, zero_shot, record, tmp_path):
+    with FakeHub(tmp_path / "hub") as hub:
+        env = hub.client_env(tmp_path / "hf_home", token=hub.token)
+        env.pop("PYTHONPATH", None)
+        env["OMP_NUM_THREADS"] = "1"
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(FROM_HUB), str(dual_checkpoint), record, json.dumps(LABELS)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "handler.py" in hub.repo_files("user/merit-pipelines")
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = zero_shot(record, candidate_labels=LABELS)
+    assert [entry["label"] for entry in remote] == [entry["label"] for entry in expected]
+    np.testing.assert_allclose([e["score"] for e in remote], [e["score"] for e in expected], rtol=1e-6)
