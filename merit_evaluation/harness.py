@@ -167,10 +167,9 @@ def random_init_classifier(base_config, class_names: Sequence[str], seed: int, f
 def save_classifier(classifier, processor, thresholds: np.ndarray, directory: str | os.PathLike) -> Path:
     """Save a trained classifier as a reusable checkpoint: `MeritForECGClassification` weights and config, the
     processor it was evaluated with, and `thresholds.json` (per-class thresholds fitted on the validation split;
-    `null` for a class that had no validation positive)."""
+    `null` for a class that had no validation positive), also stored as `config.decision_thresholds` for the
+    `ecg-classification` pipeline."""
     directory = Path(directory)
-    classifier.save_pretrained(directory)
-    processor.save_pretrained(directory)
     class_names = [classifier.config.id2label[i] for i in range(classifier.config.num_labels)]
     content = {
         "source": "validation",
@@ -180,6 +179,10 @@ def save_classifier(classifier, processor, thresholds: np.ndarray, directory: st
             for name, value in zip(class_names, thresholds, strict=True)
         },
     }
+    # also in config.json, where the `ecg-classification` pipeline reads them
+    classifier.config.decision_thresholds = content["thresholds"]
+    classifier.save_pretrained(directory)
+    processor.save_pretrained(directory)
     (directory / THRESHOLDS_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     logger.info("Saved classifier checkpoint to %s", directory)
     return directory

@@ -15,6 +15,7 @@ from transformers import (
 )
 
 from .configuration_merit import CANONICAL_LEADS, MeritConfig, MeritECGConfig
+from .configuration_merit_report import MeritReportGenerationConfig
 from .feature_extraction_merit import MeritFeatureExtractor
 from .modeling_merit import (
     MeritECGModel,
@@ -22,6 +23,13 @@ from .modeling_merit import (
     MeritForPreTraining,
     MeritModel,
     MeritPreTrainedModel,
+)
+from .modeling_merit_report import MeritForReportGeneration
+from .pipeline_merit import (
+    ECGClassificationPipeline,
+    ECGFeatureExtractionPipeline,
+    ECGReportGenerationPipeline,
+    ZeroShotECGClassificationPipeline,
 )
 from .processing_merit import MeritProcessor
 
@@ -34,6 +42,10 @@ def _register_auto_classes() -> None:
     AutoModelForPreTraining.register(MeritConfig, MeritForPreTraining, exist_ok=True)
     AutoFeatureExtractor.register(MeritConfig, MeritFeatureExtractor, exist_ok=True)
     AutoProcessor.register(MeritConfig, MeritProcessor, exist_ok=True)
+    AutoConfig.register(MeritReportGenerationConfig.model_type, MeritReportGenerationConfig, exist_ok=True)
+    AutoModel.register(MeritReportGenerationConfig, MeritForReportGeneration, exist_ok=True)
+    AutoFeatureExtractor.register(MeritReportGenerationConfig, MeritFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(MeritReportGenerationConfig, MeritProcessor, exist_ok=True)
 
     # `auto_map` entries written by save_pretrained, for trust_remote_code loading from the Hub.
     MeritECGConfig.register_for_auto_class("AutoConfig")
@@ -43,6 +55,8 @@ def _register_auto_classes() -> None:
     MeritForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     MeritFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     MeritProcessor.register_for_auto_class("AutoProcessor")
+    MeritReportGenerationConfig.register_for_auto_class("AutoConfig")
+    MeritForReportGeneration.register_for_auto_class("AutoModel")
 
 
 _register_auto_classes()
@@ -58,4 +72,10 @@ __all__ = [
     "MeritModel",
     "MeritForPreTraining",
     "MeritForECGClassification",
+    "MeritReportGenerationConfig",
+    "MeritForReportGeneration",
+    "ZeroShotECGClassificationPipeline",
+    "ECGClassificationPipeline",
+    "ECGFeatureExtractionPipeline",
+    "ECGReportGenerationPipeline",
 ]

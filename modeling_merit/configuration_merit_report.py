@@ -1,0 +1,169 @@
+# Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
+"""Configuration of MERIT ECG-conditioned report generation: a MERIT ECG tower, a projector and a causal LM."""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from .configuration_merit import MeritECGConfig, _check_choice, _check_positive_int
+
+
+# The shape of SmolLM2-135M-Instruct, the offline default language model (see merit_training/language_models.py).
+SMOLLM2_135M_CONFIG = dict(
+    model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+    num_attention_heads=9, num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5,
+    rope_parameters={"rope_theta": 100000.0, "rope_type": "default"}, tie_word_embeddings=True, bos_token_id=1,
+    eos_token_id=2, pad_token_id=2,
+)
+
+PREFIX_FEATURES = ("pooled", "per_lead", "time_tokens")
+PROJECTOR_INPUT_NORMS = ("batch_norm", "standardize", "none")
+
+
+class MeritReportGenerationConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`MeritForReportGeneration`]: the MERIT ECG encoder, a projector ("bridge") that turns its
+    features into `num_prefix_tokens` soft tokens in the input of a causal language model, and that language model.
+
+    The LLM reads `[prompt before the ECG] [ECG prefix tokens] [prompt after the ECG]` and writes the report. The
+    prompt is the LLM's chat template applied to `system_prompt` and a user turn holding the ECG followed by
+    `instruction`; its token ids are stored in `prompt_ids_before_ecg` / `prompt_ids_after_ecg` (set with
+    [`MeritForReportGeneration.set_prompt`]), so generation needs no tokenizer.
+
+    Args:
+        ecg_config (`dict` or [`MeritECGConfig`], *optional*):
+            The ECG tower. Defaults to `MeritECGConfig()` (the `small` preset).
+        text_config (`dict` or [`PreTrainedConfig`], *optional*):
+            The language model: the config of any causal LM (`AutoModelForCausalLM`). A dict must carry a
+            `model_type`; defaults to the shape of SmolLM2-135M-Instruct (Llama, 576 wide, 30 layers).
+        prefix_features (`str`, *optional*, defaults to `"pooled"`):
+            Which encoder features feed the prefix: `"pooled"` (the pooled ECG vector, projected to all
+            `num_prefix_tokens` tokens), `"per_lead"` (the mean patch token of each lead, `num_prefix_tokens /
+            num_leads` tokens per lead; missing leads are masked out of the LLM's attention) or `"time_tokens"`
+            (the patch tokens averaged over the present leads, then average-pooled along time to
+            `num_prefix_tokens` tokens in time order).
+        num_prefix_tokens (`int`, *optional*, defaults to 4):
+            Number of soft tokens the ECG occupies in the LLM input. A multiple of `ecg_config.num_leads` for
+            `"per_lead"`, at most `ecg_config.num_patches_per_lead` for `"time_tokens"`.
+        projector_hidden_size (`int`, *optional*, defaults to 1024):
+            Width of the hidden layer of the projector MLP.
+        projector_num_layers (`int`, *optional*, defaults to 2):
+            1: one linear layer; 2: linear -> GELU -> linear.
+        projector_input_norm (`str`, *optional*, defaults to `"batch_norm"`):
+            Normalisation of the encoder features before the projector, per feature dimension: `"batch_norm"`
+            (`BatchNorm1d` with running statistics), `"standardize"` (fixed mean and standard deviation stored in
+            the checkpoint, fitted on training features with [`MeritForReportGeneration.fit_projector_statistics`])
+            or `"none"`. With a weakly trained encoder the features of different ECGs differ by a tiny fraction of
+            their common component, and without normalisation the LLM learns one report for every ECG; keep a
+            normalisation unless the encoder's features are already well spread.
+        projector_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon added to the variance by the input normalisation (small, because the spread across ECGs of a
+            weak encoder's features can itself be ~1e-5).
+        freeze_ecg_encoder (`bool`, *optional*, defaults to `True`):
+            Keep the ECG encoder frozen (and in eval mode). Training then needs its features only once per record.
+        instruction (`str`, *optional*):
+            The default instruction, placed after the ECG in the user turn.
+        system_prompt (`str`, *optional*, defaults to `"You are a cardiologist."`):
+            System message of the chat template (`None`: the template's own default, if any).
+        prompt_ids_before_ecg (`list[int]`, *optional*):
+            Token ids of the prompt before the ECG prefix (set by `set_prompt`).
+        prompt_ids_after_ecg (`list[int]`, *optional*):
+            Token ids of the prompt between the ECG prefix and the report (set by `set_prompt`).
+
+    Example:
+
+    ```python
+    >>> from modeling_merit import MeritReportGenerationConfig
+
+    >>> config = MeritReportGenerationConfig(
+    ...     ecg_config={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128},
+    ...     text_config={"model_type": "llama", "vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64,
+    ...                  "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1},
+    ...     prefix_features="time_tokens", num_prefix_tokens=5)
+    >>> config.num_prefix_features, config.tokens_per_feature
+    (5, 1)
+    ```"""
+
+    model_type = "merit_report_generation"
+    sub_configs_defaults = {
+        "ecg_config": MeritECGConfig,
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama", init_kwargs=SMOLLM2_135M_CONFIG),
+    }
+
+    ecg_config: dict | MeritECGConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    prefix_features: str = "pooled"
+    num_prefix_tokens: int = 4
+    projector_hidden_size: int = 1024
+    projector_num_layers: int = 2
+    projector_input_norm: str = "batch_norm"
+    projector_norm_eps: float = 1e-6
+    freeze_ecg_encoder: bool = True
+    instruction: str = "Write the report of this 12-lead ECG."
+    system_prompt: str | None = "You are a cardiologist."
+    prompt_ids_before_ecg: list[int] | None = None
+    prompt_ids_after_ecg: list[int] | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        _check_choice("prefix_features", self.prefix_features, set(PREFIX_FEATURES))
+        _check_choice("projector_input_norm", self.projector_input_norm, set(PROJECTOR_INPUT_NORMS))
+        for field in ("num_prefix_tokens", "projector_hidden_size"):
+            _check_positive_int(field, getattr(self, field))
+        _check_choice("projector_num_layers", self.projector_num_layers, {1, 2})
+        if not self.projector_norm_eps > 0:
+            raise ValueError(f"`projector_norm_eps` must be > 0, got {self.projector_norm_eps!r}.")
+        num_leads = self.ecg_config.num_leads
+        if self.prefix_features == "per_lead" and self.num_prefix_tokens % num_leads:
+            raise ValueError(
+                f"`num_prefix_tokens` ({self.num_prefix_tokens}) must be a multiple of the {num_leads} leads with "
+                f"prefix_features='per_lead'; try {num_leads} or {2 * num_leads}."
+            )
+        if self.prefix_features == "time_tokens" and self.num_prefix_tokens > self.ecg_config.num_patches_per_lead:
+            raise ValueError(
+                f"`num_prefix_tokens` ({self.num_prefix_tokens}) cannot exceed the "
+                f"{self.ecg_config.num_patches_per_lead} patches per lead with prefix_features='time_tokens'."
+            )
+        if not hasattr(self.text_config, "hidden_size") or not hasattr(self.text_config, "vocab_size"):
+            raise ValueError(
+                f"`text_config` must describe a causal language model (with `hidden_size` and `vocab_size`), got "
+                f"{type(self.text_config).__name__}."
+            )
+        if (self.prompt_ids_before_ecg is None) != (self.prompt_ids_after_ecg is None):
+            raise ValueError(
+                "`prompt_ids_before_ecg` and `prompt_ids_after_ecg` must be set together (use "
+                "MeritForReportGeneration.set_prompt(tokenizer)); got only one of them."
+            )
+
+    @property
+    def num_prefix_features(self) -> int:
+        """Number of encoder feature vectors the projector reads per ECG: 1, `num_leads` or `num_prefix_tokens`."""
+        return {"pooled": 1, "per_lead": self.ecg_config.num_leads, "time_tokens": self.num_prefix_tokens}[
+            self.prefix_features
+        ]
+
+    @property
+    def tokens_per_feature(self) -> int:
+        """Number of prefix tokens the projector makes from each encoder feature vector."""
+        return self.num_prefix_tokens // self.num_prefix_features
+
+    @property
+    def pad_token_id_for_generation(self) -> int:
+        """The LLM's padding id (its end-of-sequence id when it has none)."""
+        pad = self.text_config.pad_token_id
+        return pad if pad is not None else self.eos_token_id_for_generation
+
+    @property
+    def eos_token_id_for_generation(self) -> int:
+        """The id that ends a report (the first of the LLM's end-of-sequence ids)."""
+        eos = self.text_config.eos_token_id
+        if isinstance(eos, (list, tuple)):
+            eos = eos[0] if eos else None
+        if eos is None:
+            raise ValueError(
+                "`text_config.eos_token_id` is not set: report generation needs an end-of-report token. Set it to "
+                "the tokenizer's end-of-sequence (or separator) id."
+            )
+        return eos
+
+
+__all__ = ["MeritReportGenerationConfig"]

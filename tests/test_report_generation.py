@@ -1,0 +1,331 @@
+"""MeritForReportGeneration: loss masking, batched generation, save/load (fresh process, remote code), LoRA merging,
+and that the generated report really depends on the ECG. Tiny configs, one thread."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling_merit import (
+    MeritConfig,
+    MeritFeatureExtractor,
+    MeritForPreTraining,
+    MeritForReportGeneration,
+    MeritProcessor,
+    MeritReportGenerationConfig,
+)
+from modeling_merit.modeling_merit_report import tokenize_prompt, tokenize_reports
+
+
+TINY_ECG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
+BERT_SEP, BERT_PAD = 102, 0  # the MiniLM (BERT WordPiece) tokenizer serves as the tiny LLM's tokenizer
+
+
+def tiny_text_config(vocab_size: int = 30522) -> dict:
+    return {
+        "model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+        "eos_token_id": BERT_SEP, "pad_token_id": BERT_PAD, "bos_token_id": None, "tie_word_embeddings": True,
+    }
+
+
+def tiny_model(seed: int = 0, tokenizer=None, **config_kwargs) -> MeritForReportGeneration:
+    config = MeritReportGenerationConfig(
+        ecg_config=TINY_ECG, text_config=tiny_text_config(), projector_hidden_size=64, **config_kwargs
+    )
+    torch.manual_seed(seed)
+    model = MeritForReportGeneration(config)
+    if tokenizer is not None:
+        model.set_prompt(tokenizer)
+    return model
+
+
+def trim_at_eos(ids: list[int], eos: int) -> list[int]:
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"prefix_features": "per_lead", "num_prefix_tokens": 5}, "multiple of the 12 leads"),
+        ({"prefix_features": "time_tokens", "num_prefix_tokens": 21}, "cannot exceed the 20 patches"),
+        ({"projector_input_norm": "layer"}, "projector_input_norm"),
+        ({"prefix_features": "mean"}, "prefix_features"),
+        ({"prompt_ids_before_ecg": [1]}, "set together"),
+    ],
+)
+def test_config_rejects_invalid_fields(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=tiny_text_config(), **overrides)
+
+
+def test_prompt_tokenisation_splits_at_the_ecg(tokenizer):
+    before, after = tokenize_prompt(tokenizer, "describe the ecg")
+    assert before == []  # no chat template and no BOS token: the ECG comes first
+    assert tokenizer.decode(after) == "describe the ecg"
+    reports = tokenize_reports(tokenizer, ["sinus rhythm", "a b c d e f"], eos_token_id=BERT_SEP, max_length=4)
+    assert reports[0] == tokenizer("sinus rhythm", add_special_tokens=False)["input_ids"] + [BERT_SEP]
+    assert len(reports[1]) == 4 and reports[1][-1] == BERT_SEP
+
+
+@pytest.mark.parametrize("prefix_features, num_prefix_tokens", [("pooled", 3), ("per_lead", 12), ("time_tokens", 5)])
+def test_prefix_shapes_and_missing_leads(prefix_features, num_prefix_tokens):
+    model = tiny_model(prefix_features=prefix_features, num_prefix_tokens=num_prefix_tokens).eval()
+    lead_mask = torch.ones(2, 12, dtype=torch.long)
+    lead_mask[1, 3:] = 0
+    features, feature_mask = model.encode_ecg(torch.randn(2, 12, 1000), lead_mask)
+    assert features.shape == (2, model.config.num_prefix_features, 64)
+    embeds, prefix_mask = model.ecg_prefix(features, feature_mask)
+    assert embeds.shape == (2, num_prefix_tokens, 32)
+    expected_present = 3 if prefix_features == "per_lead" else num_prefix_tokens
+    assert int(prefix_mask[1].sum()) == expected_present and bool(prefix_mask[0].all())
+
+
+# ---------------------------------------------------------------------------------------------------- loss
+
+
+def test_loss_masks_prompt_and_prefix_and_equals_shifted_cross_entropy():
+    model = tiny_model(prompt_ids_before_ecg=[7, 8], prompt_ids_after_ecg=[9, 10, 11], num_prefix_tokens=3).eval()
+    reports = torch.tensor([[2000, 2001, 2002, BERT_SEP], [2003, BERT_SEP, BERT_PAD, BERT_PAD]])
+    report_mask = (reports != BERT_PAD).long()
+    ecg = torch.randn(2, 12, 1000)
+    output = model(ecg, input_ids=reports, attention_mask=report_mask)
+
+    start = 2 + 3 + 3  # prompt before + prefix + prompt after
+    assert output.logits.shape[:2] == (2, start + 4)
+    targets = torch.full((2, start + 4), -100)
+    targets[0, start : start + 4] = reports[0]
+    targets[1, start : start + 2] = reports[1, :2]
+    expected = F.cross_entropy(output.logits[:, :-1].reshape(-1, output.logits.shape[-1]), targets[:, 1:].reshape(-1))
+    torch.testing.assert_close(output.loss, expected)
+    assert torch.equal(output.labels, targets)
+    # the padding of the shorter report is not attended to
+    assert output.attention_mask[1].tolist() == [1] * (start + 2) + [0, 0]
+
+    # explicit labels: masking a report token removes it from the loss
+    labels = reports.masked_fill(report_mask == 0, -100)
+    labels[0, 0] = -100
+    partial = model(ecg, input_ids=reports, attention_mask=report_mask, labels=labels)
+    targets[0, start] = -100
+    expected = F.cross_entropy(partial.logits[:, :-1].reshape(-1, partial.logits.shape[-1]), targets[:, 1:].reshape(-1))
+    torch.testing.assert_close(partial.loss, expected)
+
+
+def test_cached_features_give_the_same_loss():
+    model = tiny_model(prompt_ids_before_ecg=[], prompt_ids_after_ecg=[9]).eval()
+    ecg, reports = torch.randn(2, 12, 1000), torch.tensor([[2000, BERT_SEP], [2001, BERT_SEP]])
+    features, feature_mask = model.encode_ecg(ecg)
+    direct = model(ecg, input_ids=reports).loss
+    cached = model(ecg_features=features, ecg_feature_mask=feature_mask, input_ids=reports).loss
+    torch.testing.assert_close(direct, cached)
+    with pytest.raises(ValueError, match="ecg_features"):
+        model(ecg_features=features[:, :, :10], input_ids=reports)
+
+
+def test_frozen_encoder_gets_no_gradient():
+    model = tiny_model(prompt_ids_before_ecg=[], prompt_ids_after_ecg=[9]).train()
+    assert not model.ecg_model.training
+    model(torch.randn(2, 12, 1000), input_ids=torch.tensor([[2000, BERT_SEP], [2001, BERT_SEP]])).loss.backward()
+    assert all(parameter.grad is None for parameter in model.ecg_model.parameters())
+    assert model.projector.layers[0].weight.grad is not None
+
+
+# ---------------------------------------------------------------------------------------------------- generation
+
+
+def test_batched_left_padded_generate_equals_one_by_one(tokenizer):
+    model = tiny_model(seed=1, tokenizer=tokenizer, prefix_features="per_lead", num_prefix_tokens=12).eval()
+    ecg = torch.randn(3, 12, 1000)
+    lead_mask = torch.ones(3, 12, dtype=torch.long)
+    lead_mask[2, 6:] = 0  # holes in the prefix as well as left padding
+    prompts = ["report", "write the report of this ecg please", "describe rhythm and axis"]
+    batched = model.generate(ecg, lead_mask, prompt=prompts, tokenizer=tokenizer, max_new_tokens=12)
+    assert batched.shape[0] == 3
+    for index in range(3):
+        alone = model.generate(
+            ecg[index : index + 1], lead_mask[index : index + 1], prompt=prompts[index], tokenizer=tokenizer,
+            max_new_tokens=12,
+        )
+        assert trim_at_eos(batched[index].tolist(), BERT_SEP) == trim_at_eos(alone[0].tolist(), BERT_SEP)
+    # the default (config) prompt needs no tokenizer
+    assert model.generate(ecg, lead_mask, max_new_tokens=4).shape == (3, 4)
+    with pytest.raises(ValueError, match="tokenizer"):
+        model.generate(ecg, prompt="report")
+
+
+def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
+    """A frozen random encoder + projector + tiny Llama learn 4 ECG -> report pairs: the output must follow the ECG."""
+    model = tiny_model(seed=0, tokenizer=tokenizer)
+    reports = ["sinus rhythm normal ecg", "atrial fibrillation", "sinus rhythm left bundle branch block", "pacemaker"]
+    report_ids = tokenize_reports(tokenizer, reports, BERT_SEP)
+    length = max(map(len, report_ids))
+    input_ids = torch.tensor([ids + [BERT_PAD] * (length - len(ids)) for ids in report_ids])
+    attention_mask = (torch.arange(length)[None] < torch.tensor([len(ids) for ids in report_ids])[:, None]).long()
+    generator = torch.Generator().manual_seed(0)
+    ecg = torch.randn(4, 12, 1000, generator=generator)
+    with torch.no_grad():
+        features, feature_mask = model.encode_ecg(ecg)
+    # the random encoder's pooled features barely differ between ECGs: the projector's normalisation must cope
+    assert features.std(0).mean() < 0.1 * features.std(-1).mean()
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.0)
+    model.train()
+    for _ in range(150):
+        loss = model(ecg_features=features, ecg_feature_mask=feature_mask, input_ids=input_ids, attention_mask=attention_mask).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    generated = model.generate(ecg, max_new_tokens=length)
+    decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    assert decoded == reports, f"loss {loss.item():.4f}"
+    permutation = [2, 0, 3, 1]
+    permuted = tokenizer.batch_decode(model.generate(ecg[permutation], max_new_tokens=length), skip_special_tokens=True)
+    assert permuted == [reports[index] for index in permutation]
+
+
+# ---------------------------------------------------------------------------------------------------- save / load
+
+
+def test_from_merit_and_language_model_copies_both_checkpoints(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    merit = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    merit.save_pretrained(tmp_path / "merit")
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    language_model = AutoModelForCausalLM.from_config(LlamaConfig(**{k: v for k, v in tiny_text_config().items() if k != "model_type"}))
+    language_model.save_pretrained(tmp_path / "llm")
+    model = MeritForReportGeneration.from_merit_and_language_model(
+        tmp_path / "merit", tmp_path / "llm", tokenizer=tokenizer, num_prefix_tokens=2
+    )
+    for name, tensor in merit.ecg_model.state_dict().items():
+        assert torch.equal(model.ecg_model.state_dict()[name], tensor), name
+    for name, tensor in language_model.state_dict().items():
+        assert torch.equal(model.language_model.state_dict()[name], tensor), name
+    assert model.config.num_prefix_tokens == 2 and model.config.prompt_ids_after_ecg
+    assert not any(parameter.requires_grad for parameter in model.ecg_model.parameters())
+
+
+REMOTE_GENERATE = textwrap.dedent(
+    """
+    import sys
+    sys.modules["modeling_merit"] = None  # the installed package must not be used
+    try:
+        import modeling_merit  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("modeling_merit is importable; the test would not exercise remote code")
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    torch.set_num_threads(1)
+    checkpoint, record, out = sys.argv[1:4]
+    model = AutoModel.from_pretrained(checkpoint, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=True)
+    inputs = processor(ecg=[record, record], return_tensors="pt")
+    inputs["input_values"][1] = inputs["input_values"][1].flip(-1)
+    ids = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=10)
+    text = processor.batch_decode(ids, skip_special_tokens=True)
+    np.savez(out, ids=ids.numpy(), text=np.array(text), model_class=type(model).__module__ + "." + type(model).__name__)
+    """
+)
+
+
+@pytest.mark.slow
+def test_save_load_in_fresh_process_with_remote_code(tmp_path, ptbxl_sample_dir, tokenizer):
+    model = tiny_model(seed=3, tokenizer=tokenizer).eval()
+    processor = MeritProcessor(MeritFeatureExtractor(), tokenizer)
+    checkpoint = tmp_path / "checkpoint"
+    model.save_pretrained(checkpoint)
+    processor.save_pretrained(checkpoint)
+    saved = {path.name for path in checkpoint.iterdir()}
+    assert {"model.safetensors", "configuration_merit_report.py", "modeling_merit_report.py", "modeling_merit.py"} <= saved
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in saved)
+    auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModel"] == "modeling_merit_report.MeritForReportGeneration"
+
+    record = str(ptbxl_sample_dir / "records500" / "00000" / "00001_hr")
+    script = tmp_path / "remote_generate.py"
+    script.write_text(REMOTE_GENERATE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, str(script), str(checkpoint), record, str(tmp_path / "remote.npz")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = np.load(tmp_path / "remote.npz")
+    assert str(remote["model_class"]).startswith("transformers_modules.")
+
+    inputs = processor(ecg=[record, record], return_tensors="pt")
+    inputs["input_values"][1] = inputs["input_values"][1].flip(-1)
+    ids = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=10)
+    np.testing.assert_array_equal(remote["ids"], ids.numpy())
+    assert list(remote["text"]) == processor.batch_decode(ids, skip_special_tokens=True)
+
+
+# ---------------------------------------------------------------------------------------------------- LoRA
+
+
+def test_lora_merge_is_exact_and_saved_merged(tmp_path):
+    pytest.importorskip("peft")
+    from transformers import AutoModel
+
+    model = tiny_model(seed=4, prompt_ids_before_ecg=[5], prompt_ids_after_ecg=[6, 7]).eval()
+    model.enable_lora(rank=4, alpha=8)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable and all("lora_" in name or name.startswith("projector.") for name in trainable)
+    with torch.no_grad():  # LoRA's B starts at zero: make the adapters do something
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)
+    ecg, reports = torch.randn(2, 12, 1000), torch.tensor([[2000, 2001, BERT_SEP], [2002, BERT_SEP, BERT_PAD]])
+    with torch.no_grad():
+        adapted = model(ecg, input_ids=reports, attention_mask=(reports != BERT_PAD).long()).logits
+        base_model = tiny_model(seed=4, prompt_ids_before_ecg=[5], prompt_ids_after_ecg=[6, 7]).eval()
+        base = base_model(ecg, input_ids=reports, attention_mask=(reports != BERT_PAD).long()).logits
+    assert not torch.allclose(adapted, base, atol=1e-3)  # the adapters change the output
+
+    model.save_pretrained(tmp_path / "merged")  # merges a copy
+    assert model.has_lora
+    reloaded = AutoModel.from_pretrained(tmp_path / "merged").eval()
+    model.merge_lora()
+    assert not model.has_lora
+    with torch.no_grad():
+        merged = model(ecg, input_ids=reports, attention_mask=(reports != BERT_PAD).long()).logits
+        loaded = reloaded(ecg, input_ids=reports, attention_mask=(reports != BERT_PAD).long()).logits
+    torch.testing.assert_close(merged, adapted, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loaded, merged, rtol=0, atol=0)
+
+
+def test_checkpoint_with_unmerged_adapter_raises(tmp_path):
+    pytest.importorskip("peft")
+    from safetensors.torch import save_file
+    from transformers import AutoModel
+
+    model = tiny_model(seed=5, prompt_ids_before_ecg=[5], prompt_ids_after_ecg=[6])
+    model.enable_lora(rank=2)
+    folder = tmp_path / "unmerged"
+    model.config.save_pretrained(folder)
+    save_file({name: tensor.clone().contiguous() for name, tensor in model.state_dict().items()}, folder / "model.safetensors")
+    with pytest.raises(ValueError, match="LoRA adapter weights that were never merged"):
+        AutoModel.from_pretrained(folder)
