@@ -22,7 +22,14 @@ import torch
 import yaml
 from train_helpers import free_port, subprocess_env
 
-from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritModel, MeritProcessor
+from modeling_merit import (
+    MeritConfig,
+    MeritFeatureExtractor,
+    MeritForReportGeneration,
+    MeritModel,
+    MeritProcessor,
+    MeritReportGenerationConfig,
+)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,15 +52,38 @@ def space_checkpoint(tmp_path_factory, tokenizer):
 
 
 @pytest.fixture(scope="module")
-def space_url(space_checkpoint, tmp_path_factory):
-    """`python space/app.py --model <checkpoint> --port <port>` running; yields its loopback URL."""
+def report_checkpoint(tmp_path_factory, tokenizer):
+    """A tiny random report generator (tiny ECG encoder -> 2-layer Llama over the MiniLM vocabulary)."""
+    text_config = {
+        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
+    }  # fmt: skip
+    config = MeritReportGenerationConfig(
+        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
+        projector_hidden_size=64,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    model = MeritForReportGeneration(config).eval()
+    model.set_prompt(tokenizer)
+    checkpoint = tmp_path_factory.mktemp("space-report") / "checkpoint"
+    model.save_pretrained(checkpoint)
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def space_url(space_checkpoint, report_checkpoint, tmp_path_factory):
+    """`python space/app.py --model <checkpoint> --report-model <checkpoint> --port <port>` running; yields its
+    loopback URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("space-log") / "app.log"
     env = subprocess_env(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio")))
     env.pop("GRADIO_SERVER_NAME", None)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(SPACE_DIR / "app.py"), "--model", str(space_checkpoint), "--port", str(port)],
+            [sys.executable, str(SPACE_DIR / "app.py"), "--model", str(space_checkpoint),
+             "--report-model", str(report_checkpoint), "--port", str(port)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -89,13 +119,14 @@ def client(space_url):
 
 
 @pytest.fixture(scope="module")
-def in_process_pipelines(space_checkpoint):
+def in_process_pipelines(space_checkpoint, report_checkpoint):
     """The pipelines the Space must agree with, loaded here the documented way."""
     from transformers import pipeline
 
     zero_shot = pipeline("zero-shot-ecg-classification", model=str(space_checkpoint), trust_remote_code=True)
     features = pipeline("ecg-feature-extraction", model=str(space_checkpoint), trust_remote_code=True)
-    return zero_shot, features
+    report = pipeline("ecg-report-generation", model=str(report_checkpoint), trust_remote_code=True)
+    return zero_shot, features, report
 
 
 def space_app():
@@ -120,7 +151,7 @@ def scores_of(label_output) -> dict[str, float]:
 
 def assert_answer_matches_pipelines(answer, record, in_process_pipelines, expected_name):
     plot, label_output, embedding_path, report, summary = answer
-    zero_shot, features = in_process_pipelines
+    zero_shot, features, report_generation = in_process_pipelines
     expected = {entry["label"]: entry["score"] for entry in zero_shot(record, candidate_labels=CANDIDATE_LABELS)}
     assert scores_of(label_output).keys() == expected.keys()
     for label, score in scores_of(label_output).items():
@@ -130,7 +161,7 @@ def assert_answer_matches_pipelines(answer, record, in_process_pipelines, expect
 
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.width > 1000
-    assert report == ""  # no report-generation checkpoint configured
+    assert report and report == report_generation(record)["generated_text"]
     assert summary.startswith(f"**{expected_name}**: 12 standard leads, 500 Hz, 10.0 s")
 
 
@@ -154,6 +185,13 @@ def test_space_readme_front_matter_and_requirements():
     assert sorted(path.name for path in examples.glob("*.hea")) == ["00003_hr.hea", "00008_hr.hea", "00017_hr.hea"]
     assert "CC BY 4.0" in (examples / "README.md").read_text() and (examples / "LICENSE.txt").is_file()
     assert yaml.safe_load((SPACE_DIR / "README.md").read_text().split("---")[1])["sdk"] == "gradio"
+
+
+def test_report_box_is_hidden_without_a_report_model(space_checkpoint):
+    app = space_app()
+    demo = app.MeritSpace(str(space_checkpoint)).build()
+    (report,) = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "report"]
+    assert report.visible is False
 
 
 def test_example_record(client, in_process_pipelines):
@@ -231,6 +269,7 @@ def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
         wait.until(lambda browser: all(label in browser.find_element(By.ID, "scores").text for label in CANDIDATE_LABELS))
         wait.until(lambda browser: "00017_hr" in browser.find_element(By.ID, "summary").text)
         assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 1000
+        assert driver.find_element(By.CSS_SELECTOR, "#report textarea").get_attribute("value")  # report configured
         for _ in range(3):  # the page reflows when the window grows: resize until the whole page fits
             height = min(driver.execute_script("return document.documentElement.scrollHeight") + 100, 4000)
             driver.set_window_size(1400, height)
