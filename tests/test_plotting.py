@@ -250,3 +250,24 @@ def test_roc_rejects_mismatched_inputs():
         plot_roc(labels, labels * 0.5, ["only-one"])
     with pytest.raises(ValueError, match="same shape"):
         plot_roc(labels, np.zeros((2, 3)), ["a", "b", "c"])
+
+
+def test_readme_plotting_snippet_runs(repo_root, ptbxl_sample_dir, tokenizer, tmp_path, monkeypatch):
+    import re
+
+    import torch
+
+    from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+    section = (repo_root / "README.md").read_text().split("## Try it", 1)[1]
+    snippet = re.findall(r"```python\n(.*?)```", section, re.S)[0].replace("data/ptbxl-sample", str(ptbxl_sample_dir))
+    torch.manual_seed(0)
+    namespace = {
+        "model": MeritForPreTraining(MeritConfig.from_preset("tiny")).eval(),
+        "processor": MeritProcessor(MeritFeatureExtractor(), tokenizer),
+    }
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, namespace)
+    for name in ("ecg.png", "reconstruction.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG"
