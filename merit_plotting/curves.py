@@ -27,7 +27,8 @@ _ROC_LEGEND_MAX_CLASSES = 12
 
 
 def _finite_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return is_number and math.isfinite(value)
 
 
 def _series(history: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +158,8 @@ def plot_roc(
             label=f"{name} ({aurocs[index]:.3f})",
         )
     roc_axes.plot([0, 1], [0, 1], color="#9e9e9e", linestyle="--", linewidth=0.8, label="chance")
-    roc_axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate", aspect="equal")
+    roc_axes.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+    roc_axes.set(xlabel="false positive rate", ylabel="true positive rate")
     roc_axes.set_title("ROC curves (AUROC)", fontsize=10)
     roc_axes.grid(alpha=0.3)
     if num_classes <= _ROC_LEGEND_MAX_CLASSES:

@@ -61,8 +61,8 @@ def _standard_lead_rows(lead_names: Sequence[str], num_rows: int) -> dict[str, i
         standard = standard_lead_name(name)
         if standard is None:
             raise ValueError(
-                f"`lead_names` contains {name!r}, which is not one of the 12 standard leads {list(STANDARD_LEAD_NAMES)} "
-                "(matched case-insensitively). Select the standard leads before plotting."
+                f"`lead_names` contains {name!r}, which is not one of the 12 standard leads "
+                f"{list(STANDARD_LEAD_NAMES)} (matched case-insensitively). Select the standard leads before plotting."
             )
         if standard in rows:
             raise ValueError(
@@ -74,7 +74,7 @@ def _standard_lead_rows(lead_names: Sequence[str], num_rows: int) -> dict[str, i
 
 
 def _checked_signal(signal, sampling_rate) -> tuple[np.ndarray, float]:
-    values = np.asarray(signal, dtype=np.float64) if not hasattr(signal, "detach") else signal.detach().cpu().double().numpy()
+    values = _as_numpy(signal, "signal")
     if values.ndim != 2 or 0 in values.shape:
         raise ValueError(
             f"`signal` must be a non-empty array of shape (leads, samples), got shape {values.shape}. "
@@ -82,14 +82,14 @@ def _checked_signal(signal, sampling_rate) -> tuple[np.ndarray, float]:
         )
     if np.isinf(values).any():
         raise ValueError("`signal` contains infinite values; use NaN for samples that were not recorded.")
-    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float, np.integer, np.floating)):
-        raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {sampling_rate!r}.")
-    if not np.isfinite(sampling_rate) or sampling_rate <= 0:
+    is_number = isinstance(sampling_rate, (int, float, np.integer, np.floating)) and not isinstance(sampling_rate, bool)
+    if not (is_number and np.isfinite(sampling_rate) and sampling_rate > 0):
         raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {sampling_rate!r}.")
     return values, float(sampling_rate)
 
 
 def _as_numpy(array, name: str) -> np.ndarray:
+    """A float64 NumPy copy of an array, nested list or (detached) torch tensor."""
     if hasattr(array, "detach"):
         array = array.detach().cpu().double().numpy()
     try:
@@ -122,7 +122,9 @@ def _overlay_patches(
             f"{patch_mask.shape}."
         )
     if not np.isin(patch_mask, (0, 1)).all():
-        raise ValueError(f"`patch_mask` must contain only 0 (visible) and 1 (hidden), got {np.unique(patch_mask)[:5]}.")
+        raise ValueError(
+            f"`patch_mask` must contain only 0 (visible) and 1 (hidden), got values {np.unique(patch_mask)[:5]}."
+        )
     if norm_patch_loss:
         # the model predicted per-patch normalised targets: bring them back to the scale of the original patch
         patches = values.reshape(num_leads, num_patches, patch_size)

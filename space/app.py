@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,9 @@ DEFAULT_MODEL = "your-org/merit-ecg"
 """Used when neither `--model` nor the `MERIT_MODEL` environment variable (e.g. a Space variable) names one."""
 
 UPLOAD_SUFFIXES = (".hea", ".dat", ".npy", ".csv")
+OUTPUT_MAX_AGE_S = 3600
+"""Answer files (plot, embedding) older than this are deleted: Gradio serves its own copies from its cache, which it
+clears on the same schedule (`delete_cache`)."""
 WFDB_UNITS_IN_MV = {"mv": 1.0, "uv": 1.0e-3, "µv": 1.0e-3, "μv": 1.0e-3, "v": 1.0e3}
 
 DESCRIPTION = """\
@@ -137,7 +142,15 @@ class MeritSpace:
         # the pipelines' own reader of the accepted input forms (from the checkpoint's pipeline_merit.py)
         self._record_arguments = sys.modules[type(self.zero_shot).__module__].ecg_record_arguments
         self._outputs = tempfile.TemporaryDirectory(prefix="merit-space-")
-        self._calls = 0
+
+    def _new_output_dir(self) -> Path:
+        """A fresh folder for the files of one answer; folders older than `OUTPUT_MAX_AGE_S` are removed."""
+        root = Path(self._outputs.name)
+        cutoff = time.time() - OUTPUT_MAX_AGE_S
+        for folder in root.iterdir():
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=root))
 
     def _signal_for_plot(self, record, sampling_rate) -> tuple[np.ndarray, float, list[str]]:
         """The record in mV as `(leads, samples)`, its sampling rate and lead names: the standard leads only."""
@@ -159,16 +172,16 @@ class MeritSpace:
         Bad input (an unusable upload, no labels, ...) is answered with a `gr.Error` carrying the pipeline's
         `ValueError` message, which the page and `gradio_client` show instead of a stack trace.
         """
-        self._calls += 1
-        output_dir = Path(self._outputs.name) / str(self._calls)
-        output_dir.mkdir()
+        output_dir = self._new_output_dir()
         try:
             labels = parse_candidate_labels(candidate_labels)
             record, name = record_from_inputs(example, files)
             rate = float(sampling_rate) if sampling_rate else None  # 0 or empty: the file says, or none is known
             scores = self.zero_shot(record, candidate_labels=labels, sampling_rate=rate)
             embedding = self.feature_extraction(record, sampling_rate=rate)
-            report = self.report_generation(record, sampling_rate=rate)["generated_text"] if self.report_generation else ""
+            report = ""
+            if self.report_generation is not None:
+                report = self.report_generation(record, sampling_rate=rate)["generated_text"]
             signal, plot_rate, lead_names = self._signal_for_plot(record, rate)
             plot_path = output_dir / f"{name}_12lead.png"
             plot_ecg(signal, plot_rate, lead_names, path=plot_path, dpi=110)
@@ -176,18 +189,21 @@ class MeritSpace:
             raise gr.Error(str(error), print_exception=False) from error
         embedding_path = output_dir / f"{name}_merit_embedding.npy"
         np.save(embedding_path, np.asarray(embedding, dtype=np.float32))
-        recorded = {standard_lead_name(lead) for lead in lead_names}
+        recorded = {standard_lead_name(lead) for lead, row in zip(lead_names, signal) if not np.isnan(row).all()}
         missing = [lead for lead in STANDARD_LEAD_NAMES if lead not in recorded]
         summary = (
-            f"**{name}**: {len(lead_names)} standard leads, {plot_rate:g} Hz, {signal.shape[1] / plot_rate:.1f} s; "
+            f"**{name}**: {len(recorded)} standard leads, {plot_rate:g} Hz, {signal.shape[1] / plot_rate:.1f} s; "
             f"embedding of {len(embedding)} values."
             + (f" Not recorded: {', '.join(missing)}." if missing else "")
         )
-        return str(plot_path), {entry["label"]: entry["score"] for entry in scores}, str(embedding_path), report, summary
+        label_scores = {entry["label"]: entry["score"] for entry in scores}
+        return str(plot_path), label_scores, str(embedding_path), report, summary
 
     def build(self) -> gr.Blocks:
         """The Gradio app; its one endpoint is `/analyse(example, files, candidate_labels, sampling_rate)`."""
-        with gr.Blocks(title="MERIT ECG", analytics_enabled=False) as demo:
+        with gr.Blocks(
+            title="MERIT ECG", analytics_enabled=False, delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)
+        ) as demo:
             gr.Markdown(DESCRIPTION)
             with gr.Row():
                 with gr.Column(scale=1):

@@ -32,11 +32,13 @@ def texts(figure):
 
 
 def gids(figure, prefix):
-    return sorted(artist.get_gid() for artist in figure.axes[0].get_children() if str(artist.get_gid()).startswith(prefix))
+    children = figure.axes[0].get_children()
+    return sorted(artist.get_gid() for artist in children if str(artist.get_gid()).startswith(prefix))
 
 
 def test_standard_lead_names_are_matched_case_insensitively():
-    assert [standard_lead_name(name) for name in ("avr", "AVL", " aVF ", "v1", "ii")] == ["aVR", "aVL", "aVF", "V1", "II"]
+    names = ("avr", "AVL", " aVF ", "v1", "ii")
+    assert [standard_lead_name(name) for name in names] == ["aVR", "aVL", "aVF", "V1", "II"]
     assert standard_lead_name("vx") is None
     with pytest.raises(ValueError, match="must be strings"):
         standard_lead_name(3)
@@ -189,9 +191,11 @@ def test_plot_ecg_rejects_bad_input(kwargs, message):
 def history():
     entries = []
     for step in range(0, 100, 10):
-        entry = {"step": step, "train/loss": 3.0 - step / 50, "train/reconstruction_loss": 1.0 - step / 200, "lr": 1e-4}
+        entry = {"step": step, "train/loss": 3.0 - step / 50, "train/reconstruction_loss": 1.0 - step / 200}
+        entry["lr"] = 1e-4  # logged, not plotted
         if step % 50 == 0:
-            entry.update({"val/loss": 3.1 - step / 50, "val/reconstruction_loss": 1.0, "val/zero_shot_macro_auroc": 0.6})
+            entry.update({"val/loss": 3.1 - step / 50, "val/reconstruction_loss": 1.0})
+            entry["val/zero_shot_macro_auroc"] = 0.6
         entries.append(entry)
     return entries
 

@@ -99,7 +99,8 @@ def space_url(space_checkpoint, report_checkpoint, tmp_path_factory):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"space/app.py did not answer within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+                log = log_path.read_text()[-3000:]
+                pytest.fail(f"space/app.py did not answer within {STARTUP_TIMEOUT_S} s:\n{log}")
             time.sleep(0.5)
         yield url
     finally:
@@ -261,12 +262,16 @@ def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
     try:
         driver.get(space_url)
         wait = WebDriverWait(driver, 60)
-        upload = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
+        upload = wait.until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]"))
+        )
         upload.send_keys("\n".join(str(EXAMPLE_RECORD.with_suffix(suffix)) for suffix in (".hea", ".dat")))
         wait.until(lambda browser: browser.find_element(By.ID, "upload").text.count("00017_hr") == 2)  # both files
         driver.find_element(By.ID, "analyse").click()
         plot = wait.until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, "#ecg-plot img")))
-        wait.until(lambda browser: all(label in browser.find_element(By.ID, "scores").text for label in CANDIDATE_LABELS))
+        wait.until(
+            lambda browser: all(label in browser.find_element(By.ID, "scores").text for label in CANDIDATE_LABELS)
+        )
         wait.until(lambda browser: "00017_hr" in browser.find_element(By.ID, "summary").text)
         assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 1000
         assert driver.find_element(By.CSS_SELECTOR, "#report textarea").get_attribute("value")  # report configured
