@@ -221,6 +221,11 @@ def test_uploaded_wfdb_pair_npy_and_csv(client, in_process_pipelines, tmp_path):
     answer = analyse(client, files=[csv_path])
     assert_answer_matches_pipelines(answer, record, in_process_pipelines, "upload")
 
+    eleven_leads = tmp_path / "no_v6.csv"  # a lead that was not recorded is reported, and plotted as missing
+    np.savetxt(eleven_leads, signal[:, :11], delimiter=",", header=",".join(fields["sig_name"][:11]), comments="")
+    *_, summary = analyse(client, files=[eleven_leads], sampling_rate=500)
+    assert summary.startswith("**no_v6**: 11 standard leads, 500 Hz, 10.0 s") and summary.endswith("Not recorded: V6.")
+
 
 @pytest.mark.parametrize(
     ("make_files", "message"),
