@@ -18,8 +18,10 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from ecg_plot import Style
 from ecg_plot import plot as ecg_chart
 from ecg_plot.chart import STANDARD_LEADS
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -39,6 +41,10 @@ RECONSTRUCTION_COLOR = "#d62728"
 MISSING_LEAD_GID_PREFIX = "missing-lead:"
 HIDDEN_PATCH_GID = "hidden-patch"
 RECONSTRUCTION_GID = "reconstruction"
+GRID_GID = "ecg-grid"
+# ECG paper: 1-mm minor and 5-mm major lines in ecg-plot's colours and widths (mm)
+GRID_LINES = ((1.0, Style.minor_color, 0.06), (5.0, Style.major_color, 0.12))
+POINTS_PER_MM = 72 / 25.4
 
 
 def standard_lead_name(name: str) -> str | None:
@@ -248,8 +254,10 @@ def plot_ecg(
         speed=speed,
         gain=gain,
         window=window,
+        style=Style(grid=False),  # drawn below as two line collections: ecg-plot makes one artist per grid line
     )
     figure, axes = chart.to_matplotlib()
+    _draw_grid(axes, chart.panels)
     if amplitude_unit != "mV":
         for text in axes.texts:
             text.set_text(text.get_text().replace("mm/mV", f"mm/{amplitude_unit}").replace("mV", amplitude_unit))
@@ -271,6 +279,23 @@ def plot_ecg(
     if path is not None:
         figure.savefig(path, dpi=dpi, format="png")
     return figure
+
+
+def _draw_grid(axes, panels) -> None:
+    """The ECG paper of every panel, with ecg-plot's geometry: vertical lines from the panel's left edge, horizontal
+    lines from its baseline, 1 mm (minor) and 5 mm (major) apart."""
+    for spacing, color, width_mm in GRID_LINES:
+        segments = []
+        for panel in panels:
+            for x in np.arange(0.0, panel.width + 1e-7, spacing):
+                segments.append(((panel.x + x, panel.y), (panel.x + x, panel.y + panel.height)))
+            first = np.ceil((panel.y - panel.baseline) / spacing) * spacing
+            for dy in np.arange(first, panel.y + panel.height - panel.baseline + 1e-7, spacing):
+                segments.append(((panel.x, panel.baseline + dy), (panel.x + panel.width, panel.baseline + dy)))
+        # above ecg-plot's background (zorder 0), below everything drawn in the panels (zorder >= 1)
+        axes.add_collection(
+            LineCollection(segments, colors=color, linewidths=width_mm * POINTS_PER_MM, zorder=0.5, gid=GRID_GID)
+        )
 
 
 def _draw_missing_lead(axes, panel, name: str) -> None:

@@ -70,6 +70,18 @@ def test_standard_layout_scales_and_calibration(record, tmp_path):
         assert np.ptp(pulse.get_ydata()) == pytest.approx(GAIN_MM_PER_MV)
         assert np.ptp(pulse.get_xdata()) == pytest.approx(0.2 * SPEED_MM_PER_S + 2)
     assert any("25 mm/s" in label and "10 mm/mV" in label for label in labels)
+    # ECG paper: 1-mm minor and 5-mm major grid lines, one line collection each
+    grids = [collection for collection in figure.axes[0].collections if collection.get_gid() == "ecg-grid"]
+    assert len(grids) == 2
+    for collection, spacing in zip(grids, (1.0, 5.0), strict=True):
+        segments = np.asarray(collection.get_segments())
+        # the rhythm strip, at the bottom: its horizontal lines span 10 s, its vertical ones its height
+        horizontal = segments[np.isclose(segments[:, 1, 0] - segments[:, 0, 0], 10.0 * SPEED_MM_PER_S)]
+        assert np.diff(np.sort(horizontal[:, 0, 1])) == pytest.approx(spacing)
+        is_vertical = segments[:, 0, 0] == segments[:, 1, 0]
+        vertical = segments[is_vertical & (segments[:, 0, 1] >= horizontal[:, 0, 1].min())]
+        assert np.diff(np.sort(vertical[:, 0, 0])) == pytest.approx(spacing)
+        assert np.ptp(vertical[:, 0, 0]) == pytest.approx(10.0 * SPEED_MM_PER_S // spacing * spacing)
     assert not gids(figure, "missing-lead:") and "not recorded" not in " ".join(labels)
     with Image.open(tmp_path / "ecg.png") as image:
         assert image.format == "PNG" and image.width > image.height > 500
