@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/bench_space.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache *.egg-info
