@@ -7,6 +7,7 @@ there (the README's `docs/space_screenshot.png` is made that way).
 """
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -294,3 +295,17 @@ def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
     target = os.environ.get("MERIT_SPACE_SCREENSHOT")
     if target:
         shutil.copyfile(screenshot, target)
+
+
+def test_bench_space_runs(space_checkpoint, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_space", REPO_ROOT / "benchmarks" / "bench_space.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        timings = bench.main(["--model", str(space_checkpoint), "--repeats", "1", "--output", str(tmp_path / "b.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert set(timings) == {"zero-shot", "feature-extraction", "plot", "space"}
+    assert all(len(seconds) == 1 and seconds[0] > 0 for seconds in timings.values())
+    assert json.loads((tmp_path / "b.json").read_text()) == timings
