@@ -14,11 +14,11 @@ saved model into `config.json` (`custom_pipelines`) and copies this file, its re
 Endpoints `handler.py` next to the weights, so that in any environment with `transformers`:
 
 ```python
->>> from transformers import pipeline
+from transformers import pipeline
 
->>> classifier = pipeline("zero-shot-ecg-classification", model="path/or/hub-id", trust_remote_code=True)
->>> classifier("records500/00000/00001_hr", candidate_labels=["normal ECG", "atrial fibrillation"])
-[{'label': 'normal ECG', 'score': 0.61}, {'label': 'atrial fibrillation', 'score': 0.48}]
+classifier = pipeline("zero-shot-ecg-classification", model="path/or/hub-id", trust_remote_code=True)
+classifier("records500/00000/00001_hr", candidate_labels=["normal ECG", "atrial fibrillation"])
+# -> [{"label": ..., "score": ...}, {"label": ..., "score": ...}], highest score first
 ```
 
 **Inputs.** One record, or a list of records (a batch, answered by a list), each in one of these forms:
