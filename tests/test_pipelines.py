@@ -408,6 +408,17 @@ def test_handler_json_round_trip(dual_checkpoint, zero_shot, features, record):
     np.testing.assert_allclose(embedding, features(record), rtol=1e-5, atol=1e-6)
 
 
+def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, report_checkpoint, record):
+    signal, fields = wfdb.rdsamp(record)
+    body = {"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}}
+    classification = EndpointHandler(str(classifier_checkpoint))(json.loads(json.dumps(body)))
+    assert sorted(entry["label"] for entry in classification) == SUPERCLASSES and "positive" in classification[0]
+    report = EndpointHandler(str(report_checkpoint))(
+        json.loads(json.dumps({**body, "parameters": {**body["parameters"], "max_new_tokens": 4}}))
+    )
+    assert set(report) == {"generated_text"} and report["generated_text"]
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
