@@ -19,12 +19,12 @@ Request body:
 - `inputs`: one ECG as a nested list leads x samples (in mV), an uploaded WFDB record as base64 strings
   `{"hea": "<base64>", "dat": "<base64>"}`, or a list of those (a batch, answered by a list);
 - `parameters` (optional): `task` (one of the checkpoint's pipeline tasks; by default zero-shot classification when
-  `candidate_labels` is given, else the checkpoint's classifier, else feature extraction), `sampling_rate` and
-  `lead_names` (for nested lists; WFDB headers carry their own), and the task's arguments: `candidate_labels`,
-  `hypothesis_template` (zero-shot), `top_k`, `threshold` (classification), `embedding`, `normalize` (features),
-  `prompt`, `max_new_tokens` (report generation).
+  `candidate_labels` is given, else the checkpoint's classifier or report generator, else feature extraction),
+  `sampling_rate` and `lead_names` (for nested lists; WFDB headers carry their own), and the task's arguments:
+  `candidate_labels`, `hypothesis_template` (zero-shot), `top_k`, `threshold` (classification), `embedding`,
+  `normalize` (features), `prompt`, `max_new_tokens` (report generation).
 
-Answer: the pipeline's output, e.g. `[{"label": "normal ECG", "score": 0.61}, ...]`. A request that cannot be
+Answer: the pipeline's output, e.g. `[{"label": "normal ECG", "score": ...}, ...]`. A request that cannot be
 answered raises a `ValueError` that says what was wrong.
 """
 
@@ -40,10 +40,11 @@ from transformers import pipeline
 TASK_ARGUMENTS = {
     "zero-shot-ecg-classification": ("candidate_labels", "hypothesis_template"),
     "ecg-classification": ("top_k", "threshold"),
-    "ecg-feature-extraction": ("embedding", "normalize"),
     "ecg-report-generation": ("prompt", "max_new_tokens"),
+    "ecg-feature-extraction": ("embedding", "normalize"),
 }
-"""The request parameters each task accepts, besides `sampling_rate` and `lead_names`."""
+"""The request parameters each task accepts, besides `sampling_rate` and `lead_names`; the first task of this order
+that a checkpoint carries is loaded at start-up."""
 
 
 class EndpointHandler:
@@ -62,16 +63,19 @@ class EndpointHandler:
                 f"{self.path}/config.json lists no `custom_pipelines`; save the checkpoint with MERIT's save_pretrained."
             )
         self._pipelines = {}
-        self._pipeline(self.default_task(candidate_labels=None))  # load the model once, at start-up
+        # load the checkpoint's main task at start-up, so that the first request does not wait for it
+        self._pipeline(next(task for task in TASK_ARGUMENTS if task in self.tasks))
 
     def default_task(self, candidate_labels) -> str:
-        """The task of a request without `task`."""
-        for task in ("zero-shot-ecg-classification", "ecg-classification", "ecg-feature-extraction"):
-            if task in self.tasks and (candidate_labels is not None or task != "zero-shot-ecg-classification"):
-                return task
-        return self.tasks[0]
+        """The task of a request without `task`: zero-shot classification when it gives `candidate_labels`, else the
+        checkpoint's classifier or report generator, else feature extraction."""
+        preferred = ["ecg-classification", "ecg-report-generation", "ecg-feature-extraction"]
+        if candidate_labels is not None:
+            preferred.insert(0, "zero-shot-ecg-classification")
+        return next((task for task in preferred if task in self.tasks), self.tasks[0])
 
     def _pipeline(self, task: str):
+        """The pipeline of `task`, loaded on first use (each task loads its own copy of the model)."""
         if task not in self.tasks:
             raise ValueError(f"`task` must be one of this checkpoint's tasks {self.tasks}, got {task!r}.")
         if task not in self._pipelines:

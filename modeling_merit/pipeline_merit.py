@@ -14,11 +14,11 @@ saved model into `config.json` (`custom_pipelines`) and copies this file, its re
 Endpoints `handler.py` next to the weights, so that in any environment with `transformers`:
 
 ```python
->>> from transformers import pipeline
+from transformers import pipeline
 
->>> classifier = pipeline("zero-shot-ecg-classification", model="path/or/hub-id", trust_remote_code=True)
->>> classifier("records500/00000/00001_hr", candidate_labels=["normal ECG", "atrial fibrillation"])
-[{'label': 'normal ECG', 'score': 0.61}, {'label': 'atrial fibrillation', 'score': 0.48}]
+classifier = pipeline("zero-shot-ecg-classification", model="path/or/hub-id", trust_remote_code=True)
+classifier("records500/00000/00001_hr", candidate_labels=["normal ECG", "atrial fibrillation"])
+# -> [{"label": ..., "score": ...}, {"label": ..., "score": ...}], highest score first
 ```
 
 **Inputs.** One record, or a list of records (a batch, answered by a list), each in one of these forms:
@@ -59,9 +59,6 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts, embed_class_prompts, zero_shot_scores
 
-
-HANDLER_FILE = "handler.py"
-"""The Inference Endpoints handler (next to this file), copied into every checkpoint."""
 
 ENDPOINT_REQUIREMENTS = ["scipy>=1.10", "wfdb>=4.1"]
 """What the MERIT code needs beyond `transformers` and `torch`, written to every checkpoint's `requirements.txt`
@@ -345,6 +342,13 @@ class MeritECGPipeline(Pipeline):
         if "lead_mask" in features:
             model_inputs["lead_mask"] = features["lead_mask"]
         return model_inputs
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
+        """`Pipeline.save_pretrained` (model, tokenizer, feature extractor, pipeline code), plus the processor, which
+        the processor-based MERIT pipelines load back."""
+        super().save_pretrained(save_directory, **kwargs)
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory, **kwargs)
 
     def _ecg_encoder(self):
         """The ECG tower of the model (the model itself for an ECG-only `MeritECGModel`)."""
@@ -648,7 +652,7 @@ def register_merit_pipelines() -> None:
         "ecg-report-generation": AutoModel,
     }
     for task, pipeline_class in MERIT_PIPELINES.items():
-        if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is not pipeline_class:
+        if task not in PIPELINE_REGISTRY.supported_tasks:  # another copy (e.g. a checkpoint's remote code) may have
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=models[task])
 
 
@@ -678,12 +682,16 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
         return
     model.config.custom_pipelines = custom_pipelines
     auto_map = dict(getattr(model.config, "auto_map", None) or {})
+    # imported (not only located) so that trust_remote_code copies handler.py into the dynamic module folder too:
+    # a model loaded from the Hub then saves complete checkpoints as well
+    from .handler import EndpointHandler
+
     model_module = type(model).__module__.rsplit(".", 1)[-1]
     for info in custom_pipelines.values():
         auto_map.setdefault(info["pt"][0], f"{model_module}.{type(model).__name__}")
     model.config.auto_map = auto_map
     os.makedirs(save_directory, exist_ok=True)
-    code_files = {Path(__file__), Path(__file__).with_name(HANDLER_FILE)}
+    code_files = {Path(__file__), Path(sys.modules[EndpointHandler.__module__].__file__)}
     for module_file in (Path(__file__), Path(sys.modules[type(model).__module__].__file__)):
         code_files |= {module_file, *map(Path, get_relative_import_files(module_file))}
     for file in sorted(code_files):

@@ -33,6 +33,11 @@ def main():
     answers["zero_shot_module"] = type(zero_shot).__module__
     answers["zero_shot"] = zero_shot(record, candidate_labels=labels)
     answers["zero_shot_batch"] = zero_shot([record, record + ".hea"], candidate_labels=labels)
+    # a model loaded from remote code saves a complete checkpoint again (pipeline code, handler, processor)
+    zero_shot.save_pretrained("resaved")
+    resaved = pipeline("zero-shot-ecg-classification", model="resaved", trust_remote_code=True, device=-1)
+    answers["zero_shot_resaved"] = resaved(record, candidate_labels=labels)
+    answers["resaved_files"] = sorted(path.name for path in Path("resaved").iterdir())
 
     features = pipeline("ecg-feature-extraction", model=dual_checkpoint, trust_remote_code=True, device=-1)
     answers["features_projected"] = features(record)

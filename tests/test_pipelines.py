@@ -408,6 +408,17 @@ def test_handler_json_round_trip(dual_checkpoint, zero_shot, features, record):
     np.testing.assert_allclose(embedding, features(record), rtol=1e-5, atol=1e-6)
 
 
+def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, report_checkpoint, record):
+    signal, fields = wfdb.rdsamp(record)
+    body = {"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}}
+    classification = EndpointHandler(str(classifier_checkpoint))(json.loads(json.dumps(body)))
+    assert sorted(entry["label"] for entry in classification) == SUPERCLASSES and "positive" in classification[0]
+    report = EndpointHandler(str(report_checkpoint))(
+        json.loads(json.dumps({**body, "parameters": {**body["parameters"], "max_new_tokens": 4}}))
+    )
+    assert set(report) == {"generated_text"} and report["generated_text"]
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
@@ -454,7 +465,10 @@ def test_pipelines_and_handler_in_a_fresh_process_match_in_process_calls(
     assert remote["classifier_module"].startswith("transformers_modules.")
 
     expected = zero_shot(record, candidate_labels=LABELS)
-    for key in ("zero_shot", "handler_wfdb", "handler_nested_list"):
+    assert {"handler.py", "pipeline_merit.py", "processor_config.json", "requirements.txt"} <= set(
+        remote["resaved_files"]
+    )
+    for key in ("zero_shot", "zero_shot_resaved", "handler_wfdb", "handler_nested_list"):
         assert [entry["label"] for entry in remote[key]] == [entry["label"] for entry in expected], key
         np.testing.assert_allclose(
             [e["score"] for e in remote[key]], [e["score"] for e in expected], rtol=1e-6, err_msg=key
@@ -509,3 +523,14 @@ def test_zero_shot_pipeline_from_a_hub_repository(dual_checkpoint, zero_shot, re
     expected = zero_shot(record, candidate_labels=LABELS)
     assert [entry["label"] for entry in remote] == [entry["label"] for entry in expected]
     np.testing.assert_allclose([e["score"] for e in remote], [e["score"] for e in expected], rtol=1e-6)
+
+
+def test_readme_pipeline_snippet_runs(dual_checkpoint, repo_root, monkeypatch):
+    readme = (repo_root / "README.md").read_text()
+    section = readme.split("### Pipelines and the Inference Endpoints handler", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    signal, fields = wfdb.rdsamp(str(repo_root / "data/ptbxl-sample/records500/00000/00001_hr"))
+    namespace = {"checkpoint": str(dual_checkpoint), "array_leads_x_time": signal.T, "lead_names": fields["sig_name"]}
+    monkeypatch.chdir(repo_root)
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert len(namespace["classifier"].model.config.custom_pipelines) == 2
