@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import wfdb
-from matplotlib.lines import Line2D
 from PIL import Image
 
 from merit_plotting import STANDARD_LEAD_NAMES, plot_ecg, plot_roc, plot_training_curves, standard_lead_name
