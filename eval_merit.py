@@ -20,8 +20,8 @@ python eval_merit.py --task report-generation --model_name_or_path outputs/merit
 ```
 
 Outputs: `<output_dir>/results.json` (schema: `merit_evaluation.results`), `<output_dir>/results.md` (the printed
-table and its notes), the trained classifiers (`<output_dir>/models/`, unless `--no_save_models`) and, with
-`--model_card`, the card's results table and `model-index`. From Python, `main([...])` runs the same thing and
+table and its notes), ROC / per-class AUROC figures of the MERIT rows (`<output_dir>/roc_*.png`), the trained
+classifiers (`<output_dir>/models/`, unless `--no_save_models`) and, with `--model_card`, the card's results table and `model-index`. From Python, `main([...])` runs the same thing and
 returns the result rows; `run_demo_evaluation(model_dir, data_dir)` is the evaluation `train_merit.py` runs after
 its demo pretraining.
 """
@@ -487,6 +487,7 @@ def run_evaluation(
         batch_size=eval_args.batch_size,
         device=device,
         n_bootstrap=eval_args.n_bootstrap,
+        figure_dir=output_dir,
     )
     logger.info(
         "Evaluating %s on %s/%s (%d train, %d validation, %d test records, classes %s) on %s.",

@@ -167,10 +167,9 @@ def random_init_classifier(base_config, class_names: Sequence[str], seed: int, f
 def save_classifier(classifier, processor, thresholds: np.ndarray, directory: str | os.PathLike) -> Path:
     """Save a trained classifier as a reusable checkpoint: `MeritForECGClassification` weights and config, the
     processor it was evaluated with, and `thresholds.json` (per-class thresholds fitted on the validation split;
-    `null` for a class that had no validation positive)."""
+    `null` for a class that had no validation positive), also stored as `config.decision_thresholds` for the
+    `ecg-classification` pipeline."""
     directory = Path(directory)
-    classifier.save_pretrained(directory)
-    processor.save_pretrained(directory)
     class_names = [classifier.config.id2label[i] for i in range(classifier.config.num_labels)]
     content = {
         "source": "validation",
@@ -180,6 +179,10 @@ def save_classifier(classifier, processor, thresholds: np.ndarray, directory: st
             for name, value in zip(class_names, thresholds, strict=True)
         },
     }
+    # also in config.json, where the `ecg-classification` pipeline reads them
+    classifier.config.decision_thresholds = content["thresholds"]
+    classifier.save_pretrained(directory)
+    processor.save_pretrained(directory)
     (directory / THRESHOLDS_FILE).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     logger.info("Saved classifier checkpoint to %s", directory)
     return directory
@@ -198,6 +201,8 @@ class EvaluationHarness:
         batch_size (`int`): batch size of preprocessing and feature extraction.
         device (`str` or `torch.device`): where models run.
         n_bootstrap (`int`): bootstrap resamples of the test metrics.
+        figure_dir (`str` or `os.PathLike`, *optional*): where `test_row` writes a ROC / per-class AUROC figure
+            (`roc_<task>_frac<fraction>_seed<seed>.png`) for every MERIT row without a distribution shift.
     """
 
     def __init__(
@@ -212,6 +217,7 @@ class EvaluationHarness:
         batch_size: int,
         device: str | torch.device,
         n_bootstrap: int,
+        figure_dir: str | os.PathLike | None = None,
     ):
         from dataset_scripts import get_class_names
 
@@ -231,6 +237,7 @@ class EvaluationHarness:
         self.batch_size = batch_size
         self.device = device
         self.n_bootstrap = n_bootstrap
+        self.figure_dir = None if figure_dir is None else Path(figure_dir)
         self._labels: dict[str, np.ndarray] = {}
         self._processed: dict[tuple, datasets.Dataset] = {}
         self._features: dict[tuple, np.ndarray] = {}
@@ -348,6 +355,18 @@ class EvaluationHarness:
         metrics = compute_classification_metrics(
             self._split_labels("test"), test_scores, thresholds=thresholds, n_bootstrap=self.n_bootstrap, seed=seed
         )
+        if self.figure_dir is not None and baseline is None and shift is None:
+            from merit_plotting import plot_roc
+
+            figure_path = self.figure_dir / f"roc_{task}_frac{fraction:g}_seed{seed}.png"
+            plot_roc(
+                self._split_labels("test"),
+                test_scores,
+                self.class_names,
+                figure_path,
+                title=f"{task}, {self.dataset} {self.label_set}, fraction {fraction:g}, seed {seed}",
+            )
+            logger.info("Wrote %s", figure_path)
         return ResultRow.from_classification_metrics(
             metrics,
             self.class_names,

@@ -20,24 +20,16 @@ list of prompts.
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Sequence
 from os import PathLike
 from typing import TYPE_CHECKING
+
+from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts
 
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-DEFAULT_TEMPLATES = [
-    "{description}",
-    "ECG showing {description}.",
-    "12-lead ECG with {description}.",
-    "The electrocardiogram shows {description}.",
-    "Findings consistent with {description}.",
-]
-"""Templates with one `{description}` field; the caller averages the embeddings of all of a class's prompts."""
 
 PTBXL_SUPERCLASS_DESCRIPTIONS = {
     "CD": "conduction disturbance",
@@ -134,36 +126,6 @@ def ptbxl_report_language_prompts(label_set: str, class_names: Sequence[str]) ->
     """
     table = {"superdiagnostic": PTBXL_SUPERCLASS_DESCRIPTIONS_DE, "subdiagnostic": PTBXL_SUBCLASS_DESCRIPTIONS_DE}.get(label_set, {})
     return build_class_prompts({name: table[name] for name in class_names if name in table}, GERMAN_TEMPLATES)
-
-
-def _check_templates(templates: Sequence[str]) -> None:
-    if isinstance(templates, str) or len(templates) == 0:
-        raise ValueError(f"`templates` must be a non-empty list of strings, got {templates!r}.")
-    for template in templates:
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-        if fields != ["description"]:
-            raise ValueError(f"Template {template!r} must contain exactly one `{{description}}` field, got {fields}.")
-
-
-def build_class_prompts(
-    class_descriptions: dict[str, str], templates: Sequence[str] = DEFAULT_TEMPLATES
-) -> dict[str, list[str]]:
-    """Fill every template with every class description.
-
-    Args:
-        class_descriptions (`dict[str, str]`): class name -> description (e.g. from `ptbxl_class_descriptions`).
-        templates (`list[str]`, defaults to `DEFAULT_TEMPLATES`): templates with one `{description}` field.
-
-    Returns:
-        `dict[str, list[str]]`: class name -> one prompt per template, in the order of `class_descriptions`.
-    """
-    _check_templates(templates)
-    prompts = {}
-    for class_name, description in class_descriptions.items():
-        if not isinstance(description, str) or not description.strip():
-            raise ValueError(f"Class {class_name!r} has no description (got {description!r}).")
-        prompts[class_name] = [template.format(description=description.strip()) for template in templates]
-    return prompts
 
 
 def ptbxl_class_descriptions(scp_statements: pd.DataFrame, label_set: str) -> dict[str, str]:

@@ -2,10 +2,12 @@
 # Licensed under the Apache License, Version 2.0.
 """Zero-shot classification with the MERIT dual encoder.
 
-Every class gets several prompts (`merit_evaluation.prompts`: one per template, or the `--prompts FILE.json`
-override). Each prompt is embedded with the text tower (`MeritModel.get_text_features`), L2-normalised, and the
-prompts of a class are averaged and normalised again into one class embedding. Class embeddings are computed once
-per (text tower weights, tokenizer settings, prompt set) and cached in memory and, optionally, as `.npy` files.
+The computation (prompts, class embeddings, scores) lives in `modeling_merit.zero_shot_merit`, shared with the
+`zero-shot-ecg-classification` pipeline. Every class gets several prompts (`merit_evaluation.prompts`: one per
+template, or the `--prompts FILE.json` override). Each prompt is embedded with the text tower
+(`MeritModel.get_text_features`), L2-normalised, and the prompts of a class are averaged and normalised again into
+one class embedding. Class embeddings are computed once per (text tower weights, tokenizer settings, prompt set) and
+cached in memory and, optionally, as `.npy` files.
 
 The score of a record for a class is the cosine similarity of its ECG embedding (`ecg_projection` of the pooled
 ECG features) and the class embedding, mapped to [0, 1] as `(1 + cosine) / 2`. The map is monotone, so AUROC is
@@ -25,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from modeling_merit.zero_shot_merit import embed_class_prompts, zero_shot_scores
 
 from .data import class_descriptions
 from .harness import EvaluationHarness
@@ -135,14 +139,7 @@ def class_text_embeddings(
         if cached is not None:
             return cached
     model.eval().to(device)
-    embeddings = []
-    with torch.inference_mode():
-        for class_prompt_list in prompts.values():
-            tokens = processor(text=list(class_prompt_list), return_tensors="pt")
-            tokens = {name: value.to(device) for name, value in tokens.items()}
-            prompt_embeddings = F.normalize(model.get_text_features(**tokens), dim=-1)
-            embeddings.append(F.normalize(prompt_embeddings.mean(dim=0), dim=-1).float().cpu().numpy())
-    embeddings = np.stack(embeddings)
+    embeddings = embed_class_prompts(model, processor, prompts).cpu().numpy()
     if cache is not None:
         cache.put(key, embeddings)
     return embeddings
@@ -162,27 +159,6 @@ def project_ecg_features(model, pooled_features: np.ndarray) -> np.ndarray:
             return F.normalize(projection(pooled), dim=-1).float().cpu().numpy()
     finally:
         projection.train(was_training)
-
-
-def zero_shot_scores(ecg_embeddings: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
-    """`(1 + cosine) / 2` between every record and every class.
-
-    Args:
-        ecg_embeddings (`np.ndarray` of shape `(n_records, dim)`): unit-norm ECG embeddings.
-        class_embeddings (`np.ndarray` of shape `(n_classes, dim)`): unit-norm class embeddings.
-
-    Returns:
-        `np.ndarray` of shape `(n_records, n_classes)` in [0, 1], float64.
-    """
-    ecg_embeddings = np.asarray(ecg_embeddings, dtype=np.float64)
-    class_embeddings = np.asarray(class_embeddings, dtype=np.float64)
-    if ecg_embeddings.ndim != 2 or class_embeddings.ndim != 2 or ecg_embeddings.shape[1] != class_embeddings.shape[1]:
-        raise ValueError(
-            f"Expected embeddings of shapes (n_records, dim) and (n_classes, dim), got {ecg_embeddings.shape} and "
-            f"{class_embeddings.shape}."
-        )
-    cosine = ecg_embeddings @ class_embeddings.T
-    return np.clip((1.0 + cosine) / 2.0, 0.0, 1.0)
 
 
 def run_zero_shot(

@@ -25,6 +25,12 @@ from .modeling_merit import (
     MeritPreTrainedModel,
 )
 from .modeling_merit_report import MeritForReportGeneration
+from .pipeline_merit import (
+    ECGClassificationPipeline,
+    ECGFeatureExtractionPipeline,
+    ECGReportGenerationPipeline,
+    ZeroShotECGClassificationPipeline,
+)
 from .processing_merit import MeritProcessor
 
 
@@ -68,4 +74,8 @@ __all__ = [
     "MeritForECGClassification",
     "MeritReportGenerationConfig",
     "MeritForReportGeneration",
+    "ZeroShotECGClassificationPipeline",
+    "ECGClassificationPipeline",
+    "ECGFeatureExtractionPipeline",
+    "ECGReportGenerationPipeline",
 ]

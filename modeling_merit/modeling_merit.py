@@ -330,6 +330,9 @@ class MeritPreTrainedModel(PreTrainedModel):
         else:
             auto_map = {"AutoConfig": "configuration_merit.MeritECGConfig", "AutoModel": "modeling_merit.MeritECGModel"}
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
+        from .pipeline_merit import add_pipelines_to_checkpoint  # lazy: transformers.pipelines is a slow import
+
+        add_pipelines_to_checkpoint(self, save_directory)  # custom_pipelines in config.json + pipeline/handler files
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -578,6 +578,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             "AutoConfig": "configuration_merit_report.MeritReportGenerationConfig",
             "AutoModel": "modeling_merit_report.MeritForReportGeneration",
         }
+        from .pipeline_merit import add_pipelines_to_checkpoint
+
+        add_pipelines_to_checkpoint(self, save_directory)  # custom_pipelines in config.json + pipeline/handler files
         return super(MeritPreTrainedModel, self).save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -1,0 +1,536 @@
+"""The MERIT pipelines (`modeling_merit/pipeline_merit.py`) and the Inference Endpoints handler, on real PTB-XL records
+of the excerpt with tiny random checkpoints: input forms, outputs against direct model calls and the evaluation code,
+errors, what every checkpoint carries, and `trust_remote_code` loading in a fresh process."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+from fake_hub import FakeHub
+
+from merit_evaluation.harness import save_classifier
+from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
+from modeling_merit import (
+    ECGClassificationPipeline,
+    ECGFeatureExtractionPipeline,
+    ECGReportGenerationPipeline,
+    MeritConfig,
+    MeritECGModel,
+    MeritFeatureExtractor,
+    MeritForECGClassification,
+    MeritForPreTraining,
+    MeritForReportGeneration,
+    MeritModel,
+    MeritProcessor,
+    MeritReportGenerationConfig,
+    ZeroShotECGClassificationPipeline,
+)
+from modeling_merit.handler import EndpointHandler, decode_inputs
+from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts
+
+
+LABELS = ["normal ECG", "atrial fibrillation", "myocardial infarction"]
+SUPERCLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
+FRESH_PROCESS_SCRIPT = Path(__file__).with_name("pipelines_fresh_process.py")
+
+
+@pytest.fixture(scope="module")
+def record(ptbxl_sample_dir) -> str:
+    """A real 500 Hz PTB-XL record (resampled to the processor's 100 Hz)."""
+    return str(ptbxl_sample_dir / "records500" / "00000" / "00001_hr")
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
+
+
+@pytest.fixture(scope="module")
+def dual_checkpoint(tmp_path_factory, processor):
+    directory = tmp_path_factory.mktemp("dual")
+    torch.manual_seed(0)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def dual_model(dual_checkpoint):
+    return MeritModel.from_pretrained(dual_checkpoint).eval()
+
+
+@pytest.fixture(scope="module")
+def classifier_checkpoint(tmp_path_factory, processor):
+    """A classifier saved by the evaluation code, with validation thresholds (one class never positive)."""
+    torch.manual_seed(1)
+    config = MeritConfig.from_preset(
+        "tiny",
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(SUPERCLASSES)),
+        label2id={name: index for index, name in enumerate(SUPERCLASSES)},
+    )
+    classifier = MeritForECGClassification(config).eval()
+    thresholds = np.array([0.2, 0.5, np.inf, 0.9, 0.45])
+    return save_classifier(classifier, processor, thresholds, tmp_path_factory.mktemp("classifier"))
+
+
+@pytest.fixture(scope="module")
+def report_checkpoint(tmp_path_factory, processor, tokenizer):
+    """A tiny report generator: the tiny ECG encoder and a 2-layer Llama that reads the MiniLM vocabulary."""
+    text_config = {
+        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
+    }  # fmt: skip
+    config = MeritReportGenerationConfig(
+        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
+        projector_hidden_size=64,
+    )  # fmt: skip
+    torch.manual_seed(2)
+    model = MeritForReportGeneration(config).eval()
+    model.set_prompt(tokenizer)
+    directory = tmp_path_factory.mktemp("report")
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def zero_shot(dual_model, processor):
+    return ZeroShotECGClassificationPipeline(model=dual_model, processor=processor, device=-1)
+
+
+@pytest.fixture(scope="module")
+def features(dual_model, processor):
+    return ECGFeatureExtractionPipeline(model=dual_model, processor=processor, device=-1)
+
+
+def scores_by_label(answer) -> dict[str, float]:
+    return {entry["label"]: entry["score"] for entry in answer}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What checkpoints carry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_every_checkpoint_carries_its_pipelines_and_the_handler(
+    dual_checkpoint, classifier_checkpoint, report_checkpoint, processor, tmp_path
+):
+    ecg_only = tmp_path / "ecg-only"
+    MeritECGModel(MeritConfig.from_preset("tiny").ecg_config).save_pretrained(ecg_only)
+    processor.feature_extractor.save_pretrained(ecg_only)
+    expected = {
+        dual_checkpoint: ({"zero-shot-ecg-classification", "ecg-feature-extraction"}, "AutoModel"),
+        classifier_checkpoint: ({"ecg-classification", "ecg-feature-extraction"}, "AutoModelForSequenceClassification"),
+        ecg_only: ({"ecg-feature-extraction"}, "AutoModel"),
+        report_checkpoint: ({"ecg-report-generation", "ecg-feature-extraction"}, "AutoModel"),
+    }
+    for directory, (tasks, auto_class) in expected.items():
+        config = json.loads((directory / "config.json").read_text())
+        assert set(config["custom_pipelines"]) == tasks
+        for info in config["custom_pipelines"].values():
+            assert info["pt"] == [auto_class]
+            module, class_name = info["impl"].split(".")
+            assert module == "pipeline_merit" and class_name in {cls.__name__ for cls in (
+                ZeroShotECGClassificationPipeline, ECGClassificationPipeline, ECGFeatureExtractionPipeline,
+                ECGReportGenerationPipeline)}
+        assert auto_class in config["auto_map"]
+        files = {path.name for path in directory.iterdir()}
+        assert {"pipeline_merit.py", "zero_shot_merit.py", "handler.py", "modeling_merit.py",
+                "configuration_merit.py", "feature_extraction_merit.py"} <= files  # fmt: skip
+    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= {p.name for p in report_checkpoint.iterdir()}
+    classifier_config = json.loads((classifier_checkpoint / "config.json").read_text())
+    assert classifier_config["auto_map"]["AutoModelForSequenceClassification"] == (
+        "modeling_merit.MeritForECGClassification"
+    )
+    assert classifier_config["decision_thresholds"] == {"CD": 0.2, "HYP": 0.5, "MI": None, "NORM": 0.9, "STTC": 0.45}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Zero-shot classification
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_zero_shot_matches_the_evaluation_code(zero_shot, dual_model, processor, record):
+    answer = zero_shot(record, candidate_labels=LABELS)
+    assert [entry["label"] for entry in answer] == sorted(LABELS, key=lambda label: -scores_by_label(answer)[label])
+    assert all(0.0 <= entry["score"] <= 1.0 for entry in answer)
+
+    # eval_merit.py --task zero-shot: pooled features -> projection -> scores against averaged template embeddings
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        pooled = dual_model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output.numpy()
+    prompts = build_class_prompts({label: label for label in LABELS})
+    expected = zero_shot_scores(project_ecg_features(dual_model, pooled), class_text_embeddings(
+        dual_model, processor, prompts, "cpu"))[0]  # fmt: skip
+    got = scores_by_label(answer)
+    np.testing.assert_allclose([got[label] for label in LABELS], expected, rtol=1e-6, atol=1e-7)
+    assert len(prompts[LABELS[0]]) == len(DEFAULT_TEMPLATES)
+
+
+def test_zero_shot_hypothesis_template(zero_shot, record):
+    default = scores_by_label(zero_shot(record, candidate_labels=LABELS))
+    single = scores_by_label(zero_shot(record, candidate_labels=LABELS, hypothesis_template="ECG showing {}."))
+    same_as_single = scores_by_label(
+        zero_shot(record, candidate_labels=LABELS, hypothesis_template=["ECG showing {description}."])
+    )
+    assert single == same_as_single
+    assert single != default  # one template instead of the average of five
+
+
+def test_input_forms_give_the_same_answer(zero_shot, record, tmp_path):
+    reference = scores_by_label(zero_shot(record, candidate_labels=LABELS))
+    signal, fields = wfdb.rdsamp(record)  # (5000, 12) in mV
+    rate, names = fields["fs"], fields["sig_name"]
+
+    np.save(tmp_path / "ecg.npy", signal.T)
+    np.save(tmp_path / "ecg_time_first.npy", signal)
+    header = ",".join(["time", *names])
+    rows = np.column_stack([np.arange(len(signal)) / rate, signal])
+    np.savetxt(tmp_path / "ecg_time.csv", rows, delimiter=",", header=header, comments="", fmt="%.17g")
+    np.savetxt(tmp_path / "ecg.csv", signal, delimiter=";", header=";".join(names), comments="", fmt="%.17g")
+    uploads = tmp_path / "uploads"  # an upload keeps neither folder nor names: the header decides the .dat name
+    uploads.mkdir()
+    shutil.copy(record + ".hea", uploads / "upload_1.hea")
+    shutil.copy(record + ".dat", uploads / "upload_2.dat")
+
+    forms = {
+        "record name": (record, {}),
+        ".hea path": (record + ".hea", {}),
+        ".dat path": (record + ".dat", {}),
+        "uploaded bytes": ({"hea": Path(record + ".hea").read_bytes(), "dat": Path(record + ".dat").read_bytes()}, {}),
+        "uploaded paths": ({"hea": str(uploads / "upload_1.hea"), "dat": uploads / "upload_2.dat"}, {}),
+        ".npy": (str(tmp_path / "ecg.npy"), {"sampling_rate": rate, "lead_names": names}),
+        ".npy channels last": (str(tmp_path / "ecg_time_first.npy"),
+                               {"sampling_rate": rate, "lead_names": names, "channels_last": True}),
+        ".csv with time column": (str(tmp_path / "ecg_time.csv"), {}),
+        ".csv with ;": (str(tmp_path / "ecg.csv"), {"sampling_rate": rate}),
+        "dict": ({"ecg": signal.T, "sampling_rate": rate, "lead_names": names}, {}),
+        "dict of nested lists": ({"ecg": signal.T.tolist(), "sampling_rate": rate, "lead_names": names}, {}),
+        "tensor": (torch.from_numpy(signal.T.copy()), {"sampling_rate": rate, "lead_names": names}),
+    }  # fmt: skip
+    for form, (ecg, arguments) in forms.items():
+        got = scores_by_label(zero_shot(ecg, candidate_labels=LABELS, **arguments))
+        assert got.keys() == reference.keys(), form
+        np.testing.assert_allclose(
+            [got[label] for label in LABELS], [reference[label] for label in LABELS], rtol=1e-6, err_msg=form
+        )
+
+
+def test_a_batch_answers_each_record(zero_shot, ptbxl_sample_dir):
+    records = [str(ptbxl_sample_dir / "records100" / "00000" / f"0000{index}_lr") for index in (1, 2, 3)]
+    batch = zero_shot(records, candidate_labels=LABELS)
+    assert isinstance(batch, list) and len(batch) == 3
+    for record, answer in zip(records, batch, strict=True):
+        assert answer == zero_shot(record, candidate_labels=LABELS)
+    assert batch[0] != batch[1]
+
+
+@pytest.mark.parametrize(
+    "ecg, arguments, message",
+    [
+        ("no/such/record", {}, "Could not read the WFDB record"),
+        ("scan.png", {}, "Cannot read 'scan.png' as an ECG"),
+        ("missing.npy", {}, "does not exist"),
+        (np.zeros((2, 12, 1000)), {}, "2 dimensions"),
+        (np.zeros((12, 1000)), {}, "`sampling_rate` is required"),
+        (np.zeros((3, 1000)), {"sampling_rate": 100}, "`lead_names` is required"),
+        ({"ecg": np.zeros((12, 1000)), "rate": 100}, {}, "Unknown key(s) ['rate']"),
+        ({"ecg": [[1.0, 2.0], [3.0]]}, {}, "rectangular"),
+        ({"signal": np.zeros((12, 1000))}, {}, "'ecg'"),
+        ({"hea": b"not a header", "dat": b""}, {}, "not a WFDB header"),
+        (42, {}, "Cannot read a int as an ECG"),
+        ([], {}, "empty list"),
+    ],
+)
+def test_bad_input_raises_a_value_error_that_says_what_was_wrong(zero_shot, ecg, arguments, message):
+    with pytest.raises(ValueError) as error:
+        zero_shot(ecg, candidate_labels=LABELS, **arguments)
+    assert message in str(error.value)
+
+
+def test_bad_csv_and_bad_parameters(zero_shot, record, tmp_path):
+    (tmp_path / "no_header.csv").write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="header row of lead names"):
+        zero_shot(str(tmp_path / "no_header.csv"), candidate_labels=LABELS, sampling_rate=100)
+    (tmp_path / "typo.csv").write_text("I,II,VV1\n1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="Unknown lead name 'VV1'"):
+        zero_shot(str(tmp_path / "typo.csv"), candidate_labels=LABELS, sampling_rate=100)
+    with pytest.raises(ValueError, match="needs `candidate_labels`"):
+        zero_shot(record)
+    with pytest.raises(ValueError, match="duplicates"):
+        zero_shot(record, candidate_labels=["a", "a"])
+    with pytest.raises(ValueError, match="exactly one `{description}`"):
+        zero_shot(record, candidate_labels=LABELS, hypothesis_template="no field")
+    with pytest.raises(ValueError, match=r"Unknown argument\(s\) \['top_k'\]"):
+        zero_shot(record, candidate_labels=LABELS, top_k=1)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        zero_shot([record, record], candidate_labels=LABELS, batch_size=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Classification, feature extraction, report generation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_classification_uses_the_validation_thresholds(classifier_checkpoint, processor, record):
+    model = MeritForECGClassification.from_pretrained(classifier_checkpoint).eval()
+    classifier = ECGClassificationPipeline(model=model, processor=processor, device=-1)
+    answer = classifier(record)
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**inputs).logits)[0].tolist()
+    by_label = {entry["label"]: entry for entry in answer}
+    assert [entry["score"] for entry in answer] == sorted(expected, reverse=True)
+    thresholds = {"CD": 0.2, "HYP": 0.5, "MI": None, "NORM": 0.9, "STTC": 0.45}
+    for label, score in zip(SUPERCLASSES, expected, strict=True):
+        entry = by_label[label]
+        assert entry["score"] == pytest.approx(score)
+        assert entry["threshold"] == thresholds[label]
+        assert entry["positive"] == (thresholds[label] is not None and score >= thresholds[label])
+
+    assert len(classifier(record, top_k=2)) == 2
+    assert classifier(record, top_k=2) == answer[:2]
+    everything = classifier(record, threshold=0.0)
+    assert all(entry["positive"] and entry["threshold"] == 0.0 for entry in everything)
+    with pytest.raises(ValueError, match="`top_k` must be a positive integer"):
+        classifier(record, top_k=0)
+    with pytest.raises(ValueError, match="needs a MeritForECGClassification"):
+        ECGClassificationPipeline(model=MeritModel(MeritConfig.from_preset("tiny")), processor=processor, device=-1)
+
+
+def test_feature_extraction(features, dual_model, processor, record):
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        projected = dual_model.get_ecg_features(inputs["input_values"], inputs["lead_mask"])[0]
+        pooled = dual_model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output[0]
+    default = features(record)
+    assert isinstance(default, list) and len(default) == dual_model.config.projection_dim
+    np.testing.assert_allclose(default, projected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features(record, embedding="pooled"), pooled.numpy(), rtol=1e-5, atol=1e-6)
+    as_tensor = features(record, return_tensors=True)
+    assert torch.is_tensor(as_tensor) and as_tensor.shape == (dual_model.config.projection_dim,)
+    normalised = features(record, normalize=True, return_tensors=True)
+    assert normalised.norm().item() == pytest.approx(1.0, abs=1e-5)
+
+    ecg_only = ECGFeatureExtractionPipeline(
+        model=dual_model.ecg_model, feature_extractor=processor.feature_extractor, device=-1
+    )
+    np.testing.assert_allclose(ecg_only(record), pooled.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="has only the pooled embedding"):
+        ecg_only(record, embedding="projected")
+
+
+class TinyReportModel(torch.nn.Module):
+    """A stand-in with the report-generation interface: 'generates' token ids chosen by the ECG."""
+
+    def __init__(self, vocabulary_ids: list[int]):
+        super().__init__()
+        self.ecg_model = MeritECGModel(MeritConfig.from_preset("tiny").ecg_config).eval()
+        self.vocabulary_ids = torch.tensor(vocabulary_ids)
+        self.calls = []
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def generate(self, input_values, lead_mask=None, prompt=None, max_new_tokens=20):
+        self.calls.append({"shape": tuple(input_values.shape), "prompt": prompt, "max_new_tokens": max_new_tokens})
+        pooled = self.ecg_model(input_values, lead_mask=lead_mask).pooler_output
+        choice = pooled[:, : len(self.vocabulary_ids)].argmax(dim=-1)
+        return self.vocabulary_ids[choice][:, None].repeat(1, min(max_new_tokens, 3))
+
+
+def test_report_generation(report_checkpoint, processor, record):
+    model = MeritForReportGeneration.from_pretrained(report_checkpoint).eval()
+    generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
+    inputs = processor(ecg=record, return_tensors="pt")
+    expected = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=6)
+    answer = generator(record, max_new_tokens=6)
+    assert answer == {"generated_text": processor.batch_decode(expected, skip_special_tokens=True)[0].strip()}
+    prompted = model.generate(
+        inputs["input_values"], inputs["lead_mask"], prompt="Describe it.", tokenizer=processor.tokenizer,
+        max_new_tokens=6,
+    )  # fmt: skip
+    assert generator(record, prompt="Describe it.", max_new_tokens=6)["generated_text"] == (
+        processor.batch_decode(prompted, skip_special_tokens=True)[0].strip()
+    )
+    with pytest.raises(ValueError, match="`max_new_tokens` must be a positive integer"):
+        generator(record, max_new_tokens=0)
+
+
+def test_report_generation_with_any_model_exposing_generate(processor, record, tokenizer):
+    words = ["sinus", "rhythm", "normal", "abnormal"]
+    model = TinyReportModel(tokenizer.convert_tokens_to_ids(words))
+    generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
+    answer = generator(record, prompt="Describe the ECG.", max_new_tokens=5)
+    assert model.calls[-1] == {"shape": (1, 12, 1000), "prompt": "Describe the ECG.", "max_new_tokens": 5}
+    generated = answer["generated_text"].split()
+    assert len(generated) == 3 and len(set(generated)) == 1 and generated[0] in words
+    with pytest.raises(ValueError, match="needs a model with `generate`"):
+        ECGReportGenerationPipeline(model=model.ecg_model, processor=processor, device=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inference Endpoints handler
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_handler_json_round_trip(dual_checkpoint, zero_shot, features, record):
+    handler = EndpointHandler(str(dual_checkpoint))
+    signal, fields = wfdb.rdsamp(record)
+    body = json.dumps({
+        "inputs": signal.T.tolist(),
+        "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"], "candidate_labels": LABELS},
+    })  # fmt: skip
+    answer = json.loads(json.dumps(handler(json.loads(body))))
+    expected = zero_shot(record, candidate_labels=LABELS)
+    assert [entry["label"] for entry in answer] == [entry["label"] for entry in expected]
+    np.testing.assert_allclose([e["score"] for e in answer], [e["score"] for e in expected], rtol=1e-6)
+
+    files = {suffix: base64.b64encode(Path(f"{record}.{suffix}").read_bytes()).decode() for suffix in ("hea", "dat")}
+    batch = handler(json.loads(json.dumps({"inputs": [files, files], "parameters": {"candidate_labels": LABELS}})))
+    assert len(batch) == 2 and batch[0] == batch[1]
+    np.testing.assert_allclose([e["score"] for e in batch[0]], [e["score"] for e in expected], rtol=1e-6)
+
+    embedding = handler({"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"],
+                                                                     "lead_names": fields["sig_name"]}})  # fmt: skip
+    np.testing.assert_allclose(embedding, features(record), rtol=1e-5, atol=1e-6)
+
+
+def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, report_checkpoint, record):
+    signal, fields = wfdb.rdsamp(record)
+    body = {"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}}
+    classification = EndpointHandler(str(classifier_checkpoint))(json.loads(json.dumps(body)))
+    assert sorted(entry["label"] for entry in classification) == SUPERCLASSES and "positive" in classification[0]
+    report = EndpointHandler(str(report_checkpoint))(
+        json.loads(json.dumps({**body, "parameters": {**body["parameters"], "max_new_tokens": 4}}))
+    )
+    assert set(report) == {"generated_text"} and report["generated_text"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"ecg": [[0.0]]}, '"inputs"'),
+        ({"inputs": "hello"}, "nested list leads x samples"),
+        ({"inputs": {"hea": "###", "dat": ""}}, "not valid base64"),
+        ({"inputs": [[0.0] * 1000] * 12, "parameters": {"task": "ecg-classification"}}, "this checkpoint's tasks"),
+        ({"inputs": [[0.0] * 1000] * 12, "parameters": {"candidate_labels": ["a"], "top_k": 1}}, "Unknown parameter"),
+    ],
+)
+def test_handler_rejects_bad_requests(dual_checkpoint, body, message):
+    handler = EndpointHandler(str(dual_checkpoint))
+    with pytest.raises(ValueError) as error:
+        handler(body)
+    assert message in str(error.value)
+
+
+def test_decode_inputs_shapes():
+    assert decode_inputs([[1, 2], [3, 4]]).shape == (2, 2)
+    assert [array.shape for array in decode_inputs([[[1, 2]], [[3, 4]]])] == [(1, 2), (1, 2)]
+    assert decode_inputs({"hea": base64.b64encode(b"x").decode(), "dat": ""}) == {"hea": b"x", "dat": b""}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# trust_remote_code in a fresh process
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_pipelines_and_handler_in_a_fresh_process_match_in_process_calls(
+    dual_checkpoint, classifier_checkpoint, report_checkpoint, zero_shot, features, processor, record, tmp_path
+):
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
+    output = tmp_path / "answers.json"
+    result = subprocess.run(
+        [sys.executable, str(FRESH_PROCESS_SCRIPT), str(dual_checkpoint), str(classifier_checkpoint),
+         str(report_checkpoint), record, json.dumps(LABELS), str(output)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=480,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    remote = json.loads(output.read_text())
+    assert remote["zero_shot_module"].startswith("transformers_modules.")
+    assert remote["classifier_module"].startswith("transformers_modules.")
+
+    expected = zero_shot(record, candidate_labels=LABELS)
+    assert {"handler.py", "pipeline_merit.py", "processor_config.json", "requirements.txt"} <= set(
+        remote["resaved_files"]
+    )
+    for key in ("zero_shot", "zero_shot_resaved", "handler_wfdb", "handler_nested_list"):
+        assert [entry["label"] for entry in remote[key]] == [entry["label"] for entry in expected], key
+        np.testing.assert_allclose(
+            [e["score"] for e in remote[key]], [e["score"] for e in expected], rtol=1e-6, err_msg=key
+        )
+    assert remote["zero_shot_batch"] == [remote["zero_shot"]] * 2
+    np.testing.assert_allclose(remote["features_projected"], features(record), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(remote["features_pooled"], features(record, embedding="pooled"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(remote["handler_features"], features(record), rtol=1e-5, atol=1e-6)
+
+    model = MeritForECGClassification.from_pretrained(classifier_checkpoint).eval()
+    local = ECGClassificationPipeline(model=model, processor=processor, device=-1)(record)
+    assert [(e["label"], e["threshold"], e["positive"]) for e in remote["classification"]] == [
+        (e["label"], e["threshold"], e["positive"]) for e in local
+    ]
+    np.testing.assert_allclose([e["score"] for e in remote["classification"]], [e["score"] for e in local], rtol=1e-6)
+
+    report_model = MeritForReportGeneration.from_pretrained(report_checkpoint).eval()
+    assert remote["report"] == ECGReportGenerationPipeline(model=report_model, processor=processor, device=-1)(
+        record, max_new_tokens=6
+    )
+
+
+FROM_HUB = """
+    import json, sys
+    sys.modules["modeling_merit"] = None  # the local package must not be what gets loaded
+    from huggingface_hub import HfApi
+    from transformers import pipeline
+
+    checkpoint, record, labels = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    api = HfApi()
+    api.create_repo("user/merit-pipelines")
+    api.upload_folder(repo_id="user/merit-pipelines", folder_path=checkpoint)
+    classifier = pipeline("zero-shot-ecg-classification", model="user/merit-pipelines", trust_remote_code=True,
+                          device=-1)
+    print(json.dumps(classifier(record, candidate_labels=labels)))
+"""
+
+
+@pytest.mark.slow
+def test_zero_shot_pipeline_from_a_hub_repository(dual_checkpoint, zero_shot, record, tmp_path):
+    with FakeHub(tmp_path / "hub") as hub:
+        env = hub.client_env(tmp_path / "hf_home", token=hub.token)
+        env.pop("PYTHONPATH", None)
+        env["OMP_NUM_THREADS"] = "1"
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(FROM_HUB), str(dual_checkpoint), record, json.dumps(LABELS)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "handler.py" in hub.repo_files("user/merit-pipelines")
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = zero_shot(record, candidate_labels=LABELS)
+    assert [entry["label"] for entry in remote] == [entry["label"] for entry in expected]
+    np.testing.assert_allclose([e["score"] for e in remote], [e["score"] for e in expected], rtol=1e-6)
+
+
+def test_readme_pipeline_snippet_runs(dual_checkpoint, repo_root, monkeypatch):
+    readme = (repo_root / "README.md").read_text()
+    section = readme.split("### Pipelines and the Inference Endpoints handler", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    signal, fields = wfdb.rdsamp(str(repo_root / "data/ptbxl-sample/records500/00000/00001_hr"))
+    namespace = {"checkpoint": str(dual_checkpoint), "array_leads_x_time": signal.T, "lead_names": fields["sig_name"]}
+    monkeypatch.chdir(repo_root)
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert len(namespace["classifier"].model.config.custom_pipelines) == 2
