@@ -186,6 +186,7 @@ def test_zero_shot_hypothesis_template(zero_shot, record):
     )
     assert single == same_as_single
     assert single != default  # one template instead of the average of five
+    assert scores_by_label(zero_shot(record, candidate_labels=", ".join(LABELS))) == default  # comma-separated
 
 
 def test_input_forms_give_the_same_answer(zero_shot, record, tmp_path):
