@@ -668,14 +668,14 @@ def custom_pipelines_for(model) -> dict[str, dict]:
     return {task: {"impl": f"pipeline_merit.{MERIT_PIPELINES[task].__name__}", "pt": [auto_class]} for task in tasks}
 
 
-def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> None:
+def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike, is_main_process: bool = True) -> None:
     """Prepares a MERIT checkpoint folder for the pipelines and Inference Endpoints (called by
     `MeritPreTrainedModel.save_pretrained` before it writes `config.json`).
 
     Sets `config.custom_pipelines` (and, for a classifier, the `auto_map` entry its pipeline loads it with), copies
     this file, the model's module, the files they import and `handler.py` into `save_directory` (`save_pretrained`
     copies code only for classes registered with an Auto class, which a classifier is not), and writes the
-    endpoint's `requirements.txt`.
+    endpoint's `requirements.txt`. Only the main process writes files (`save_pretrained(..., is_main_process=...)`).
     """
     custom_pipelines = custom_pipelines_for(model)
     if not custom_pipelines:
@@ -690,6 +690,8 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
     for info in custom_pipelines.values():
         auto_map.setdefault(info["pt"][0], f"{model_module}.{type(model).__name__}")
     model.config.auto_map = auto_map
+    if not is_main_process:
+        return
     os.makedirs(save_directory, exist_ok=True)
     code_files = {Path(__file__), Path(sys.modules[EndpointHandler.__module__].__file__)}
     for module_file in (Path(__file__), Path(sys.modules[type(model).__module__].__file__)):

@@ -310,6 +310,28 @@ def test_classification_uses_the_validation_thresholds(classifier_checkpoint, pr
         ECGClassificationPipeline(model=MeritModel(MeritConfig.from_preset("tiny")), processor=processor, device=-1)
 
 
+def test_single_label_classification_and_classifier_features(processor, record, tmp_path):
+    config = MeritConfig.from_preset(
+        "tiny", problem_type="single_label_classification", id2label={0: "sinus", 1: "other"},
+        label2id={"sinus": 0, "other": 1},
+    )  # fmt: skip
+    torch.manual_seed(3)
+    model = MeritForECGClassification(config).eval()
+    answer = ECGClassificationPipeline(model=model, processor=processor, device=-1)(record)
+    assert sum(entry["score"] for entry in answer) == pytest.approx(1.0)
+    assert [entry["positive"] for entry in answer] == [True, False]
+    assert all(entry["threshold"] is None for entry in answer)
+
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        pooled = model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output[0]
+    embedding = ECGFeatureExtractionPipeline(model=model, processor=processor, device=-1)(record)
+    np.testing.assert_allclose(embedding, pooled.numpy(), rtol=1e-5, atol=1e-6)
+
+    model.save_pretrained(tmp_path / "not-main", is_main_process=False)  # e.g. rank 1 of a distributed run
+    assert not (tmp_path / "not-main").exists() or not any((tmp_path / "not-main").iterdir())
+
+
 def test_feature_extraction(features, dual_model, processor, record):
     inputs = processor(ecg=record, return_tensors="pt")
     with torch.no_grad():
