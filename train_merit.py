@@ -41,7 +41,7 @@ from merit_training.checkpoints import TrainingProgress, read_progress, resolve_
 from merit_training.data import (
     ECGReportCollator,
     build_train_dataloader,
-    class_descriptions,
+    class_prompts,
     default_num_workers,
     derived_seed,
     load_pretraining_splits,
@@ -178,15 +178,40 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
     return model, processor
 
 
-def optimizer_parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: no weight decay on biases, norms, embeddings, learnable tokens and the temperature."""
-    no_decay_markers = ("bias", "norm", "embedding", "token", "logit_scale")
-    decay, no_decay = [], []
+DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)
+"""Modules whose `weight` gets weight decay; every other parameter (biases, LayerNorm/BatchNorm affine parameters,
+learnable lead/separator/mask tokens, word and position embeddings, the temperature) gets none."""
+
+
+def optimizer_parameter_groups(
+    model: torch.nn.Module, weight_decay: float, text_learning_rate: float | None = None
+) -> list[dict]:
+    """
+    AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
+    on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
+    (`text_model.*`) in groups of its own with that learning rate (its projection, trained from scratch, keeps the
+    main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
+    is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
+    """
+    decayed_weights = {
+        id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)
+    }
+    groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (no_decay if any(marker in name.lower() for marker in no_decay_markers) else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        is_text = text_learning_rate is not None and name.startswith("text_model.")
+        groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
+    parameter_groups = [
+        {"params": groups[(False, True)], "weight_decay": weight_decay},
+        {"params": groups[(False, False)], "weight_decay": 0.0},
+    ]
+    if text_learning_rate is not None:
+        parameter_groups += [
+            {"params": groups[(True, True)], "weight_decay": weight_decay, "lr": text_learning_rate},
+            {"params": groups[(True, False)], "weight_decay": 0.0, "lr": text_learning_rate},
+        ]
+    return parameter_groups
 
 
 def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: int) -> int:
@@ -199,19 +224,40 @@ def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: 
 
 @torch.no_grad()
 def validation_loss(model, dataloader, accelerator, seed: int) -> dict[str, float]:
-    """Mean losses over the validation set, with the same masks at every evaluation (seeded noise per batch)."""
+    """
+    Mean losses over the validation set, with the same masks at every evaluation (seeded noise per batch):
+    `val/loss`, `val/reconstruction_loss`, `val/reconstruction_predict_zero` (the reconstruction loss of predicting
+    zeros, the level a decoder that learned nothing reaches) and, with reports, `val/contrastive_loss` (its chance
+    level is ln of the validation batch size, `val/contrastive_chance`).
+    """
     model.eval()
-    totals = torch.zeros(3, device=accelerator.device)
+    unwrapped = accelerator.unwrap_model(model)
+    config = unwrapped.config.ecg_config
     generator = torch.Generator().manual_seed(seed)
-    config = accelerator.unwrap_model(model).config.ecg_config
+    names = ("loss", "reconstruction_loss", "reconstruction_predict_zero", "contrastive_loss", "contrastive_chance")
+    totals = torch.zeros(len(names) + 1, device=accelerator.device)
     for batch in dataloader:
-        noise = torch.rand(batch["input_values"].shape[0], config.num_leads, config.num_patches_per_lead, generator=generator)
-        output = model(**batch, noise=noise.to(accelerator.device))
         size = batch["input_values"].shape[0]
-        totals += torch.stack([output.loss.detach() * size, output.reconstruction_loss.detach() * size, torch.tensor(float(size), device=accelerator.device)])
+        noise = torch.rand(size, config.num_leads, config.num_patches_per_lead, generator=generator)
+        output = model(**batch, noise=noise.to(accelerator.device))
+        nan = torch.tensor(float("nan"))
+        reconstruction, predict_zero = nan, nan
+        if output.reconstruction is not None:
+            lead_mask = unwrapped.ecg_model._checked_lead_mask(batch["input_values"], batch.get("lead_mask"))
+            reconstruction = output.reconstruction_loss
+            predict_zero = unwrapped.reconstruction_loss(
+                batch["input_values"], torch.zeros_like(output.reconstruction), output.mask, lead_mask
+            )
+        contrastive, chance = nan, nan
+        if output.contrastive_loss is not None:
+            contrastive = output.contrastive_loss
+            chance = torch.tensor(math.log(output.logits_per_ecg.shape[1]))
+        values = [output.loss, reconstruction, predict_zero, contrastive, chance]
+        totals += torch.stack([value.detach().to(accelerator.device).float() * size for value in values] + [torch.tensor(float(size), device=accelerator.device)])
     totals = accelerator.reduce(totals, reduction="sum")
     model.train()
-    return {"val/loss": (totals[0] / totals[2]).item(), "val/reconstruction_loss": (totals[1] / totals[2]).item()}
+    metrics = {f"val/{name}": (totals[index] / totals[-1]).item() for index, name in enumerate(names)}
+    return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
 @torch.no_grad()
@@ -234,6 +280,46 @@ def zero_shot_validation_auroc(model, processor, dataloader, prompts: dict[str, 
         labels.append(accelerator.gather_for_metrics(batch["labels"]).cpu())
     unwrapped.train()
     return float(macro_roc_auc(torch.cat(labels).numpy(), torch.cat(scores).numpy()))
+
+
+# ------------------------------------------------------------------------------------------------------- loss curves
+
+TRAINING_LOG = "training_log.jsonl"
+"""One JSON object per logging or evaluation step (`{"step": ..., "train/loss": ...}`), appended by the main process;
+after a resume, the entries of re-run steps are appended again and the later one counts."""
+TRAINING_CURVES = "training_curves.png"
+
+
+def append_training_log(accelerator: Accelerator, output_dir: Path, step: int, values: dict[str, float]) -> None:
+    """Appends `{"step": step, **values}` to `output_dir/training_log.jsonl` (main process only)."""
+    if accelerator.is_main_process:
+        with open(output_dir / TRAINING_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def read_training_log(output_dir: Path) -> list[dict]:
+    """The entries of `training_log.jsonl`, one per step (a re-run step's later values replace the earlier ones)."""
+    by_step: dict[int, dict] = {}
+    path = output_dir / TRAINING_LOG
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            by_step.setdefault(entry["step"], {}).update(entry)
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def write_training_curves(output_dir: Path) -> Path | None:
+    """Plots the logged train and validation losses (and the zero-shot validation AUROC) to
+    `output_dir/training_curves.png`; `None` when nothing was logged."""
+    from merit_plotting import plot_training_curves
+
+    history = read_training_log(output_dir)
+    if not history:
+        return None
+    path = output_dir / TRAINING_CURVES
+    plot_training_curves(history, path)
+    logger.info(f"Loss curves: {path}")
+    return path
 
 
 # --------------------------------------------------------------------------------------------------------------- main
@@ -316,17 +402,14 @@ def main(argv: list[str] | None = None) -> Path:
         )
     zero_shot_dataloader = zero_shot_prompts = None
     if zero_shot_split is not None and len(zero_shot_split):
-        from merit_evaluation.prompts import build_class_prompts
-
-        descriptions = class_descriptions(data_args.dataset_name, data_dir, data_args.zero_shot_label_set, zero_shot_classes)
-        zero_shot_prompts = build_class_prompts({name: descriptions[name] for name in zero_shot_classes})
+        zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, data_args.zero_shot_label_set, zero_shot_classes)
         zero_shot_dataloader = DataLoader(
             zero_shot_split.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
             collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True), num_workers=num_workers,
         )
 
     optimizer = torch.optim.AdamW(
-        optimizer_parameter_groups(model, training_args.weight_decay),
+        optimizer_parameter_groups(model, training_args.weight_decay, training_args.text_learning_rate),
         lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
     )
     steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps)
@@ -362,6 +445,8 @@ def main(argv: list[str] | None = None) -> Path:
 
     progress = TrainingProgress()
     last_checkpoint = None
+    if accelerator.is_main_process and not training_args.resume_from_checkpoint:
+        (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
     if training_args.resume_from_checkpoint:
         last_checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
         accelerator.load_state(os.fspath(last_checkpoint))
@@ -419,10 +504,13 @@ def main(argv: list[str] | None = None) -> Path:
                 bar.update(1)
                 step = progress.completed_steps
                 if step % training_args.logging_steps == 0 or step == max_train_steps:
-                    logs = {"train/loss": output.loss.item(), "train/reconstruction_loss": output.reconstruction_loss.item(), "lr": scheduler.get_last_lr()[0]}
+                    logs = {"train/loss": output.loss.item(), "lr": scheduler.get_last_lr()[0]}
+                    if output.reconstruction_loss is not None:
+                        logs["train/reconstruction_loss"] = output.reconstruction_loss.item()
                     if output.contrastive_loss is not None:
                         logs["train/contrastive_loss"] = output.contrastive_loss.item()
                     accelerator.log(logs, step=step)
+                    append_training_log(accelerator, output_dir, step, logs)
                     bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
                 is_last = step >= max_train_steps
                 if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
@@ -433,6 +521,7 @@ def main(argv: list[str] | None = None) -> Path:
                         metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(model, processor, zero_shot_dataloader, zero_shot_prompts, accelerator)
                     if metrics:
                         accelerator.log(metrics, step=step)
+                        append_training_log(accelerator, output_dir, step, metrics)
                         logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
                 if step % training_args.checkpointing_steps == 0 or is_last:
                     last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
@@ -443,6 +532,8 @@ def main(argv: list[str] | None = None) -> Path:
             if progress.completed_steps >= max_train_steps:
                 break
 
+    if accelerator.is_main_process:
+        write_training_curves(output_dir)
     publish(final=True)
     accelerator.end_training()
     if not accelerator.is_main_process:

@@ -69,6 +69,64 @@ PTBXL_SUBCLASS_DESCRIPTIONS = {
 
 PTBXL_LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 
+GERMAN_TEMPLATES = ["{description}", "sinusrhythmus {description}"]
+"""Templates in the style of PTB-XL's German reports (lower case, no punctuation, often opening with the rhythm)."""
+
+PTBXL_SUPERCLASS_DESCRIPTIONS_DE = {
+    "CD": "schenkelblock oder av-block",
+    "HYP": "linksventrikuläre hypertrophie",
+    "MI": "myokardinfarkt",
+    "NORM": "normales ekg",
+    "STTC": "st-t-veränderungen abnormales t",
+}
+"""German descriptions of the 5 superclasses. PTB-XL's reports are mostly German (59 % of the shipped excerpt: e.g.
+"sinusrhythmus normales ekg" is the report of 32 % of its training records) while the English prompts above match
+only the English reports; prompts in both languages are averaged into one class embedding. They were written from the
+class definitions (no report of the validation or test folds was consulted), so zero-shot stays label-free."""
+
+PTBXL_SUBCLASS_DESCRIPTIONS_DE = {
+    "AMI": "anteriorer infarkt",
+    "CLBBB": "kompletter linksschenkelblock",
+    "CRBBB": "kompletter rechtsschenkelblock",
+    "ILBBB": "inkompletter linksschenkelblock",
+    "IMI": "inferiorer infarkt",
+    "IRBBB": "inkompletter rechtsschenkelblock",
+    "ISCA": "ischämische st-t-veränderungen anterior oder lateral",
+    "ISCI": "ischämische st-t-veränderungen inferior",
+    "ISC_": "unspezifische ischämische st-t-veränderungen",
+    "IVCD": "unspezifische intraventrikuläre leitungsstörung",
+    "LAFB/LPFB": "linksanteriorer oder linksposteriorer hemiblock",
+    "LAO/LAE": "p-verbreiterung linksatriale belastung",
+    "LMI": "lateraler infarkt",
+    "LVH": "linksventrikuläre hypertrophie",
+    "NORM": "normales ekg",
+    "NST_": "unspezifische st-veränderungen",
+    "PMI": "posteriorer infarkt",
+    "RAO/RAE": "p-pulmonale rechtsatriale belastung",
+    "RVH": "rechtsventrikuläre hypertrophie",
+    "SEHYP": "septumhypertrophie",
+    "STTC": "st-t-veränderungen abnormales t",
+    "WPW": "wpw-syndrom präexzitation",
+    "_AVB": "av-block",
+}
+"""German descriptions of the 23 subclasses (see `PTBXL_SUPERCLASS_DESCRIPTIONS_DE`)."""
+
+
+def ptbxl_report_language_prompts(label_set: str, class_names: Sequence[str]) -> dict[str, list[str]]:
+    """German prompts (`GERMAN_TEMPLATES` x the German descriptions) for the PTB-XL `superdiagnostic` and
+    `subdiagnostic` classes, to be added to the English ones; `{}` for the statement-level label sets, whose
+    classes have only the English `scp_statements.csv` descriptions.
+
+    Args:
+        label_set (`str`): the PTB-XL label set.
+        class_names (`Sequence[str]`): the evaluated classes.
+
+    Returns:
+        `dict[str, list[str]]`: class name -> German prompts, for the classes that have a German description.
+    """
+    table = {"superdiagnostic": PTBXL_SUPERCLASS_DESCRIPTIONS_DE, "subdiagnostic": PTBXL_SUBCLASS_DESCRIPTIONS_DE}.get(label_set, {})
+    return build_class_prompts({name: table[name] for name in class_names if name in table}, GERMAN_TEMPLATES)
+
 
 def ptbxl_class_descriptions(scp_statements: pd.DataFrame, label_set: str) -> dict[str, str]:
     """Descriptions of the classes of a PTB-XL benchmark label set.

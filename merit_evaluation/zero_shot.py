@@ -32,7 +32,7 @@ from modeling_merit.zero_shot_merit import embed_class_prompts, zero_shot_scores
 
 from .data import class_descriptions
 from .harness import EvaluationHarness
-from .prompts import build_class_prompts, load_prompts_file
+from .prompts import build_class_prompts, load_prompts_file, ptbxl_report_language_prompts
 from .results import ResultRow
 
 
@@ -60,7 +60,11 @@ def class_prompts(
     """
     if prompts_file is not None:
         return load_prompts_file(prompts_file, class_names)
-    return build_class_prompts(class_descriptions(dataset, data_dir, label_set, class_names))
+    prompts = build_class_prompts(class_descriptions(dataset, data_dir, label_set, class_names))
+    if dataset == "ptbxl":  # its reports are mostly German: prompts in both languages
+        for name, german in ptbxl_report_language_prompts(label_set, class_names).items():
+            prompts[name] = prompts[name] + german
+    return prompts
 
 
 def text_tower_fingerprint(model, tokenizer) -> str:
@@ -143,11 +147,18 @@ def class_text_embeddings(
 
 def project_ecg_features(model, pooled_features: np.ndarray) -> np.ndarray:
     """Unit-norm ECG embeddings `(n_records, projection_dim)` from pooled features `(n_records, hidden_size)`:
-    `normalize(model.ecg_projection(pooled))`, i.e. `MeritModel.get_ecg_features`, normalised."""
+    `normalize(model.ecg_projection(pooled))`, i.e. `MeritModel.get_ecg_features`, normalised. The projection (a
+    `Linear`, or an MLP whose batch norm then uses its running statistics) runs in evaluation mode."""
     projection = model.ecg_projection
-    with torch.inference_mode():
-        pooled = torch.as_tensor(pooled_features, dtype=projection.weight.dtype, device=projection.weight.device)
-        return F.normalize(projection(pooled), dim=-1).float().cpu().numpy()
+    parameter = next(projection.parameters())
+    was_training = projection.training
+    projection.eval()
+    try:
+        with torch.inference_mode():
+            pooled = torch.as_tensor(pooled_features, dtype=parameter.dtype, device=parameter.device)
+            return F.normalize(projection(pooled), dim=-1).float().cpu().numpy()
+    finally:
+        projection.train(was_training)
 
 
 def run_zero_shot(

@@ -105,8 +105,17 @@ class TrainingArguments:
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Validation batch size per process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate of AdamW."})
+    text_learning_rate: float = field(
+        default=3e-5,
+        metadata={
+            "help": "Peak learning rate of the text tower (text_model.*), which starts pretrained and is easily "
+            "wrecked by the from-scratch ECG tower's rate; its projection uses --learning_rate. Give the value of "
+            "--learning_rate to train everything at one rate."
+        },
+    )
     weight_decay: float = field(
-        default=0.05, metadata={"help": "AdamW weight decay (not applied to norms, biases, embeddings, tokens)."}
+        default=0.05,
+        metadata={"help": "AdamW weight decay, on the weights of linear layers only (not on norms, biases, embeddings, tokens)."},
     )
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
     adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
@@ -187,6 +196,8 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(f"--warmup_ratio must be in [0, 1), got {training_args.warmup_ratio}.")
     if training_args.learning_rate <= 0:
         problems.append(f"--learning_rate must be positive, got {training_args.learning_rate}.")
+    if training_args.text_learning_rate <= 0:
+        problems.append(f"--text_learning_rate must be positive, got {training_args.text_learning_rate}.")
     if training_args.mixed_precision not in (None, "no", "fp16", "bf16"):
         problems.append(f"--mixed_precision must be no, fp16 or bf16, got {training_args.mixed_precision!r}.")
     if training_args.push_to_hub and not training_args.hub_model_id:

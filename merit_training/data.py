@@ -71,15 +71,17 @@ def zero_shot_validation_split(
     return validation, class_names
 
 
-def class_descriptions(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, str]:
-    """Text describing each class for zero-shot prompts: the evaluation's label tables for PTB-XL, CPSC2018 and
-    Chapman (`merit_evaluation.data.class_descriptions`), the class names themselves for any other dataset."""
+def class_prompts(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, list[str]]:
+    """Zero-shot prompts of each class: the evaluation's prompts for PTB-XL, CPSC2018 and Chapman
+    (`merit_evaluation.zero_shot.class_prompts`, so the validation AUROC tracked during training scores exactly what
+    `eval_merit.py --task zero-shot` scores), the class names in the default templates for any other dataset."""
     from merit_evaluation.data import DATASETS
-    from merit_evaluation.data import class_descriptions as table_descriptions
+    from merit_evaluation.prompts import build_class_prompts
+    from merit_evaluation.zero_shot import class_prompts as evaluation_class_prompts
 
     if dataset_name in DATASETS:
-        return table_descriptions(dataset_name, data_dir, label_set, class_names)
-    return {name: name for name in class_names}
+        return evaluation_class_prompts(dataset_name, data_dir, label_set, class_names)
+    return build_class_prompts({name: name for name in class_names})
 
 
 ROW_INDEX = "__row_index__"

@@ -13,11 +13,16 @@ logger = logging.get_logger(__name__)
 
 CANONICAL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
-# Sizes of the ECG tower per preset. `tiny` exists for tests; `small` and `base` follow ST-MEM / ViT.
+# Sizes of the ECG tower per preset. `tiny` exists for tests; `compact` is the CPU demo's (a quarter of `small`'s
+# encoder compute per token); `small` and `base` follow ST-MEM / ViT.
 ECG_PRESETS = {
     "tiny": dict(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
         decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+    ),
+    "compact": dict(
+        hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024,
+        decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=512,
     ),
     "small": dict(
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
@@ -30,12 +35,16 @@ ECG_PRESETS = {
 }
 
 # BERT-shaped text towers per preset (vocabulary of the uncased BERT WordPiece tokenizer, 30,522 tokens).
-# `small` has exactly the shape of all-MiniLM-L6-v2 so its pretrained weights can be loaded into it;
+# `compact` and `small` have exactly the shape of all-MiniLM-L6-v2 so its pretrained weights can be loaded into them;
 # `base` has the shape of BERT-base / MedCPT-Query-Encoder.
 TEXT_PRESETS = {
     "tiny": dict(
         model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128,
+    ),
+    "compact": dict(
+        model_type="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+        intermediate_size=1536, max_position_embeddings=512,
     ),
     "small": dict(
         model_type="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
@@ -47,7 +56,17 @@ TEXT_PRESETS = {
     ),
 }
 
-PRESET_PROJECTION_DIM = {"tiny": 32, "small": 256, "base": 256}
+PRESET_PROJECTION_DIM = {"tiny": 32, "compact": 256, "small": 256, "base": 256}
+
+# Fields added after MERIT 0.1.0, with the values that rebuild a checkpoint saved before they existed (its
+# config.json lacks them). Loading fills them in, so old checkpoints keep loading as what they were.
+LEGACY_ECG_CONFIG_VALUES = {"patch_embedding_norm": "none"}
+LEGACY_CONFIG_VALUES = {"projection_head": "linear"}
+
+
+def _with_legacy_values(config_dict: dict, legacy_values: dict) -> dict:
+    """`config_dict` with every field of `legacy_values` it lacks set to its legacy value."""
+    return {**legacy_values, **config_dict}
 
 
 def _check_choice(field: str, value, allowed) -> None:
@@ -131,6 +150,13 @@ class MeritECGConfig(PreTrainedConfig):
         norm_patch_loss (`bool`, *optional*, defaults to `False`):
             Whether the reconstruction target is each patch normalised by its own mean and variance
             (like ViT-MAE's `norm_pix_loss`) instead of the raw patch.
+        patch_embedding_norm (`str`, *optional*, defaults to `"pre_and_post"`):
+            Normalisation around the linear patch embedding. `"pre_and_post"`: `LayerNorm(patch) -> Linear ->
+            LayerNorm(hidden)` (as ST-MEM); `"post"`: `Linear -> LayerNorm(hidden)` (keeps each patch's offset and
+            amplitude); `"none"`: a bare `Linear` (MERIT 0.1.0). Without a norm after it, the content part of a token
+            is ~5x smaller than its fixed time embedding at initialisation, mean pooling cancels it, and the pooled
+            embeddings of different ECGs start with cosine 0.999: contrastive training then sits on a saddle.
+            Checkpoints saved before this field existed load as `"none"`.
 
     Example:
 
@@ -167,6 +193,7 @@ class MeritECGConfig(PreTrainedConfig):
     decoder_mode: str = "lead_wise"
     mask_ratio: float | int = 0.75
     norm_patch_loss: bool = False
+    patch_embedding_norm: str = "pre_and_post"
 
     def __post_init__(self, **kwargs):
         for field in (
@@ -184,12 +211,18 @@ class MeritECGConfig(PreTrainedConfig):
         _check_probability("hidden_dropout_prob", self.hidden_dropout_prob)
         _check_probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)
         _check_choice("decoder_mode", self.decoder_mode, {"lead_wise", "joint"})
+        _check_choice("patch_embedding_norm", self.patch_embedding_norm, {"pre_and_post", "post", "none"})
         if self.num_patches_to_keep < 1:
             raise ValueError(
                 f"`mask_ratio` ({self.mask_ratio}) leaves no visible patch out of the {self.num_patches_per_lead} "
                 "patches of each lead; lower it or use smaller patches."
             )
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "MeritECGConfig":
+        """`PreTrainedConfig.from_dict`; a saved config without the post-0.1.0 fields loads with their old behaviour."""
+        return super().from_dict(_with_legacy_values(config_dict, LEGACY_ECG_CONFIG_VALUES), **kwargs)
 
     @property
     def num_patches_per_lead(self) -> int:
@@ -208,7 +241,7 @@ class MeritECGConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "MeritECGConfig":
-        """Builds the ECG config of a named preset (`tiny`, `small`, `base`), with any field overridden."""
+        """Builds the ECG config of a named preset (`tiny`, `compact`, `small`, `base`), with any field overridden."""
         if name not in ECG_PRESETS:
             raise _unknown_preset(name, ECG_PRESETS)
         return cls(**{**ECG_PRESETS[name], **overrides})
@@ -223,11 +256,14 @@ class MeritConfig(PreTrainedConfig):
     Presets (`MeritConfig.from_preset(name, **overrides)`); parameter counts are those of [`MeritForPreTraining`]
     (ECG encoder / decoder / text tower / projections):
 
-    | preset  | ECG encoder (hidden/layers/heads) | text tower | parameters |
-    |---------|-----------------------------------|------------|------------|
-    | `tiny`  | 64 / 2 / 2                        | BERT 32 / 2 / 2 | 1.09 M (0.07 M / 0.01 M / 1.00 M / 3 K) |
-    | `small` | 384 / 12 / 6                      | MiniLM-L6 shape 384 / 6 / 12 | 47.4 M (21.3 M / 3.3 M / 22.6 M / 0.2 M) |
-    | `base`  | 768 / 12 / 12                     | BERT-base shape 768 / 12 / 12 | 197.8 M (85.1 M / 3.4 M / 108.9 M / 0.4 M) |
+    | preset    | ECG encoder (hidden/layers/heads) | text tower | parameters |
+    |-----------|-----------------------------------|------------|------------|
+    | `tiny`    | 64 / 2 / 2                        | BERT 32 / 2 / 2 | 1.09 M (0.07 M / 0.01 M / 1.00 M / 8 K) |
+    | `compact` | 256 / 6 / 4                       | MiniLM-L6 shape 384 / 6 / 12 | 28.1 M (4.8 M / 0.4 M / 22.6 M / 0.4 M) |
+    | `small`   | 384 / 12 / 6                      | MiniLM-L6 shape 384 / 6 / 12 | 47.7 M (21.3 M / 3.3 M / 22.6 M / 0.5 M) |
+    | `base`    | 768 / 12 / 12                     | BERT-base shape 768 / 12 / 12 | 199.0 M (85.1 M / 3.4 M / 108.9 M / 1.6 M) |
+
+    `compact` is the CPU demo's ECG tower (`make demo`): about a quarter of `small`'s encoder compute per token.
 
     Args:
         ecg_config (`dict` or [`MeritECGConfig`], *optional*):
@@ -244,6 +280,12 @@ class MeritConfig(PreTrainedConfig):
             and the first `k` transformer layers).
         projection_dim (`int`, *optional*, defaults to 256):
             Dimension of the shared ECG-text embedding space.
+        projection_head (`str`, *optional*, defaults to `"mlp_bn"`):
+            How each tower's pooled features are projected into the shared space: `"mlp_bn"` (`Linear -> BatchNorm1d
+            -> ReLU -> Linear`, as MERL; the batch normalisation removes the component that all records share, so
+            the contrastive logits differ between records from the first step; converted to `SyncBatchNorm` by the
+            training script in a distributed run) or `"linear"` (one bias-free `Linear`, as CLIP and MERIT 0.1.0).
+            Checkpoints saved before this field existed load as `"linear"`.
         logit_scale_init_value (`float`, *optional*, defaults to ln(1/0.07) = 2.6592):
             Initial value of the learnable log inverse temperature of the contrastive logits.
         logit_scale_max (`float`, *optional*, defaults to ln(100) = 4.6052):
@@ -287,6 +329,7 @@ class MeritConfig(PreTrainedConfig):
     text_pooling: str = "mean"
     text_freeze: str | int = "none"
     projection_dim: int = 256
+    projection_head: str = "mlp_bn"
     logit_scale_init_value: float = math.log(1 / 0.07)
     logit_scale_max: float = math.log(100.0)
     reconstruction_loss_weight: float | int = 1.0
@@ -309,6 +352,7 @@ class MeritConfig(PreTrainedConfig):
         else:
             _check_choice("text_freeze", self.text_freeze, {"none", "all"})
         _check_positive_int("projection_dim", self.projection_dim)
+        _check_choice("projection_head", self.projection_head, {"mlp_bn", "linear"})
         _check_choice("contrastive_view", self.contrastive_view, {"full", "masked"})
         for field in ("reconstruction_loss_weight", "contrastive_loss_weight"):
             if getattr(self, field) < 0:
@@ -328,9 +372,17 @@ class MeritConfig(PreTrainedConfig):
             )
 
     @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "MeritConfig":
+        """`PreTrainedConfig.from_dict`; a saved config without the post-0.1.0 fields loads with their old behaviour."""
+        config_dict = _with_legacy_values(config_dict, LEGACY_CONFIG_VALUES)
+        if isinstance(config_dict.get("ecg_config"), dict):
+            config_dict["ecg_config"] = _with_legacy_values(config_dict["ecg_config"], LEGACY_ECG_CONFIG_VALUES)
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> "MeritConfig":
         """
-        Builds the config of a named preset (`tiny`, `small`, `base`).
+        Builds the config of a named preset (`tiny`, `compact`, `small`, `base`).
 
         Keyword overrides set top-level fields; `ecg_config=` and `text_config=` dicts are merged into the preset's
         tower configs, e.g. `MeritConfig.from_preset("small", ecg_config={"sampling_rate": 500, "num_samples": 5000,

@@ -96,10 +96,12 @@ class MeritForPreTrainingOutput(ModelOutput):
     loss (`torch.FloatTensor` of shape `()`):
         `reconstruction_loss_weight * reconstruction_loss + contrastive_loss_weight * contrastive_loss` (the
         contrastive term only when reports were given).
-    reconstruction_loss (`torch.FloatTensor` of shape `()`):
-        Mean squared error over the hidden patches of the present leads.
+    reconstruction_loss (`torch.FloatTensor` of shape `()`, *optional*):
+        Mean squared error over the hidden patches of the present leads; `None` when
+        `config.reconstruction_loss_weight` is 0.
     contrastive_loss (`torch.FloatTensor` of shape `()`, *optional*):
-        Symmetric ECG-report InfoNCE loss on `config.contrastive_view`; `None` without reports.
+        Symmetric ECG-report InfoNCE loss on `config.contrastive_view`; `None` without reports or when
+        `config.contrastive_loss_weight` is 0.
     logits_per_ecg (`torch.FloatTensor` of shape `(B, B_all)`, *optional*):
         See [`MeritOutput`].
     logits_per_text (`torch.FloatTensor` of shape `(B, B_all)`, *optional*):
@@ -108,8 +110,9 @@ class MeritForPreTrainingOutput(ModelOutput):
         L2-normalised projected ECG embeddings of the contrastive view.
     text_embeds (`torch.FloatTensor` of shape `(B, E)`, *optional*):
         L2-normalised projected report embeddings.
-    reconstruction (`torch.FloatTensor` of shape `(B, L, N, P)`):
-        Predicted patches (every patch, visible ones included; the loss uses the hidden ones).
+    reconstruction (`torch.FloatTensor` of shape `(B, L, N, P)`, *optional*):
+        Predicted patches (every patch, visible ones included; the loss uses the hidden ones); `None` when
+        `config.reconstruction_loss_weight` is 0.
     mask (`torch.FloatTensor` of shape `(B, L, N)`):
         1 for a hidden patch, 0 for a visible one.
     """
@@ -183,7 +186,10 @@ class MeritECGEmbeddings(nn.Module):
     def __init__(self, config: MeritECGConfig):
         super().__init__()
         self.config = config
+        norm = config.patch_embedding_norm
+        self.patch_norm = nn.LayerNorm(config.patch_size, eps=config.layer_norm_eps) if norm == "pre_and_post" else None
         self.patch_embedding = nn.Linear(config.patch_size, config.hidden_size)
+        self.patch_embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if norm != "none" else None
         self.lead_embedding = nn.Parameter(torch.zeros(config.num_leads, config.hidden_size))
         self.separator_token = nn.Parameter(torch.zeros(config.hidden_size))
         # positions 0 and N + 1 are the separators, 1..N the patches
@@ -192,6 +198,15 @@ class MeritECGEmbeddings(nn.Module):
             sincos_position_table(config.num_patches_per_lead + 2, config.hidden_size),
             persistent=False,
         )
+
+    def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """`(..., P)` patches -> `(..., H)` content embeddings, normalised as `config.patch_embedding_norm` says."""
+        if self.patch_norm is not None:
+            patches = self.patch_norm(patches)
+        embedded = self.patch_embedding(patches)
+        if self.patch_embedding_norm is not None:
+            embedded = self.patch_embedding_norm(embedded)
+        return embedded
 
     def forward(
         self, patches: torch.Tensor, ids_keep: torch.LongTensor | None = None
@@ -206,7 +221,7 @@ class MeritECGEmbeddings(nn.Module):
         """
         batch_size, num_leads, num_patches, _ = patches.shape
         lead = self.lead_embedding[None, :, None, :]
-        tokens = self.patch_embedding(patches) + self.time_position_embedding[1 : num_patches + 1] + lead
+        tokens = self.embed_patches(patches) + self.time_position_embedding[1 : num_patches + 1] + lead
         if ids_keep is not None:
             tokens = torch.gather(tokens, 2, ids_keep[..., None].expand(-1, -1, -1, tokens.shape[-1]))
         start = self.separator_token + self.time_position_embedding[0] + lead
@@ -345,9 +360,13 @@ class MeritPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm1d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
         elif isinstance(module, MeritECGEmbeddings):
             init.trunc_normal_(module.lead_embedding, std=std)
             init.trunc_normal_(module.separator_token, std=std)
@@ -560,6 +579,55 @@ class MeritDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+class MeritProjectionHead(nn.Module):
+    """
+    `Linear -> BatchNorm1d -> ReLU -> Linear` projection of pooled features `(B, D)` into the shared space `(B, E)`
+    (`config.projection_head="mlp_bn"`). The batch normalisation centres every feature over the batch, so the
+    component that all records share at initialisation cannot dominate the contrastive logits.
+
+    In a distributed run the batch statistics are those of the global batch (gathered with gradient, like
+    `SyncBatchNorm`, whose torch implementation refuses CPU tensors), so N processes compute exactly what one process
+    holding the whole batch would.
+    """
+
+    def __init__(self, input_size: int, output_size: int):
+        super().__init__()
+        self.dense = nn.Linear(input_size, input_size, bias=False)
+        self.norm = nn.BatchNorm1d(input_size)
+        self.activation = nn.ReLU()
+        self.output = nn.Linear(input_size, output_size)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """`(B, D)` -> `(B, E)`. In training mode the (global) batch needs at least 2 records."""
+        hidden = self.dense(features)
+        if self.training:
+            all_hidden, _ = gather_across_processes(hidden, with_grad=True)
+            if all_hidden is not hidden:
+                return self.output(self.activation(self._global_batch_norm(hidden, all_hidden)))
+        return self.output(self.activation(self.norm(hidden)))
+
+    def _global_batch_norm(self, hidden: torch.Tensor, all_hidden: torch.Tensor) -> torch.Tensor:
+        """`self.norm` in training mode with the statistics of `all_hidden` `(B_all, D)`, applied to `hidden` `(B, D)`."""
+        norm = self.norm
+        mean = all_hidden.mean(dim=0)
+        variance = all_hidden.var(dim=0, unbiased=False)
+        with torch.no_grad():
+            count = all_hidden.shape[0]
+            norm.num_batches_tracked += 1
+            norm.running_mean.lerp_(mean.detach(), norm.momentum)
+            norm.running_var.lerp_(variance.detach() * count / max(count - 1, 1), norm.momentum)
+        return (hidden - mean) * torch.rsqrt(variance + norm.eps) * norm.weight + norm.bias
+
+
+def build_projection(head: str, input_size: int, output_size: int) -> nn.Module:
+    """The projection of one tower: `"mlp_bn"` ([`MeritProjectionHead`]) or `"linear"` (bias-free `nn.Linear`)."""
+    if head == "mlp_bn":
+        return MeritProjectionHead(input_size, output_size)
+    if head == "linear":
+        return nn.Linear(input_size, output_size, bias=False)
+    raise ValueError(f"`projection_head` must be 'mlp_bn' or 'linear', got {head!r}.")
+
+
 def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, int]:
     """
     Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
@@ -626,8 +694,8 @@ class MeritModel(MeritPreTrainedModel):
         super().__init__(config)
         self.ecg_model = MeritECGModel._from_config(config.ecg_config)
         self.text_model = AutoModel.from_config(config.text_config, **self._text_model_kwargs(config))
-        self.ecg_projection = nn.Linear(config.ecg_config.hidden_size, config.projection_dim, bias=False)
-        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.ecg_projection = build_projection(config.projection_head, config.ecg_config.hidden_size, config.projection_dim)
+        self.text_projection = build_projection(config.projection_head, config.text_config.hidden_size, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
         self.apply_freezing()
@@ -818,6 +886,18 @@ class MeritForPreTraining(MeritModel):
         self.decoder = MeritDecoder(config.ecg_config)
         self.post_init()
 
+    def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
+        """
+        The patches `(B, L, N, P)` the decoder must predict: the input's patches, each normalised by its own mean and
+        variance when `config.ecg_config.norm_patch_loss`.
+        """
+        target = self.ecg_model.patchify(input_values)
+        if self.config.ecg_config.norm_patch_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        return target
+
     def reconstruction_loss(
         self, input_values: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor, lead_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -830,16 +910,12 @@ class MeritForPreTraining(MeritModel):
             mask (`torch.FloatTensor` of shape `(B, L, N)`): 1 = hidden patch.
             lead_mask (`torch.BoolTensor` of shape `(B, L)`).
         """
-        target = self.ecg_model.patchify(input_values)
+        target = self.reconstruction_target(input_values)
         if reconstruction.shape != target.shape:
             raise ValueError(
                 f"`reconstruction` must have the patch shape of the input {tuple(target.shape)}, "
                 f"got {tuple(reconstruction.shape)}."
             )
-        if self.config.ecg_config.norm_patch_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.0e-6) ** 0.5
         per_patch = ((reconstruction - target) ** 2).mean(dim=-1)
         weights = mask * lead_mask[:, :, None].to(mask.dtype)
         # where(), not a product: a missing lead may hold NaNs, and NaN * 0 is NaN
@@ -874,20 +950,29 @@ class MeritForPreTraining(MeritModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
         masked = self.ecg_model(input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True)
-        ids_keep = visible_patch_indices(masked.mask, self.config.ecg_config.num_patches_to_keep)
-        reconstruction = self.decoder(masked.last_hidden_state, ids_keep, lead_mask)
-        reconstruction_loss = self.reconstruction_loss(input_values, reconstruction, masked.mask, lead_mask)
-        loss = self.config.reconstruction_loss_weight * reconstruction_loss
+        # a branch whose loss weight is 0 (the single-objective ablations) is not computed at all
+        loss = reconstruction = reconstruction_loss = None
+        if self.config.reconstruction_loss_weight > 0:
+            ids_keep = visible_patch_indices(masked.mask, self.config.ecg_config.num_patches_to_keep)
+            reconstruction = self.decoder(masked.last_hidden_state, ids_keep, lead_mask)
+            reconstruction_loss = self.reconstruction_loss(input_values, reconstruction, masked.mask, lead_mask)
+            loss = self.config.reconstruction_loss_weight * reconstruction_loss
 
         contrastive_loss = logits_per_ecg = logits_per_text = ecg_embeds = text_embeds = None
-        if input_ids is not None:
+        if input_ids is not None and self.config.contrastive_loss_weight > 0:
             if self.config.contrastive_view == "full":
                 ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
             else:
                 ecg_pooled = masked.pooler_output
             _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
             contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_pooled, text_pooled)
-            loss = loss + self.config.contrastive_loss_weight * contrastive_loss
+            weighted = self.config.contrastive_loss_weight * contrastive_loss
+            loss = weighted if loss is None else loss + weighted
+        if loss is None:
+            raise ValueError(
+                "With `reconstruction_loss_weight=0` MeritForPreTraining needs `input_ids` (reports) for the "
+                "contrastive loss, its only objective."
+            )
 
         output = MeritForPreTrainingOutput(
             loss=loss,
@@ -1007,6 +1092,7 @@ class MeritForECGClassification(MeritPreTrainedModel):
 
 __all__ = [
     "MeritPreTrainedModel",
+    "MeritProjectionHead",
     "MeritECGModel",
     "MeritModel",
     "MeritForPreTraining",

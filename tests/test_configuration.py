@@ -24,7 +24,7 @@ def test_preset_overrides_merge_into_towers():
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="Unknown preset 'huge'.*'base', 'small', 'tiny'"):
+    with pytest.raises(ValueError, match="Unknown preset 'huge'.*'base', 'compact', 'small', 'tiny'"):
         MeritConfig.from_preset("huge")
 
 

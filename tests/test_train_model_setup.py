@@ -56,7 +56,7 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
     assert processor.tokenizer.vocab_size == minilm.config.vocab_size
 
 
-def test_optimizer_groups_skip_weight_decay_on_norms_biases_embeddings_and_temperature():
+def test_optimizer_groups_decay_exactly_the_linear_weights():
     model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1))
     decay, no_decay = train_merit.optimizer_parameter_groups(model, weight_decay=0.05)
     names = {id(parameter): name for name, parameter in model.named_parameters()}
@@ -65,10 +65,29 @@ def test_optimizer_groups_skip_weight_decay_on_norms_biases_embeddings_and_tempe
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
     trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert decayed | not_decayed == trainable and not decayed & not_decayed  # every trainable parameter, once
-    assert "logit_scale" in not_decayed and "decoder.mask_token" in not_decayed
-    assert not any(name.endswith("bias") or "norm" in name.lower() or "embedding" in name for name in decayed)
-    assert any(name.endswith("attention.qkv.weight") or "dense.weight" in name for name in decayed)
+    linear_weights = {
+        f"{module_name}.weight" for module_name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+    }
+    assert decayed == linear_weights & trainable
+    # chosen by module type, not by name: the patch embedding is a Linear (decayed), the lead embedding and the
+    # tokens are plain parameters, the norms (LayerNorm, BatchNorm) are not decayed
+    assert "ecg_model.embeddings.patch_embedding.weight" in decayed
+    assert {"logit_scale", "decoder.mask_token", "ecg_model.embeddings.lead_embedding"} <= not_decayed
+    assert "ecg_projection.norm.weight" in not_decayed and "ecg_model.embeddings.patch_embedding_norm.weight" in not_decayed
     assert not any(name.startswith("text_model.embeddings") for name in trainable)  # text_freeze=1 froze them
+
+
+def test_the_text_tower_gets_its_own_learning_rate():
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    groups = train_merit.optimizer_parameter_groups(model, weight_decay=0.05, text_learning_rate=3e-5)
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    assert [group.get("lr") for group in groups] == [None, None, 3e-5, 3e-5]
+    text_names = {names[id(parameter)] for group in groups[2:] for parameter in group["params"]}
+    other_names = {names[id(parameter)] for group in groups[:2] for parameter in group["params"]}
+    assert text_names == {name for name in names.values() if name.startswith("text_model.")}
+    assert any(name.startswith("text_projection.") for name in other_names)  # new layers keep the main rate
+    optimizer = torch.optim.AdamW(groups, lr=1e-3)
+    assert [group["lr"] for group in optimizer.param_groups] == [1e-3, 1e-3, 3e-5, 3e-5]
 
 
 def test_step_seeds_are_fixed_by_the_position_in_training():

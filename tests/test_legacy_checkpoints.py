@@ -1,0 +1,51 @@
+"""Checkpoints written by MERIT 0.1.0 (before `patch_embedding_norm` and `projection_head` existed) still load as
+what they were. `tests/fixtures/merit-tiny-v0.1.0` was saved by the 0.1.0 code, with its outputs on a fixed input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_merit import MeritConfig, MeritECGConfig, MeritForPreTraining, MeritModel
+
+
+@pytest.fixture(scope="module")
+def legacy_dir(repo_root):
+    return repo_root / "tests" / "fixtures" / "merit-tiny-v0.1.0"
+
+
+def test_a_0_1_0_config_loads_with_the_legacy_architecture(legacy_dir):
+    saved = json.loads((legacy_dir / "config.json").read_text())
+    assert "projection_head" not in saved and "patch_embedding_norm" not in saved["ecg_config"]
+    config = MeritConfig.from_pretrained(legacy_dir)
+    assert config.projection_head == "linear" and config.ecg_config.patch_embedding_norm == "none"
+    # a config made today gets the new defaults, and writes them, so it never loads as legacy
+    assert MeritConfig().projection_head == "mlp_bn" and MeritECGConfig().patch_embedding_norm == "pre_and_post"
+    assert MeritECGConfig.from_dict(MeritECGConfig().to_dict()).patch_embedding_norm == "pre_and_post"
+
+
+@pytest.mark.parametrize("model_class", [MeritForPreTraining, MeritModel])
+def test_a_0_1_0_checkpoint_gives_its_saved_outputs(legacy_dir, model_class):
+    expected = np.load(legacy_dir / "expected_outputs.npz")
+    model = model_class.from_pretrained(legacy_dir).eval()
+    input_values = torch.from_numpy(expected["input_values"])
+    input_ids = torch.from_numpy(expected["input_ids"])
+    with torch.no_grad():
+        pooled = model.ecg_model(input_values).pooler_output
+        ecg_features = model.get_ecg_features(input_values)
+        text_features = model.get_text_features(input_ids)
+    np.testing.assert_allclose(pooled.numpy(), expected["pooler_output"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ecg_features.numpy(), expected["ecg_features"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(text_features.numpy(), expected["text_features"], rtol=1e-5, atol=1e-6)
+    if model_class is MeritForPreTraining:
+        with torch.no_grad():
+            output = model(input_values=input_values, input_ids=input_ids, noise=torch.from_numpy(expected["noise"]))
+        np.testing.assert_allclose(output.reconstruction.numpy(), expected["reconstruction"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(output.loss.numpy(), expected["loss"], rtol=1e-5)
+
+
+def test_a_0_1_0_checkpoint_re_saved_today_keeps_its_architecture(legacy_dir, tmp_path):
+    MeritForPreTraining.from_pretrained(legacy_dir).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["projection_head"] == "linear" and saved["ecg_config"]["patch_embedding_norm"] == "none"
