@@ -3,7 +3,8 @@
 # Licensed under the Apache License, Version 2.0.
 """Evaluate a MERIT checkpoint: linear probing, fine-tuning, zero-shot classification and robustness to
 distribution shift, with validation-only model selection, bootstrap confidence intervals and baselines in the same
-harness.
+harness; and report generation (`--task report-generation`, a `MeritForReportGeneration` checkpoint, see
+`merit_evaluation.report_generation`).
 
 ```bash
 python eval_merit.py \
@@ -13,9 +14,14 @@ python eval_merit.py \
     --label_fractions 0.1 1.0 --output_dir outputs/eval
 ```
 
+```bash
+python eval_merit.py --task report-generation --model_name_or_path outputs/merit-report \
+    --data_dir data/ptbxl-sample --output_dir outputs/eval-report
+```
+
 Outputs: `<output_dir>/results.json` (schema: `merit_evaluation.results`), `<output_dir>/results.md` (the printed
-table and its notes), the trained classifiers (`<output_dir>/models/`, unless `--no_save_models`) and, with
-`--model_card`, the card's results table and `model-index`. From Python, `main([...])` runs the same thing and
+table and its notes), ROC / per-class AUROC figures of the MERIT rows (`<output_dir>/roc_*.png`), the trained
+classifiers (`<output_dir>/models/`, unless `--no_save_models`) and, with `--model_card`, the card's results table and `model-index`. From Python, `main([...])` runs the same thing and
 returns the result rows; `run_demo_evaluation(model_dir, data_dir)` is the evaluation `train_merit.py` runs after
 its demo pretraining.
 """
@@ -41,6 +47,8 @@ from merit_evaluation.data import (
 from merit_evaluation.finetune import run_finetune
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions, load_classifier
 from merit_evaluation.probing import run_linear_probe
+from merit_evaluation.report_generation import BASELINES as REPORT_BASELINES
+from merit_evaluation.report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from merit_evaluation.results import (
     RESULTS_END_MARKER,
     TASKS,
@@ -102,8 +110,14 @@ class ModelArguments:
 class DataArguments:
     """Which dataset and label set to evaluate on."""
 
-    dataset: str = field(metadata={"help": "Evaluation dataset.", "choices": list(DATASETS)})
     data_dir: str = field(metadata={"help": "Local copy of the dataset in its PhysioNet layout."})
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluation dataset (required, except for --task report-generation: ptbxl).",
+            "choices": list(DATASETS),
+        },
+    )
     label_set: str | None = field(
         default=None,
         metadata={
@@ -214,6 +228,28 @@ class EvaluationArguments:
         default=None,
         metadata={"help": "Hub repository for --push_to_hub (default: --model_name_or_path when it is a Hub id)."},
     )
+    max_new_tokens: int = field(
+        default=64, metadata={"help": "report-generation: longest generated report, in LLM tokens (greedy)."}
+    )
+    report_examples: int = field(
+        default=5, metadata={"help": "report-generation: test records whose reports are printed next to the reference."}
+    )
+    report_language: str = field(
+        default="all",
+        metadata={
+            "help": "report-generation: score every test report (all) or only those detected as en, de or sv (every "
+            "record is still generated for; retrieval uses training reports of that language).",
+            "choices": list(REPORT_LANGUAGES),
+        },
+    )
+    baseline_checkpoints: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "report-generation: more report-generation checkpoints evaluated as named baselines in the same "
+            "harness, as NAME=PATH (e.g. random-init-bridge=outputs/report-random-encoder: a bridge trained the same "
+            "way on a randomly initialised encoder)."
+        },
+    )
 
 
 def parse_arguments(args: list[str] | None = None) -> tuple[ModelArguments, DataArguments, EvaluationArguments]:
@@ -229,6 +265,33 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
     tasks = eval_args.task
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"--task lists a task more than once: {tasks}.")
+    if REPORT_TASK in tasks:
+        if tasks != [REPORT_TASK]:
+            raise ValueError(
+                f"--task {REPORT_TASK} evaluates a report-generation checkpoint and runs alone; got --task "
+                f"{' '.join(tasks)}. Run the classification tasks in a separate call."
+            )
+        if data_args.dataset not in (None, "ptbxl") or data_args.label_set is not None:
+            raise ValueError(
+                f"--task {REPORT_TASK} evaluates on PTB-XL reports (every record, folds 1-8 / 9 / 10); it takes no "
+                f"--label_set and only --dataset ptbxl (got --dataset {data_args.dataset}, --label_set "
+                f"{data_args.label_set})."
+            )
+        data_args.dataset = "ptbxl"
+        if eval_args.max_new_tokens < 1 or eval_args.report_examples < 0:
+            raise ValueError(
+                f"--max_new_tokens must be >= 1 and --report_examples >= 0, got {eval_args.max_new_tokens} and "
+                f"{eval_args.report_examples}."
+            )
+    elif data_args.dataset is None:
+        raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(DATASETS)}.")
+    elif eval_args.report_language != "all" or eval_args.baseline_checkpoints is not None:
+        raise ValueError(
+            f"--report_language and --baseline_checkpoints only apply to --task {REPORT_TASK} (got --task "
+            f"{' '.join(tasks)})."
+        )
+    if eval_args.baseline_checkpoints is not None:
+        baseline_checkpoints(eval_args)
     if data_args.label_set is not None and data_args.label_set not in dataset_label_sets(data_args.dataset):
         raise ValueError(
             f"--label_set {data_args.label_set!r} is not a label set of --dataset {data_args.dataset}; expected one "
@@ -302,6 +365,20 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
         raise ValueError("--hub_model_id only applies with --push_to_hub.")
 
 
+def baseline_checkpoints(eval_args: EvaluationArguments) -> dict[str, str]:
+    """`--baseline_checkpoints NAME=PATH ...` as `{name: path}`; raises on a malformed or repeated entry."""
+    parsed = {}
+    for entry in eval_args.baseline_checkpoints or []:
+        name, separator, path = entry.partition("=")
+        if not separator or not name or not path or name in parsed or name in ("MERIT", *REPORT_BASELINES):
+            raise ValueError(
+                "--baseline_checkpoints entries must be NAME=PATH pairs with distinct names other than "
+                f"{['MERIT', *REPORT_BASELINES]}, got {eval_args.baseline_checkpoints}."
+            )
+        parsed[name] = path
+    return parsed
+
+
 def training_options(eval_args: EvaluationArguments, task: str) -> TrainingOptions:
     """The task's training defaults with the command-line overrides applied."""
     defaults = TASK_TRAINING_DEFAULTS[task]
@@ -360,6 +437,25 @@ def run_evaluation(
     output_dir = Path(eval_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = model_args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if tasks == [REPORT_TASK]:
+        rows, notes = run_report_generation_task(
+            model_args.model_name_or_path,
+            data_args.data_dir,
+            output_dir,
+            revision=model_args.revision,
+            cache_dir=model_args.cache_dir,
+            device=device,
+            sampling_rate=data_args.dataset_sampling_rate or 100,
+            seeds=eval_args.seeds,
+            n_bootstrap=eval_args.n_bootstrap,
+            batch_size=eval_args.batch_size,
+            baselines=eval_args.baselines,
+            max_new_tokens=eval_args.max_new_tokens,
+            n_examples=eval_args.report_examples,
+            report_language=eval_args.report_language,
+            baseline_checkpoints=baseline_checkpoints(eval_args),
+        )
+        return write_outputs(rows, notes, model_args, eval_args)
     label_set = data_args.label_set or default_label_set(data_args.dataset)
     fractions = eval_args.label_fractions or DEFAULT_LABEL_FRACTIONS
     hub_kwargs = {"revision": model_args.revision, "cache_dir": model_args.cache_dir}
@@ -391,6 +487,7 @@ def run_evaluation(
         batch_size=eval_args.batch_size,
         device=device,
         n_bootstrap=eval_args.n_bootstrap,
+        figure_dir=output_dir,
     )
     logger.info(
         "Evaluating %s on %s/%s (%d train, %d validation, %d test records, classes %s) on %s.",
@@ -471,9 +568,17 @@ def run_evaluation(
             rows += task_rows
             skipped_shifts.update(skipped)
 
+    notes = result_notes(rows, len(splits["train"]), skipped_shifts)
+    return write_outputs(rows, notes, model_args, eval_args)
+
+
+def write_outputs(
+    rows: list[ResultRow], notes: list[str], model_args: ModelArguments, eval_args: EvaluationArguments
+) -> list[ResultRow]:
+    """Write `results.json` and `results.md`, print the table, and update (and push) the model card if asked."""
+    output_dir = Path(eval_args.output_dir)
     results_path = output_dir / "results.json"
     write_results(results_path, rows)
-    notes = result_notes(rows, len(splits["train"]), skipped_shifts)
     report = results_to_markdown(rows) + "".join(f"\n{note}\n" for note in notes)
     (output_dir / "results.md").write_text(report, encoding="utf-8")
     print(report)

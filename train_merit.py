@@ -6,6 +6,7 @@ Pretrain MERIT (masked ECG modelling + ECG-report contrastive alignment) with ðŸ
     accelerate launch train_merit.py                      # offline demo on the embedded PTB-XL excerpt
     accelerate launch train_merit.py --dataset_name mimic_iv_ecg --data_dir /data/mimic-iv-ecg \\
         --model_preset base --max_train_steps 100000 --output_dir runs/merit-base --push_to_hub --hub_model_id org/merit
+    python train_merit.py --task report_generation --model_name_or_path outputs/merit-small-ptbxl-sample  # ECG -> report
 
 Run `python train_merit.py --help` for every flag. The same script runs on one CPU, one GPU or many processes
 (DDP, FSDP, DeepSpeed: see configs/accelerate/). Flags can also come from a JSON or YAML file:
@@ -48,6 +49,7 @@ from merit_training.data import (
     zero_shot_validation_split,
 )
 from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
+from merit_training.report_generation import split_task_argument
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 from modeling_merit.zero_shot_merit import embed_class_prompts
 
@@ -322,7 +324,16 @@ def write_training_curves(output_dir: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """Runs pretraining as configured by `argv` (default: `sys.argv[1:]`) and returns the output folder."""
+    """Runs pretraining as configured by `argv` (default: `sys.argv[1:]`) and returns the output folder.
+
+    `--task report_generation` trains an ECG-conditioned report generator instead (its own flags:
+    `python train_merit.py --task report_generation --help`; see merit_training/report_generation.py).
+    """
+    task, argv = split_task_argument(sys.argv[1:] if argv is None else argv)
+    if task == "report_generation":
+        from merit_training.report_generation import main as train_report_generation
+
+        return train_report_generation(argv)
     model_args, data_args, training_args = parse_arguments(argv)
     check_model_card_template()
     output_dir = Path(training_args.output_dir)

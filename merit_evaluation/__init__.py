@@ -8,8 +8,11 @@
 - `shifts`: controlled distribution shifts for the robustness evaluation.
 - `prompts`: zero-shot class prompts from label tables, and the `--prompts FILE.json` override.
 - `results`: the `results.json` schema, its markdown table and the model card `model-index`.
+- `report_metrics`: BLEU-1..4, ROUGE-1/2/L, METEOR, CIDEr-D, BERTScore with bootstrap intervals (report generation).
+- `report_generation`: the `eval_merit.py --task report-generation` runner and its baselines.
 
-The `evaluate` wrapper of `metrics` is `metrics/ecg_classification` at the repository root.
+The `evaluate` wrappers are `metrics/ecg_classification` (of `metrics`) and `metrics/report_generation` (of
+`report_metrics`) at the repository root.
 """
 
 from .label_fractions import sample_label_fraction

@@ -182,7 +182,7 @@ def preprocess_split(
 
     Returns:
         `datasets.Dataset` with `input_values` `(n_leads, num_samples)` float32, `lead_mask` `(n_leads,)` int64 and
-        `multi_hot`, one row per record, in the split's order.
+        (when the split has it) `multi_hot`, one row per record, in the split's order.
     """
     n_leads, n_samples = feature_extractor.feature_size, feature_extractor.num_samples
 
@@ -204,7 +204,7 @@ def preprocess_split(
         {
             "input_values": datasets.Array2D((n_leads, n_samples), "float32"),
             "lead_mask": datasets.List(datasets.Value("int64"), length=n_leads),
-            "multi_hot": split.features["multi_hot"],
+            **({"multi_hot": split.features["multi_hot"]} if "multi_hot" in split.column_names else {}),
         }
     )
     return split.with_format("numpy").map(

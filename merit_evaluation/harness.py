@@ -201,6 +201,8 @@ class EvaluationHarness:
         batch_size (`int`): batch size of preprocessing and feature extraction.
         device (`str` or `torch.device`): where models run.
         n_bootstrap (`int`): bootstrap resamples of the test metrics.
+        figure_dir (`str` or `os.PathLike`, *optional*): where `test_row` writes a ROC / per-class AUROC figure
+            (`roc_<task>_frac<fraction>_seed<seed>.png`) for every MERIT row without a distribution shift.
     """
 
     def __init__(
@@ -215,6 +217,7 @@ class EvaluationHarness:
         batch_size: int,
         device: str | torch.device,
         n_bootstrap: int,
+        figure_dir: str | os.PathLike | None = None,
     ):
         from dataset_scripts import get_class_names
 
@@ -234,6 +237,7 @@ class EvaluationHarness:
         self.batch_size = batch_size
         self.device = device
         self.n_bootstrap = n_bootstrap
+        self.figure_dir = None if figure_dir is None else Path(figure_dir)
         self._labels: dict[str, np.ndarray] = {}
         self._processed: dict[tuple, datasets.Dataset] = {}
         self._features: dict[tuple, np.ndarray] = {}
@@ -351,6 +355,18 @@ class EvaluationHarness:
         metrics = compute_classification_metrics(
             self._split_labels("test"), test_scores, thresholds=thresholds, n_bootstrap=self.n_bootstrap, seed=seed
         )
+        if self.figure_dir is not None and baseline is None and shift is None:
+            from merit_plotting import plot_roc
+
+            figure_path = self.figure_dir / f"roc_{task}_frac{fraction:g}_seed{seed}.png"
+            plot_roc(
+                self._split_labels("test"),
+                test_scores,
+                self.class_names,
+                figure_path,
+                title=f"{task}, {self.dataset} {self.label_set}, fraction {fraction:g}, seed {seed}",
+            )
+            logger.info("Wrote %s", figure_path)
         return ResultRow.from_classification_metrics(
             metrics,
             self.class_names,

@@ -63,12 +63,14 @@ __all__ = [
     "MetricValue",
     "as_multi_hot",
     "bootstrap_indices",
+    "bootstrap_weights",
     "compute_classification_metrics",
     "fmax",
     "macro_f1",
     "macro_roc_auc",
     "per_class_f1",
     "per_class_roc_auc",
+    "percentile_interval",
     "validate_multi_hot",
 ]
 
@@ -349,7 +351,24 @@ def bootstrap_indices(n_samples: int, resample: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, resample]).integers(0, n_samples, size=n_samples)
 
 
-def _percentile_interval(values: np.ndarray, confidence_level: float) -> tuple[float | None, float | None]:
+def bootstrap_weights(n_samples: int, resamples: range, seed: int) -> np.ndarray:
+    """Per-sample weights of bootstrap resamples: how often each sample was drawn (`bootstrap_indices`).
+
+    Args:
+        n_samples (`int`): size of the evaluation set.
+        resamples (`range`): resample numbers, 0-based.
+        seed (`int`): bootstrap seed.
+
+    Returns:
+        `np.ndarray` of shape `(len(resamples), n_samples)`, float64; each row sums to `n_samples`.
+    """
+    return np.stack(
+        [np.bincount(bootstrap_indices(n_samples, r, seed), minlength=n_samples) for r in resamples]
+    ).astype(np.float64)
+
+
+def percentile_interval(values: np.ndarray, confidence_level: float) -> tuple[float | None, float | None]:
+    """Percentile interval of resampled values, NaNs (undefined resamples) left out; `(None, None)` if all are."""
     finite = values[~np.isnan(values)]
     if finite.size == 0:
         return None, None
@@ -423,9 +442,7 @@ def compute_classification_metrics(
         n_skipped_per_resample = []
         for start in range(0, n_bootstrap, _BOOTSTRAP_CHUNK_SIZE):
             stop = min(start + _BOOTSTRAP_CHUNK_SIZE, n_bootstrap)
-            weights = np.stack(
-                [np.bincount(bootstrap_indices(n_samples, r, seed), minlength=n_samples) for r in range(start, stop)]
-            ).astype(np.float64)
+            weights = bootstrap_weights(n_samples, range(start, stop), seed)
             values = metrics_for_weights(weights)
             for name in metric_names:
                 resampled[name].append(values[name])
@@ -435,7 +452,7 @@ def compute_classification_metrics(
         for name in metric_names:
             values = np.concatenate(resampled[name])
             n_undefined[name] = int(np.isnan(values).sum())
-            metrics[name].ci_low, metrics[name].ci_high = _percentile_interval(values, confidence_level)
+            metrics[name].ci_low, metrics[name].ci_high = percentile_interval(values, confidence_level)
         extra_skipped = n_skipped_per_resample - len(skipped_classes)
         bootstrap = BootstrapSummary(
             n_resamples=n_bootstrap,

@@ -7,21 +7,22 @@
 
 | field | type | meaning |
 |---|---|---|
-| `task` | str | `linear-probe`, `finetune`, `zero-shot` or `robustness` |
+| `task` | str | `linear-probe`, `finetune`, `zero-shot`, `robustness` or `report-generation` |
 | `dataset` | str | e.g. `ptbxl`, `cpsc2018`, `chapman` |
-| `label_set` | str | e.g. `superdiagnostic` |
+| `label_set` | str | e.g. `superdiagnostic`; `report` for report generation |
 | `fraction` | float | fraction of the training labels used, in (0, 1] (1.0 for zero-shot) |
 | `seed` | int | seed of the label-fraction sample, the training run and the bootstrap |
 | `model` | str | path or Hub id of the evaluated checkpoint (for a baseline: what it was built from) |
 | `model_revision` | str or null | Hub revision / commit of `model` |
-| `baseline` | str or null | null for MERIT, else the baseline's name (e.g. `random-init`, `supervised-scratch`) |
+| `baseline` | str or null | null for MERIT, else the baseline's name (e.g. `random-init`, `supervised-scratch`, `ecg-shuffled`) |
 | `n_test` | int | number of test samples |
-| `metrics` | {name: {value, ci_low, ci_high}} | `macro_auroc` (primary), `macro_f1`, `fmax`; CIs null w/o bootstrap |
-| `per_class_auroc` | {class: float or null} | null where the class has no test positives or no test negatives |
+| `metrics` | {name: {value, ci_low, ci_high}} | `macro_auroc` (primary), `macro_f1`, `fmax`; report generation: `rougeL` (primary), `meteor`, `bleu1`..`bleu4`, `rouge1`, `rouge2`, `cider_d`, `bertscore_*`; CIs null w/o bootstrap |
+| `per_class_auroc` | {class: float or null} | null where the class has no test positives or no test negatives; `{}` for report generation |
 | `thresholds_source` | str or null | `validation` (thresholds are only fitted there); null without F1 |
 | `shift`, `severity` | str; number or str (or null) | robustness rows: the `merit_evaluation.shifts` name, severity |
 | `split` | str | evaluated split, `test` |
 | `bootstrap` | object or null | `merit_evaluation.metrics.BootstrapSummary` as a dict |
+| `details` | {str: str} or null | how the metrics were computed (report generation: tokeniser, BERTScore model and layer) |
 """
 
 from __future__ import annotations
@@ -43,9 +44,37 @@ if TYPE_CHECKING:
 
 
 RESULTS_SCHEMA_VERSION = 1
-TASKS = ("linear-probe", "finetune", "zero-shot", "robustness")
-METRIC_DISPLAY_NAMES = {"macro_auroc": "Macro AUROC", "macro_f1": "Macro F1", "fmax": "Fmax"}
-MODEL_INDEX_METRIC_TYPES = {"macro_auroc": "roc_auc", "macro_f1": "f1", "fmax": "fmax"}
+TASKS = ("linear-probe", "finetune", "zero-shot", "robustness", "report-generation")
+PRIMARY_METRICS = {"report-generation": "rougeL"}
+"""Primary metric of a task when it is not `macro_auroc`."""
+CLASSIFICATION_TABLE_METRICS = ("macro_auroc", "macro_f1", "fmax")
+REPORT_TABLE_METRICS = ("rougeL", "meteor", "bleu4", "cider_d", "bertscore_f1")
+METRIC_DISPLAY_NAMES = {
+    "macro_auroc": "Macro AUROC",
+    "macro_f1": "Macro F1",
+    "fmax": "Fmax",
+    "rougeL": "ROUGE-L",
+    "meteor": "METEOR",
+    "bleu4": "BLEU-4",
+    "cider_d": "CIDEr-D",
+    "bertscore_f1": "BERTScore F1",
+}
+MODEL_INDEX_METRIC_TYPES = {
+    "macro_auroc": "roc_auc",
+    "macro_f1": "f1",
+    "fmax": "fmax",
+    "rouge1": "rouge",
+    "rouge2": "rouge",
+    "rougeL": "rouge",
+    "meteor": "meteor",
+    "cider_d": "cider",
+    "bertscore_precision": "bertscore",
+    "bertscore_recall": "bertscore",
+    "bertscore_f1": "bertscore",
+    **{f"bleu{order}": "bleu" for order in range(1, 5)},
+}
+MODEL_INDEX_TASKS = {"report-generation": ("text-generation", "ECG report generation")}
+"""`model-index` task type and name of a task when it is not ECG classification."""
 DATASET_DISPLAY_NAMES = {"ptbxl": "PTB-XL", "cpsc2018": "CPSC2018", "chapman": "Chapman-Shaoxing-Ningbo"}
 RESULTS_START_MARKER = "<!-- merit-results-start -->"
 RESULTS_END_MARKER = "<!-- merit-results-end -->"
@@ -71,6 +100,7 @@ class ResultRow:
     severity: float | int | str | None = None
     split: str = "test"
     bootstrap: dict[str, Any] | None = None
+    details: dict[str, str] | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -88,8 +118,9 @@ class ResultRow:
             raise ValueError(
                 f"`shift` must be set exactly for robustness rows; got task={self.task!r}, shift={self.shift!r}."
             )
-        if "macro_auroc" not in self.metrics:
-            raise ValueError(f"`metrics` must include the primary metric 'macro_auroc', got {sorted(self.metrics)}.")
+        primary = PRIMARY_METRICS.get(self.task, "macro_auroc")
+        if primary not in self.metrics:
+            raise ValueError(f"`metrics` must include the primary metric {primary!r}, got {sorted(self.metrics)}.")
         self.metrics = {
             name: value if isinstance(value, MetricValue) else MetricValue(**value)
             for name, value in self.metrics.items()
@@ -192,25 +223,38 @@ def _grouped(rows: list[ResultRow]) -> list[ResultRow]:
     return [row for group in groups.values() for row in sorted(group, key=lambda r: r.baseline is not None)]
 
 
-def results_to_markdown(
-    rows: list[ResultRow], metric_names: tuple[str, ...] = ("macro_auroc", "macro_f1", "fmax")
-) -> str:
+def results_to_markdown(rows: list[ResultRow], metric_names: tuple[str, ...] | None = None) -> str:
     """A markdown table with each MERIT row directly followed by its baselines in the same setting.
 
     Args:
         rows (`list[ResultRow]`): the results.
-        metric_names (`tuple[str, ...]`): metrics to show, as `value (ci_low–ci_high)`.
+        metric_names (`tuple[str, ...]`, *optional*): metrics to show, as `value (ci_low–ci_high)`. By default
+            `CLASSIFICATION_TABLE_METRICS` for the classification rows and, in a second table,
+            `REPORT_TABLE_METRICS` for the report-generation rows.
 
     Returns:
-        `str`: the table (with `Shift` / `Severity` columns when there are robustness rows).
+        `str`: the table(s) (with `Shift` / `Severity` columns when there are robustness rows).
     """
+    if metric_names is None:
+        report_rows = [row for row in rows if row.task == "report-generation"]
+        other_rows = [row for row in rows if row.task != "report-generation"]
+        tables = [] if report_rows and not other_rows else [_table(other_rows, CLASSIFICATION_TABLE_METRICS)]
+        if report_rows:
+            tables.append(_table(report_rows, REPORT_TABLE_METRICS))
+        return "\n".join(tables)
+    return _table(rows, metric_names)
+
+
+def _table(rows: list[ResultRow], metric_names: tuple[str, ...]) -> str:
     with_shift = any(row.shift is not None for row in rows)
-    header = ["Task", "Dataset", "Label set", "Fraction", "Seed"]
+    with_labels = any(row.task != "report-generation" for row in rows)  # report rows: no label set or fraction
+    header = ["Task", "Dataset"] + (["Label set", "Fraction"] if with_labels else []) + ["Seed"]
     header += ["Shift", "Severity"] if with_shift else []
     header += ["Model"] + [METRIC_DISPLAY_NAMES.get(name, name) for name in metric_names] + ["n test"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in _grouped(rows):
-        cells = [row.task, row.dataset, row.label_set, f"{row.fraction:g}", str(row.seed)]
+        cells = [row.task, row.dataset] + ([row.label_set, f"{row.fraction:g}"] if with_labels else [])
+        cells += [str(row.seed)]
         if with_shift:
             cells += [row.shift or "–", "–" if row.severity is None else str(row.severity)]
         cells += ["MERIT" if row.baseline is None else f"baseline: {row.baseline}"]
@@ -222,6 +266,8 @@ def results_to_markdown(
 
 def _metric_display_name(row: ResultRow, metric_name: str) -> str:
     setting = f"{row.task}, {row.fraction * 100:g}% labels, seed {row.seed}"
+    if row.task in MODEL_INDEX_TASKS:
+        setting = f"{row.task}, seed {row.seed}"
     if row.shift is not None:
         setting += f", {row.shift}={row.severity}"
     return f"{METRIC_DISPLAY_NAMES.get(metric_name, metric_name)} ({setting})"
@@ -244,7 +290,8 @@ def update_model_card(
         card (`str` or `os.PathLike`): path of a model card file, or the card's text (several lines).
         rows (`list[ResultRow]`): the results.
         model_name (`str`, *optional*): the `model-index` name; defaults to the card's `model_name`, else "MERIT".
-        task_type (`str`, defaults to `"time-series-classification"`): `model-index` task type.
+        task_type (`str`, defaults to `"time-series-classification"`): `model-index` task type of the classification
+            rows (report-generation rows: `MODEL_INDEX_TASKS`).
 
     Returns:
         `huggingface_hub.ModelCard`; save it with `card.save(path)` or push it with `card.push_to_hub(repo_id)`.
@@ -263,10 +310,11 @@ def update_model_card(
         for metric_name, metric in row.metrics.items():
             if metric.value is None or math.isnan(metric.value):
                 continue
+            row_task_type, row_task_name = MODEL_INDEX_TASKS.get(row.task, (task_type, "ECG classification"))
             eval_results.append(
                 EvalResult(
-                    task_type=task_type,
-                    task_name="ECG classification",
+                    task_type=row_task_type,
+                    task_name=row_task_name,
                     dataset_type=row.dataset,
                     dataset_name=DATASET_DISPLAY_NAMES.get(row.dataset, row.dataset),
                     dataset_config=row.label_set,

@@ -466,6 +466,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             report tokens (the first report token is predicted from the last prompt position).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_ids is None and (labels is not None or attention_mask is not None):
+            raise ValueError("`labels` and `attention_mask` describe the report tokens: pass the reports as `input_ids`.")
         prefix_embeds, prefix_mask = self._prefix_inputs(input_values, lead_mask, ecg_features, ecg_feature_mask)
         prompt_ids = [self._default_prompt_ids()] * prefix_embeds.shape[0]
         inputs_embeds, full_mask, full_labels = self.build_inputs(

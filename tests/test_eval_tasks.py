@@ -207,6 +207,10 @@ def test_linear_probe_and_zero_shot_end_to_end(checkpoint, cache_dir, tmp_path, 
     for row in rows:
         check_row(row, row.task, row.baseline)
     assert [row.to_dict() for row in read_results(output_dir / "results.json")] == [row.to_dict() for row in rows]
+    # a ROC / per-class AUROC figure next to results.json for each MERIT row, none for the baselines
+    assert sorted(path.name for path in output_dir.glob("roc_*.png")) == [
+        "roc_linear-probe_frac0.1_seed0.png", "roc_linear-probe_frac1_seed0.png", "roc_zero-shot_frac1_seed0.png",
+    ]  # fmt: skip
 
     # thresholds: only ever fitted on the validation labels (one fit per trained probe and one for zero-shot)
     validation_labels = split_labels(splits["validation"])

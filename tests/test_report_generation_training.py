@@ -1,0 +1,94 @@
+"""`train_merit.py --task report_generation` end to end on the PTB-XL excerpt with a tiny MERIT checkpoint and a tiny
+Llama (one thread): the exported folder loads and generates, the stages train what they should, and an interrupted
+run resumes to exactly the weights of an uninterrupted one. The real default LLM (SmolLM2) runs in a `slow` test."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train_merit
+from merit_training.report_generation import report_language, split_task_argument, stage_schedule
+from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, tokenizer):
+    """A tiny MERIT checkpoint (with its processor) and a tiny Llama folder using the MiniLM tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("report_checkpoints")
+    torch.manual_seed(0)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(root / "merit")
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(root / "merit")
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, bos_token_id=None,
+            eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        )
+    )
+    llm.save_pretrained(root / "llm")
+    tokenizer.save_pretrained(root / "llm")
+    return root
+
+
+def run(checkpoints, output_dir, *extra):
+    argv = [
+        "--task", "report_generation", "--model_name_or_path", str(checkpoints / "merit"),
+        "--language_model_name_or_path", str(checkpoints / "llm"), "--output_dir", str(output_dir),
+        "--cache_dir", str(checkpoints / "datasets"), "--max_train_samples", "16", "--max_eval_samples", "4",
+        "--per_device_train_batch_size", "4", "--report_to", "none", "--config_overrides",
+        '{"projector_hidden_size": 32, "num_prefix_tokens": 2}', "--lora_rank", "2", *extra,
+    ]
+    return train_merit.main(argv)
+
+
+def test_task_argument_and_helpers():
+    assert split_task_argument(["--task", "report-generation", "--x", "1"]) == ("report_generation", ["--x", "1"])
+    assert split_task_argument(["--x=1"]) == ("pretraining", ["--x=1"])
+    with pytest.raises(ValueError, match="--task must be one of"):
+        split_task_argument(["--task=captioning"])
+    assert report_language("sinusrhythmus normales ekg") == "de"
+    assert report_language("sinus rhythm. normal ecg.") == "en"
+    assert report_language("sinusrytm vänster el-axel eljest normalt ekg") == "sv"
+    assert report_language("") == "other"
+    assert stage_schedule(3, 4, 10, 0.1) == 0.0 and stage_schedule(4, 4, 10, 0.1) == 1.0
+    assert stage_schedule(9, 4, 10, 0.1) > 0 and stage_schedule(10, 4, 10, 0.1) == 0.0
+
+
+@pytest.mark.slow
+def test_training_exports_a_loadable_generator_and_resumes_exactly(checkpoints, tmp_path):
+    from transformers import AutoModel, AutoProcessor
+
+    full = run(checkpoints, tmp_path / "full", "--max_train_steps", "4", "--checkpointing_steps", "2")
+    model = AutoModel.from_pretrained(full).eval()
+    processor = AutoProcessor.from_pretrained(full)
+    assert not model.has_lora  # merged on export
+    ids = model.generate(torch.randn(2, 12, 1000), max_new_tokens=4)
+    assert ids.shape[0] == 2 and len(processor.batch_decode(ids, skip_special_tokens=True)) == 2
+
+    # the encoder is untouched, the projector trained, and the LLM changed only through the second (LoRA) stage
+    merit = load_file(checkpoints / "merit" / "model.safetensors")
+    exported = load_file(full / "model.safetensors")
+    assert torch.equal(exported["ecg_model.embeddings.patch_embedding.weight"], merit["ecg_model.embeddings.patch_embedding.weight"])
+    llm = load_file(checkpoints / "llm" / "model.safetensors")
+    assert not torch.equal(exported["language_model.model.layers.0.self_attn.q_proj.weight"], llm["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(exported["language_model.model.layers.0.mlp.up_proj.weight"], llm["model.layers.0.mlp.up_proj.weight"])
+
+    projector_only = run(checkpoints, tmp_path / "projector", "--max_train_steps", "2", "--use_lora", "false")
+    exported = load_file(projector_only / "model.safetensors")
+    assert torch.equal(exported["language_model.model.layers.0.self_attn.q_proj.weight"], llm["model.layers.0.self_attn.q_proj.weight"])
+
+    # "interrupted after step 2" (the last projector-only step): a fresh folder holding only checkpoint-2, resumed
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    shutil.copytree(full / "checkpoint-2", interrupted / "checkpoint-2")
+    resumed = run(
+        checkpoints, interrupted, "--max_train_steps", "4", "--checkpointing_steps", "2",
+        "--resume_from_checkpoint", "latest",
+    )
+    expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name

@@ -1,0 +1,311 @@
+"""The Gradio Space (space/app.py), served on loopback in a subprocess: `gradio_client` calls (example, uploads, a bad
+upload) and one real headless-Chromium session that uploads a record and waits for the plot and the scores.
+
+The browser test needs the Debian packages `chromium` and `chromium-driver` (`make install` installs them when run
+as root); it is skipped only where they are absent. Set `MERIT_SPACE_SCREENSHOT=<path>` to also copy its screenshot
+there (the README's `docs/space_screenshot.png` is made that way).
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from train_helpers import free_port, subprocess_env
+
+from modeling_merit import (
+    MeritConfig,
+    MeritFeatureExtractor,
+    MeritForReportGeneration,
+    MeritModel,
+    MeritProcessor,
+    MeritReportGenerationConfig,
+)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SPACE_DIR = REPO_ROOT / "space"
+EXAMPLE_RECORD = SPACE_DIR / "examples" / "00017_hr"
+CANDIDATE_LABELS = ["normal ECG", "atrial fibrillation", "myocardial infarction"]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+STARTUP_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def space_checkpoint(tmp_path_factory, tokenizer):
+    """A tiny random MERIT dual encoder saved with its processor and pipelines."""
+    torch.manual_seed(0)
+    checkpoint = tmp_path_factory.mktemp("space") / "checkpoint"
+    MeritModel(MeritConfig.from_preset("tiny")).save_pretrained(checkpoint)
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def report_checkpoint(tmp_path_factory, tokenizer):
+    """A tiny random report generator (tiny ECG encoder -> 2-layer Llama over the MiniLM vocabulary)."""
+    text_config = {
+        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
+    }  # fmt: skip
+    config = MeritReportGenerationConfig(
+        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
+        projector_hidden_size=64,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    model = MeritForReportGeneration(config).eval()
+    model.set_prompt(tokenizer)
+    checkpoint = tmp_path_factory.mktemp("space-report") / "checkpoint"
+    model.save_pretrained(checkpoint)
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def space_url(space_checkpoint, report_checkpoint, tmp_path_factory):
+    """`python space/app.py --model <checkpoint> --report-model <checkpoint> --port <port>` running; yields its
+    loopback URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("space-log") / "app.log"
+    env = subprocess_env(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio")))
+    env.pop("GRADIO_SERVER_NAME", None)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(SPACE_DIR / "app.py"), "--model", str(space_checkpoint),
+             "--report-model", str(report_checkpoint), "--port", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"space/app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "config", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                log = log_path.read_text()[-3000:]
+                pytest.fail(f"space/app.py did not answer within {STARTUP_TIMEOUT_S} s:\n{log}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def client(space_url):
+    from gradio_client import Client
+
+    return Client(space_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def in_process_pipelines(space_checkpoint, report_checkpoint):
+    """The pipelines the Space must agree with, loaded here the documented way."""
+    from transformers import pipeline
+
+    zero_shot = pipeline("zero-shot-ecg-classification", model=str(space_checkpoint), trust_remote_code=True)
+    features = pipeline("ecg-feature-extraction", model=str(space_checkpoint), trust_remote_code=True)
+    report = pipeline("ecg-report-generation", model=str(report_checkpoint), trust_remote_code=True)
+    return zero_shot, features, report
+
+
+def space_app():
+    """space/app.py imported as a module (for its constants)."""
+    spec = importlib.util.spec_from_file_location("merit_space_app", SPACE_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def analyse(client, example=None, files=(), labels=CANDIDATE_LABELS, sampling_rate=0):
+    from gradio_client import handle_file
+
+    return client.predict(
+        example, [handle_file(str(path)) for path in files], "\n".join(labels), sampling_rate, api_name="/analyse"
+    )
+
+
+def scores_of(label_output) -> dict[str, float]:
+    return {entry["label"]: entry["confidence"] for entry in label_output["confidences"]}
+
+
+def assert_answer_matches_pipelines(answer, record, in_process_pipelines, expected_name):
+    plot, label_output, embedding_path, report, summary = answer
+    zero_shot, features, report_generation = in_process_pipelines
+    expected = {entry["label"]: entry["score"] for entry in zero_shot(record, candidate_labels=CANDIDATE_LABELS)}
+    assert scores_of(label_output).keys() == expected.keys()
+    for label, score in scores_of(label_output).items():
+        assert score == pytest.approx(expected[label], abs=1e-6)
+    np.testing.assert_allclose(np.load(embedding_path), features(record), rtol=1e-5, atol=1e-6)
+    from PIL import Image
+
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.width > 1000
+    assert report and report == report_generation(record)["generated_text"]
+    assert summary.startswith(f"**{expected_name}**: 12 standard leads, 500 Hz, 10.0 s")
+
+
+def test_space_readme_front_matter_and_requirements():
+    import gradio
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard.load(SPACE_DIR / "README.md")
+    assert card.data.sdk == "gradio" and card.data.sdk_version == gradio.__version__
+    assert card.data.app_file == "app.py" and card.data.models
+    assert "paid" in card.text and "ZeroGPU" in card.text
+    constraints = dict(
+        line.split("==") for line in (REPO_ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+    requirements = [line for line in (SPACE_DIR / "requirements.txt").read_text().splitlines() if "==" in line]
+    assert requirements
+    for line in requirements:  # the Space runs the versions the tests run
+        name, version = line.split("==")
+        assert constraints.get(name) == version, line
+    examples = SPACE_DIR / "examples"
+    assert sorted(path.name for path in examples.glob("*.hea")) == ["00003_hr.hea", "00008_hr.hea", "00017_hr.hea"]
+    assert "CC BY 4.0" in (examples / "README.md").read_text() and (examples / "LICENSE.txt").is_file()
+    assert yaml.safe_load((SPACE_DIR / "README.md").read_text().split("---")[1])["sdk"] == "gradio"
+
+
+def test_report_box_is_hidden_without_a_report_model(space_checkpoint):
+    app = space_app()
+    demo = app.MeritSpace(str(space_checkpoint)).build()
+    (report,) = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "report"]
+    assert report.visible is False
+
+
+def test_example_record(client, in_process_pipelines):
+    app = space_app()
+    answer = analyse(client, example=next(iter(app.EXAMPLES)))
+    record = str(app.EXAMPLES_DIR / next(iter(app.EXAMPLES.values())))
+    assert_answer_matches_pipelines(answer, record, in_process_pipelines, "00003_hr")
+
+
+def test_uploaded_wfdb_pair_npy_and_csv(client, in_process_pipelines, tmp_path):
+    answer = analyse(client, files=[EXAMPLE_RECORD.with_suffix(".hea"), EXAMPLE_RECORD.with_suffix(".dat")])
+    assert_answer_matches_pipelines(answer, str(EXAMPLE_RECORD), in_process_pipelines, "00017_hr")
+
+    import wfdb
+
+    signal, fields = wfdb.rdsamp(str(EXAMPLE_RECORD))
+    npy_path = tmp_path / "upload.npy"
+    np.save(npy_path, signal.T)
+    answer = analyse(client, files=[npy_path], sampling_rate=500)
+    record = {"ecg": signal.T, "sampling_rate": 500, "lead_names": fields["sig_name"]}
+    assert_answer_matches_pipelines(answer, record, in_process_pipelines, "upload")
+
+    csv_path = tmp_path / "upload.csv"  # time x leads with a time column: the sampling rate comes from it
+    table = np.column_stack([np.arange(signal.shape[0]) / 500, signal])
+    np.savetxt(csv_path, table, delimiter=",", header=",".join(["time", *fields["sig_name"]]), comments="", fmt="%.6f")
+    answer = analyse(client, files=[csv_path])
+    assert_answer_matches_pipelines(answer, record, in_process_pipelines, "upload")
+
+    eleven_leads = tmp_path / "no_v6.csv"  # a lead that was not recorded is reported, and plotted as missing
+    np.savetxt(eleven_leads, signal[:, :11], delimiter=",", header=",".join(fields["sig_name"][:11]), comments="")
+    *_, summary = analyse(client, files=[eleven_leads], sampling_rate=500)
+    assert summary.startswith("**no_v6**: 11 standard leads, 500 Hz, 10.0 s") and summary.endswith("Not recorded: V6.")
+
+
+@pytest.mark.parametrize(
+    ("make_files", "message"),
+    [
+        (lambda tmp: [tmp / "notes.txt"], "Invalid file type. Please upload a file that is one of these formats"),
+        (lambda tmp: [EXAMPLE_RECORD.with_suffix(".hea")], "Upload one record: a WFDB record as its two files"),
+        (lambda tmp: [tmp / "broken.csv"], "must start with a header row of lead names"),
+        (lambda tmp: [tmp / "three_leads.npy"], "`lead_names` is required"),
+    ],
+)
+def test_bad_upload_shows_a_clear_error(client, tmp_path, make_files, message):
+    from gradio_client.exceptions import AppError
+
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    (tmp_path / "broken.csv").write_text("1,2,3\n4,5,6\n")
+    np.save(tmp_path / "three_leads.npy", np.zeros((3, 1000)))
+    with pytest.raises(AppError) as error:
+        analyse(client, files=make_files(tmp_path), sampling_rate=100)
+    assert message in str(error.value)
+    assert "Traceback" not in str(error.value)
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs the Debian packages chromium and chromium-driver (installed by `make install` as root)",
+)
+def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(space_url)
+        wait = WebDriverWait(driver, 60)
+        upload = wait.until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]"))
+        )
+        upload.send_keys("\n".join(str(EXAMPLE_RECORD.with_suffix(suffix)) for suffix in (".hea", ".dat")))
+        wait.until(lambda browser: browser.find_element(By.ID, "upload").text.count("00017_hr") == 2)  # both files
+        driver.find_element(By.ID, "analyse").click()
+        plot = wait.until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, "#ecg-plot img")))
+        wait.until(
+            lambda browser: all(label in browser.find_element(By.ID, "scores").text for label in CANDIDATE_LABELS)
+        )
+        wait.until(lambda browser: "00017_hr" in browser.find_element(By.ID, "summary").text)
+        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 1000
+        assert driver.find_element(By.CSS_SELECTOR, "#report textarea").get_attribute("value")  # report configured
+        for _ in range(3):  # the page reflows when the window grows: resize until the whole page fits
+            height = min(driver.execute_script("return document.documentElement.scrollHeight") + 100, 4000)
+            driver.set_window_size(1400, height)
+        screenshot = tmp_path / "space_screenshot.png"
+        assert driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+    from PIL import Image
+
+    with Image.open(screenshot) as image:
+        assert image.width >= 1000
+    target = os.environ.get("MERIT_SPACE_SCREENSHOT")
+    if target:
+        shutil.copyfile(screenshot, target)
+
+
+def test_bench_space_runs(space_checkpoint, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_space", REPO_ROOT / "benchmarks" / "bench_space.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        timings = bench.main(["--model", str(space_checkpoint), "--repeats", "1", "--output", str(tmp_path / "b.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert set(timings) == {"zero-shot", "feature-extraction", "plot", "space"}
+    assert all(len(seconds) == 1 and seconds[0] > 0 for seconds in timings.values())
+    assert json.loads((tmp_path / "b.json").read_text()) == timings
