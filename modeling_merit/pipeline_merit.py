@@ -288,6 +288,7 @@ class MeritECGPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.model.eval()  # inference: no dropout, batch norms (e.g. of an MLP projection) on running statistics
         if self.feature_extractor is None and self.processor is not None:
             self.feature_extractor = getattr(self.processor, "feature_extractor", None)
         if self.feature_extractor is None:
@@ -360,10 +361,12 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
 
     Call arguments (besides those of `MeritECGPipeline`):
 
-    - `candidate_labels` (`list[str]`, required): the classes, in words (e.g. `"atrial fibrillation"`); each is put
-      into every template.
+    - `candidate_labels` (`list[str]`, a comma-separated `str` or a `dict`, required): the classes, in words (e.g.
+      `"atrial fibrillation"`), each put into every template; or `{label: prompt or [prompts]}` whose prompts are
+      used as they are (e.g. the prompts `merit_evaluation.zero_shot.class_prompts` gives a benchmark's classes, or
+      a `--prompts FILE.json`).
     - `hypothesis_template` (`str` or `list[str]`, *optional*): template(s) with one `{description}` field (or `{}`);
-      defaults to `DEFAULT_TEMPLATES`, whose prompt embeddings are averaged per class, exactly as
+      defaults to `DEFAULT_TEMPLATES`. The prompt embeddings of a class are averaged, exactly as
       `eval_merit.py --task zero-shot` does.
 
     Returns, per record, `[{"label": str, "score": float}, ...]` sorted by decreasing score, where the score is
@@ -403,6 +406,22 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
 
     @staticmethod
     def _class_prompts(candidate_labels, hypothesis_template) -> dict[str, list[str]]:
+        if isinstance(candidate_labels, dict):
+            if hypothesis_template is not None:
+                raise ValueError("`hypothesis_template` applies to label names; `candidate_labels` gives prompts.")
+            prompts = {}
+            for label, texts in candidate_labels.items():
+                texts = [texts] if isinstance(texts, str) else texts
+                if not isinstance(texts, (list, tuple)) or not texts or not all(
+                    isinstance(text, str) and text.strip() for text in texts
+                ):
+                    raise ValueError(
+                        f"The prompts of label {label!r} must be a non-empty string or list of strings, got {texts!r}."
+                    )
+                prompts[str(label)] = [text.strip() for text in texts]
+            if not prompts:
+                raise ValueError("`candidate_labels` is an empty dict; expected {label: prompts}.")
+            return prompts
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
         if not candidate_labels or not all(isinstance(label, str) and label.strip() for label in candidate_labels):

@@ -18,7 +18,7 @@ import wfdb
 from fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
-from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
+from merit_evaluation.zero_shot import class_prompts, class_text_embeddings, project_ecg_features, zero_shot_scores
 from modeling_merit import (
     ECGClassificationPipeline,
     ECGFeatureExtractionPipeline,
@@ -176,6 +176,22 @@ def test_zero_shot_matches_the_evaluation_code(zero_shot, dual_model, processor,
     got = scores_by_label(answer)
     np.testing.assert_allclose([got[label] for label in LABELS], expected, rtol=1e-6, atol=1e-7)
     assert len(prompts[LABELS[0]]) == len(DEFAULT_TEMPLATES)
+
+
+def test_zero_shot_with_the_evaluation_prompts_of_a_benchmark(zero_shot, dual_model, processor, record,
+                                                                ptbxl_sample_dir):
+    """Given the prompts eval_merit.py uses for PTB-XL superclasses (English and German), the pipeline scores a record
+    exactly as the evaluation does."""
+    prompts = class_prompts("ptbxl", ptbxl_sample_dir, "superdiagnostic", SUPERCLASSES)
+    answer = scores_by_label(zero_shot(record, candidate_labels=prompts))
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        pooled = dual_model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output.numpy()
+    expected = zero_shot_scores(project_ecg_features(dual_model, pooled), class_text_embeddings(
+        dual_model, processor, prompts, "cpu"))[0]  # fmt: skip
+    np.testing.assert_allclose([answer[name] for name in SUPERCLASSES], expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="prompts of label 'NORM'"):
+        zero_shot(record, candidate_labels={"NORM": []})
 
 
 def test_zero_shot_hypothesis_template(zero_shot, record):
