@@ -4,10 +4,12 @@
 
 | task | model | output per record |
 |---|---|---|
-| `zero-shot-ecg-classification` | a dual encoder (`MeritModel`, `MeritForPreTraining`) | `[{"label", "score"}, ...]` sorted by score |
-| `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` sorted by score |
-| `ecg-feature-extraction` | any MERIT model | the embedding: a list of floats (a tensor with `return_tensors=True`) |
-| `ecg-report-generation` | `MeritForReportGeneration`, or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)` | `{"generated_text"}` |
+| `zero-shot-ecg-classification` | `MeritModel`, `MeritForPreTraining` | `[{"label", "score"}, ...]`, best first |
+| `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` |
+| `ecg-feature-extraction` | any MERIT model | the embedding (list of floats; tensor with `return_tensors=True`) |
+| `ecg-report-generation` | `MeritForReportGeneration` (*) | `{"generated_text"}` |
+
+(*) or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)`.
 
 `MeritPreTrainedModel.save_pretrained` calls `add_pipelines_to_checkpoint`, which writes the tasks that apply to the
 saved model into `config.json` (`custom_pipelines`) and copies this file, its relative imports and the Inference
@@ -146,7 +148,7 @@ def _read_csv(path: str, sampling_rate) -> tuple[np.ndarray, float | None, list[
     with open(path, encoding="utf-8-sig", newline="") as file:
         first_line = file.readline()
         delimiter = next((candidate for candidate in ",;\t" if candidate in first_line), ",")
-        names = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))] if first_line.strip() else []
+        names = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))]
         if not names or all(_is_number(name) for name in names):
             raise ValueError(
                 f"The CSV file {path!r} must start with a header row of lead names (e.g. I,II,III,aVR,...), got "
@@ -311,7 +313,9 @@ class MeritECGPipeline(Pipeline):
     def _sanitize_task_parameters(self, preprocess_params: dict, **kwargs) -> tuple[dict, dict]:
         """Sorts the task's own call arguments into `preprocess_params` (in place), forward and postprocess ones."""
         if kwargs:
-            raise ValueError(f"Unknown argument(s) {sorted(kwargs)} for the {self.task or type(self).__name__} pipeline.")
+            raise ValueError(
+                f"Unknown argument(s) {sorted(kwargs)} for the {self.task or type(self).__name__} pipeline."
+            )
         return {}, {}
 
     def __call__(self, inputs, **kwargs):
@@ -546,7 +550,9 @@ class ECGFeatureExtractionPipeline(MeritECGPipeline):
     - `return_tensors` (`bool`, defaults to `False`): return a torch tensor `(dim,)` instead of a list of floats.
     """
 
-    def _sanitize_task_parameters(self, preprocess_params, embedding=None, normalize=None, return_tensors=None, **kwargs):
+    def _sanitize_task_parameters(
+        self, preprocess_params, embedding=None, normalize=None, return_tensors=None, **kwargs
+    ):
         super()._sanitize_task_parameters(preprocess_params, **kwargs)
         forward_params, postprocess_params = {}, {}
         if embedding is not None:

@@ -148,7 +148,8 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
         files = {path.name for path in directory.iterdir()}
         assert {"pipeline_merit.py", "zero_shot_merit.py", "handler.py", "modeling_merit.py",
                 "configuration_merit.py", "feature_extraction_merit.py"} <= files  # fmt: skip
-    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= {p.name for p in report_checkpoint.iterdir()}
+    report_files = {path.name for path in report_checkpoint.iterdir()}
+    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= report_files
     classifier_config = json.loads((classifier_checkpoint / "config.json").read_text())
     assert classifier_config["auto_map"]["AutoModelForSequenceClassification"] == (
         "modeling_merit.MeritForECGClassification"
@@ -449,7 +450,8 @@ def test_handler_json_round_trip(dual_checkpoint, zero_shot, features, record):
 
 def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, report_checkpoint, record):
     signal, fields = wfdb.rdsamp(record)
-    body = {"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}}
+    parameters = {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}
+    body = {"inputs": signal.T.tolist(), "parameters": parameters}
     classification = EndpointHandler(str(classifier_checkpoint))(json.loads(json.dumps(body)))
     assert sorted(entry["label"] for entry in classification) == SUPERCLASSES and "positive" in classification[0]
     report = EndpointHandler(str(report_checkpoint))(
