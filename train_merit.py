@@ -51,6 +51,7 @@ from merit_training.data import (
 from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
 from merit_training.report_generation import split_task_argument
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+from modeling_merit.zero_shot_merit import embed_class_prompts
 
 
 logger = logging.getLogger("train_merit")
@@ -269,12 +270,7 @@ def zero_shot_validation_auroc(model, processor, dataloader, prompts: dict[str, 
 
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
-    class_embeddings = []
-    for class_prompts in prompts.values():
-        text = processor(text=class_prompts, return_tensors="pt").to(accelerator.device)
-        features = torch.nn.functional.normalize(unwrapped.get_text_features(text["input_ids"], text["attention_mask"]), dim=-1)
-        class_embeddings.append(torch.nn.functional.normalize(features.mean(0), dim=-1))
-    class_embeddings = torch.stack(class_embeddings)
+    class_embeddings = embed_class_prompts(unwrapped, processor, prompts)  # the evaluation's and pipeline's code
     scores, labels = [], []
     for batch in dataloader:
         ecg = torch.nn.functional.normalize(unwrapped.get_ecg_features(batch["input_values"], batch["lead_mask"]), dim=-1)

@@ -60,7 +60,8 @@ class EndpointHandler:
             self.tasks = list(json.load(file).get("custom_pipelines", {}))
         if not self.tasks:
             raise ValueError(
-                f"{self.path}/config.json lists no `custom_pipelines`; save the checkpoint with MERIT's save_pretrained."
+                f"{self.path}/config.json lists no `custom_pipelines`; save the checkpoint with MERIT's "
+                "save_pretrained."
             )
         self._pipelines = {}
         # load the checkpoint's main task at start-up, so that the first request does not wait for it

@@ -332,7 +332,8 @@ class MeritPreTrainedModel(PreTrainedModel):
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
         from .pipeline_merit import add_pipelines_to_checkpoint  # lazy: transformers.pipelines is a slow import
 
-        add_pipelines_to_checkpoint(self, save_directory)  # custom_pipelines in config.json + pipeline/handler files
+        # custom_pipelines in config.json + pipeline/handler files
+        add_pipelines_to_checkpoint(self, save_directory, kwargs.get("is_main_process", True))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -580,7 +580,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         }
         from .pipeline_merit import add_pipelines_to_checkpoint
 
-        add_pipelines_to_checkpoint(self, save_directory)  # custom_pipelines in config.json + pipeline/handler files
+        # custom_pipelines in config.json + pipeline/handler files
+        add_pipelines_to_checkpoint(self, save_directory, kwargs.get("is_main_process", True))
         return super(MeritPreTrainedModel, self).save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -4,10 +4,12 @@
 
 | task | model | output per record |
 |---|---|---|
-| `zero-shot-ecg-classification` | a dual encoder (`MeritModel`, `MeritForPreTraining`) | `[{"label", "score"}, ...]` sorted by score |
-| `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` sorted by score |
-| `ecg-feature-extraction` | any MERIT model | the embedding: a list of floats (a tensor with `return_tensors=True`) |
-| `ecg-report-generation` | `MeritForReportGeneration`, or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)` | `{"generated_text"}` |
+| `zero-shot-ecg-classification` | `MeritModel`, `MeritForPreTraining` | `[{"label", "score"}, ...]`, best first |
+| `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` |
+| `ecg-feature-extraction` | any MERIT model | the embedding (list of floats; tensor with `return_tensors=True`) |
+| `ecg-report-generation` | `MeritForReportGeneration` (*) | `{"generated_text"}` |
+
+(*) or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)`.
 
 `MeritPreTrainedModel.save_pretrained` calls `add_pipelines_to_checkpoint`, which writes the tasks that apply to the
 saved model into `config.json` (`custom_pipelines`) and copies this file, its relative imports and the Inference
@@ -146,7 +148,7 @@ def _read_csv(path: str, sampling_rate) -> tuple[np.ndarray, float | None, list[
     with open(path, encoding="utf-8-sig", newline="") as file:
         first_line = file.readline()
         delimiter = next((candidate for candidate in ",;\t" if candidate in first_line), ",")
-        names = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))] if first_line.strip() else []
+        names = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))]
         if not names or all(_is_number(name) for name in names):
             raise ValueError(
                 f"The CSV file {path!r} must start with a header row of lead names (e.g. I,II,III,aVR,...), got "
@@ -288,6 +290,7 @@ class MeritECGPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.model.eval()  # inference: no dropout, batch norms (e.g. of an MLP projection) on running statistics
         if self.feature_extractor is None and self.processor is not None:
             self.feature_extractor = getattr(self.processor, "feature_extractor", None)
         if self.feature_extractor is None:
@@ -310,7 +313,9 @@ class MeritECGPipeline(Pipeline):
     def _sanitize_task_parameters(self, preprocess_params: dict, **kwargs) -> tuple[dict, dict]:
         """Sorts the task's own call arguments into `preprocess_params` (in place), forward and postprocess ones."""
         if kwargs:
-            raise ValueError(f"Unknown argument(s) {sorted(kwargs)} for the {self.task or type(self).__name__} pipeline.")
+            raise ValueError(
+                f"Unknown argument(s) {sorted(kwargs)} for the {self.task or type(self).__name__} pipeline."
+            )
         return {}, {}
 
     def __call__(self, inputs, **kwargs):
@@ -360,10 +365,12 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
 
     Call arguments (besides those of `MeritECGPipeline`):
 
-    - `candidate_labels` (`list[str]`, required): the classes, in words (e.g. `"atrial fibrillation"`); each is put
-      into every template.
+    - `candidate_labels` (`list[str]`, a comma-separated `str` or a `dict`, required): the classes, in words (e.g.
+      `"atrial fibrillation"`), each put into every template; or `{label: prompt or [prompts]}` whose prompts are
+      used as they are (e.g. the prompts `merit_evaluation.zero_shot.class_prompts` gives a benchmark's classes, or
+      a `--prompts FILE.json`).
     - `hypothesis_template` (`str` or `list[str]`, *optional*): template(s) with one `{description}` field (or `{}`);
-      defaults to `DEFAULT_TEMPLATES`, whose prompt embeddings are averaged per class, exactly as
+      defaults to `DEFAULT_TEMPLATES`. The prompt embeddings of a class are averaged, exactly as
       `eval_merit.py --task zero-shot` does.
 
     Returns, per record, `[{"label": str, "score": float}, ...]` sorted by decreasing score, where the score is
@@ -403,6 +410,22 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
 
     @staticmethod
     def _class_prompts(candidate_labels, hypothesis_template) -> dict[str, list[str]]:
+        if isinstance(candidate_labels, dict):
+            if hypothesis_template is not None:
+                raise ValueError("`hypothesis_template` applies to label names; `candidate_labels` gives prompts.")
+            prompts = {}
+            for label, texts in candidate_labels.items():
+                texts = [texts] if isinstance(texts, str) else texts
+                if not isinstance(texts, (list, tuple)) or not texts or not all(
+                    isinstance(text, str) and text.strip() for text in texts
+                ):
+                    raise ValueError(
+                        f"The prompts of label {label!r} must be a non-empty string or list of strings, got {texts!r}."
+                    )
+                prompts[str(label)] = [text.strip() for text in texts]
+            if not prompts:
+                raise ValueError("`candidate_labels` is an empty dict; expected {label: prompts}.")
+            return prompts
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
         if not candidate_labels or not all(isinstance(label, str) and label.strip() for label in candidate_labels):
@@ -527,7 +550,9 @@ class ECGFeatureExtractionPipeline(MeritECGPipeline):
     - `return_tensors` (`bool`, defaults to `False`): return a torch tensor `(dim,)` instead of a list of floats.
     """
 
-    def _sanitize_task_parameters(self, preprocess_params, embedding=None, normalize=None, return_tensors=None, **kwargs):
+    def _sanitize_task_parameters(
+        self, preprocess_params, embedding=None, normalize=None, return_tensors=None, **kwargs
+    ):
         super()._sanitize_task_parameters(preprocess_params, **kwargs)
         forward_params, postprocess_params = {}, {}
         if embedding is not None:
@@ -668,14 +693,14 @@ def custom_pipelines_for(model) -> dict[str, dict]:
     return {task: {"impl": f"pipeline_merit.{MERIT_PIPELINES[task].__name__}", "pt": [auto_class]} for task in tasks}
 
 
-def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> None:
+def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike, is_main_process: bool = True) -> None:
     """Prepares a MERIT checkpoint folder for the pipelines and Inference Endpoints (called by
     `MeritPreTrainedModel.save_pretrained` before it writes `config.json`).
 
     Sets `config.custom_pipelines` (and, for a classifier, the `auto_map` entry its pipeline loads it with), copies
     this file, the model's module, the files they import and `handler.py` into `save_directory` (`save_pretrained`
     copies code only for classes registered with an Auto class, which a classifier is not), and writes the
-    endpoint's `requirements.txt`.
+    endpoint's `requirements.txt`. Only the main process writes files (`save_pretrained(..., is_main_process=...)`).
     """
     custom_pipelines = custom_pipelines_for(model)
     if not custom_pipelines:
@@ -690,6 +715,8 @@ def add_pipelines_to_checkpoint(model, save_directory: str | os.PathLike) -> Non
     for info in custom_pipelines.values():
         auto_map.setdefault(info["pt"][0], f"{model_module}.{type(model).__name__}")
     model.config.auto_map = auto_map
+    if not is_main_process:
+        return
     os.makedirs(save_directory, exist_ok=True)
     code_files = {Path(__file__), Path(sys.modules[EndpointHandler.__module__].__file__)}
     for module_file in (Path(__file__), Path(sys.modules[type(model).__module__].__file__)):

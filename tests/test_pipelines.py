@@ -18,7 +18,7 @@ import wfdb
 from fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
-from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
+from merit_evaluation.zero_shot import class_prompts, class_text_embeddings, project_ecg_features, zero_shot_scores
 from modeling_merit import (
     ECGClassificationPipeline,
     ECGFeatureExtractionPipeline,
@@ -148,7 +148,8 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
         files = {path.name for path in directory.iterdir()}
         assert {"pipeline_merit.py", "zero_shot_merit.py", "handler.py", "modeling_merit.py",
                 "configuration_merit.py", "feature_extraction_merit.py"} <= files  # fmt: skip
-    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= {p.name for p in report_checkpoint.iterdir()}
+    report_files = {path.name for path in report_checkpoint.iterdir()}
+    assert {"modeling_merit_report.py", "configuration_merit_report.py"} <= report_files
     classifier_config = json.loads((classifier_checkpoint / "config.json").read_text())
     assert classifier_config["auto_map"]["AutoModelForSequenceClassification"] == (
         "modeling_merit.MeritForECGClassification"
@@ -178,6 +179,22 @@ def test_zero_shot_matches_the_evaluation_code(zero_shot, dual_model, processor,
     assert len(prompts[LABELS[0]]) == len(DEFAULT_TEMPLATES)
 
 
+def test_zero_shot_with_the_evaluation_prompts_of_a_benchmark(zero_shot, dual_model, processor, record,
+                                                                ptbxl_sample_dir):
+    """Given the prompts eval_merit.py uses for PTB-XL superclasses (English and German), the pipeline scores a record
+    exactly as the evaluation does."""
+    prompts = class_prompts("ptbxl", ptbxl_sample_dir, "superdiagnostic", SUPERCLASSES)
+    answer = scores_by_label(zero_shot(record, candidate_labels=prompts))
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        pooled = dual_model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output.numpy()
+    expected = zero_shot_scores(project_ecg_features(dual_model, pooled), class_text_embeddings(
+        dual_model, processor, prompts, "cpu"))[0]  # fmt: skip
+    np.testing.assert_allclose([answer[name] for name in SUPERCLASSES], expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="prompts of label 'NORM'"):
+        zero_shot(record, candidate_labels={"NORM": []})
+
+
 def test_zero_shot_hypothesis_template(zero_shot, record):
     default = scores_by_label(zero_shot(record, candidate_labels=LABELS))
     single = scores_by_label(zero_shot(record, candidate_labels=LABELS, hypothesis_template="ECG showing {}."))
@@ -186,6 +203,7 @@ def test_zero_shot_hypothesis_template(zero_shot, record):
     )
     assert single == same_as_single
     assert single != default  # one template instead of the average of five
+    assert scores_by_label(zero_shot(record, candidate_labels=", ".join(LABELS))) == default  # comma-separated
 
 
 def test_input_forms_give_the_same_answer(zero_shot, record, tmp_path):
@@ -309,6 +327,28 @@ def test_classification_uses_the_validation_thresholds(classifier_checkpoint, pr
         ECGClassificationPipeline(model=MeritModel(MeritConfig.from_preset("tiny")), processor=processor, device=-1)
 
 
+def test_single_label_classification_and_classifier_features(processor, record, tmp_path):
+    config = MeritConfig.from_preset(
+        "tiny", problem_type="single_label_classification", id2label={0: "sinus", 1: "other"},
+        label2id={"sinus": 0, "other": 1},
+    )  # fmt: skip
+    torch.manual_seed(3)
+    model = MeritForECGClassification(config).eval()
+    answer = ECGClassificationPipeline(model=model, processor=processor, device=-1)(record)
+    assert sum(entry["score"] for entry in answer) == pytest.approx(1.0)
+    assert [entry["positive"] for entry in answer] == [True, False]
+    assert all(entry["threshold"] is None for entry in answer)
+
+    inputs = processor(ecg=record, return_tensors="pt")
+    with torch.no_grad():
+        pooled = model.ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"]).pooler_output[0]
+    embedding = ECGFeatureExtractionPipeline(model=model, processor=processor, device=-1)(record)
+    np.testing.assert_allclose(embedding, pooled.numpy(), rtol=1e-5, atol=1e-6)
+
+    model.save_pretrained(tmp_path / "not-main", is_main_process=False)  # e.g. rank 1 of a distributed run
+    assert not (tmp_path / "not-main").exists() or not any((tmp_path / "not-main").iterdir())
+
+
 def test_feature_extraction(features, dual_model, processor, record):
     inputs = processor(ecg=record, return_tensors="pt")
     with torch.no_grad():
@@ -410,7 +450,8 @@ def test_handler_json_round_trip(dual_checkpoint, zero_shot, features, record):
 
 def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, report_checkpoint, record):
     signal, fields = wfdb.rdsamp(record)
-    body = {"inputs": signal.T.tolist(), "parameters": {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}}
+    parameters = {"sampling_rate": fields["fs"], "lead_names": fields["sig_name"]}
+    body = {"inputs": signal.T.tolist(), "parameters": parameters}
     classification = EndpointHandler(str(classifier_checkpoint))(json.loads(json.dumps(body)))
     assert sorted(entry["label"] for entry in classification) == SUPERCLASSES and "positive" in classification[0]
     report = EndpointHandler(str(report_checkpoint))(
