@@ -61,7 +61,7 @@ PRESET_PROJECTION_DIM = {"tiny": 32, "compact": 256, "small": 256, "base": 256}
 # Fields added after MERIT 0.1.0, with the values that rebuild a checkpoint saved before they existed (its
 # config.json lacks them). Loading fills them in, so old checkpoints keep loading as what they were.
 LEGACY_ECG_CONFIG_VALUES = {"patch_embedding_norm": "none"}
-LEGACY_CONFIG_VALUES = {"projection_head": "linear", "identical_reports_as_positives": False}
+LEGACY_CONFIG_VALUES = {"projection_head": "linear"}
 
 
 def _with_legacy_values(config_dict: dict, legacy_values: dict) -> dict:
@@ -299,12 +299,6 @@ class MeritConfig(PreTrainedConfig):
             of the masked pass, as in FLIP's masked contrastive training) or `"full"` (the unmasked ECG: one extra
             encoder pass, measured 2.6-2.8x the step time of `"masked"` for the `small` preset on CPU, see
             `benchmarks/bench_training.py`). The paper does not say which it uses.
-        identical_reports_as_positives (`bool`, *optional*, defaults to `True`):
-            In the contrastive loss, treat every pair of the (global) batch whose report is token-for-token identical
-            to a record's report as a positive of that record too (uniform target over them), instead of as a
-            negative. Clinical reports repeat a lot (a third of PTB-XL's training reports are "sinusrhythmus normales
-            ekg"; MIMIC-IV-ECG's machine reports are templated), and no text embedding can tell identical reports
-            apart. Checkpoints saved before this field existed load with `False`.
         gather_with_grad (`bool`, *optional*, defaults to `True`):
             In a distributed run, gather the contrastive negatives of all processes with gradient, so the loss and
             gradients equal those of one process holding the whole global batch.
@@ -341,7 +335,6 @@ class MeritConfig(PreTrainedConfig):
     reconstruction_loss_weight: float | int = 1.0
     contrastive_loss_weight: float | int = 1.0
     contrastive_view: str = "masked"
-    identical_reports_as_positives: bool = True
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
     freeze_ecg_encoder: bool = False

@@ -649,49 +649,21 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     return torch.cat(gathered, dim=0), rank
 
 
-def report_identities(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
-    """
-    A 63-bit fingerprint `(B,)` of every tokenised report (padding ignored): equal reports get equal values, so
-    identical reports in a batch (PTB-XL: a third of its training reports read "sinusrhythmus normales ekg") can be
-    told apart from different ones, also across processes.
-    """
-    tokens = input_ids.long() + 1
-    if attention_mask is not None:
-        tokens = tokens * attention_mask.to(tokens.dtype)
-    positions = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=torch.long)
-    # two independent polynomial hashes mod the primes 2^31 - 1 and 2^31 - 19 (products stay below 2^63)
-    first = ((tokens * ((positions * 48271) % 2147483647)) % 2147483647).sum(dim=1) % 2147483647
-    second = ((tokens * ((positions * 69621 + 7) % 2147483629)) % 2147483629).sum(dim=1) % 2147483629
-    return first * 2147483629 + second
-
-
 def contrastive_logits_and_loss(
-    ecg_embeds: torch.Tensor,
-    text_embeds: torch.Tensor,
-    logit_scale: torch.Tensor,
-    gather_with_grad: bool = True,
-    report_ids: torch.Tensor | None = None,
+    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, gather_with_grad: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """
     Symmetric InfoNCE between L2-normalised ECG and report embeddings `(B, E)`; pair `i` is the positive of row `i`.
 
-    With `report_ids` `(B,)` (see [`report_identities`]), every pair whose report is identical to row `i`'s is a
-    positive too: the target of row `i` is uniform over them, instead of asking the model to tell apart ECGs whose
-    reports are the same text (which no text embedding can do). In a distributed run, the negatives are the
-    embeddings of every process. Returns `(loss, logits_per_ecg, logits_per_text)`, the logits of shape
-    `(B, B_all)`. Uniform logits give a loss of ln(B_all) either way.
+    In a distributed run, the negatives are the embeddings of every process. Returns `(loss, logits_per_ecg,
+    logits_per_text)`, the logits of shape `(B, B_all)`.
     """
     all_ecg, rank = gather_across_processes(ecg_embeds, gather_with_grad)
     all_text, _ = gather_across_processes(text_embeds, gather_with_grad)
     scale = logit_scale.exp()
     logits_per_ecg = scale * ecg_embeds @ all_text.t()
     logits_per_text = scale * text_embeds @ all_ecg.t()
-    if report_ids is None:
-        targets = torch.arange(ecg_embeds.shape[0], device=ecg_embeds.device) + rank * ecg_embeds.shape[0]
-    else:
-        all_report_ids, _ = gather_across_processes(report_ids, with_grad=False)
-        same_report = (report_ids[:, None] == all_report_ids[None, :]).to(logits_per_ecg.dtype)
-        targets = same_report / same_report.sum(dim=1, keepdim=True)
+    targets = torch.arange(ecg_embeds.shape[0], device=ecg_embeds.device) + rank * ecg_embeds.shape[0]
     loss = (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
     return loss, logits_per_ecg, logits_per_text
 
@@ -836,28 +808,17 @@ class MeritModel(MeritPreTrainedModel):
         """The log inverse temperature, clamped at `config.logit_scale_max`."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max)
 
-    def align(
-        self,
-        ecg_pooled: torch.Tensor,
-        text_pooled: torch.Tensor,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, ...]:
+    def align(self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """
         Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes the symmetric
-        contrastive loss (negatives gathered across processes in a distributed run; with
-        `config.identical_reports_as_positives` and the reports' `input_ids`, pairs with identical reports are
-        positives of each other).
+        contrastive loss (negatives gathered across processes in a distributed run).
 
         Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`.
         """
         ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
         text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
-        report_ids = None
-        if self.config.identical_reports_as_positives and input_ids is not None:
-            report_ids = report_identities(input_ids, attention_mask)
         loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
-            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad, report_ids
+            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
         )
         return loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds
 
@@ -886,9 +847,7 @@ class MeritModel(MeritPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
         text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
-            ecg_output.pooler_output, text_pooled, input_ids, attention_mask
-        )
+        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_output.pooler_output, text_pooled)
         output = MeritOutput(
             loss=loss if return_loss else None,
             logits_per_ecg=logits_per_ecg,
@@ -1006,9 +965,7 @@ class MeritForPreTraining(MeritModel):
             else:
                 ecg_pooled = masked.pooler_output
             _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
-                ecg_pooled, text_pooled, input_ids, attention_mask
-            )
+            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_pooled, text_pooled)
             weighted = self.config.contrastive_loss_weight * contrastive_loss
             loss = weighted if loss is None else loss + weighted
         if loss is None:
