@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser, get_scheduler
 
 from merit_training.arguments import (
+    BEST_MODEL_METRICS,
     DataArguments,
     ModelArguments,
     TrainingArguments,
@@ -320,6 +321,35 @@ def write_training_curves(output_dir: Path) -> Path | None:
     return path
 
 
+@dataclass(frozen=True)
+class BestModel:
+    """The weights (on CPU) of the validation step with the best `metric` so far, for `--load_best_model_at_end`."""
+
+    metric: str
+    step: int | None = None
+    value: float | None = None
+    state_dict: dict | None = None
+
+    def update(self, model: torch.nn.Module, step: int, metrics: dict[str, float]) -> "BestModel":
+        """`self`, or the weights of `model` at `step` when its `metrics[self.metric]` is better."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return self
+        greater_is_better = BEST_MODEL_METRICS[self.metric]
+        if self.value is not None and (value <= self.value if greater_is_better else value >= self.value):
+            return self
+        weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+        return BestModel(self.metric, step, value, weights)
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Loads the best weights into `model` (nothing when no validation step reported the metric)."""
+        if self.state_dict is None:
+            logger.warning(f"--load_best_model_at_end: no validation step reported {self.metric}; keeping the last weights.")
+            return
+        model.load_state_dict(self.state_dict)
+        logger.info(f"Exporting the weights of step {self.step} (best {self.metric} = {self.value:.4f}).")
+
+
 def learning_summary(metrics: dict[str, float]) -> str:
     """One line saying whether the final validation losses beat their no-learning levels: the contrastive loss
     against chance (ln of the validation batch size) and the reconstruction loss against predicting zeros."""
@@ -465,6 +495,9 @@ def main(argv: list[str] | None = None) -> Path:
 
     progress = TrainingProgress()
     last_checkpoint = None
+    best = BestModel(training_args.metric_for_best_model)
+    if training_args.load_best_model_at_end and accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("--load_best_model_at_end keeps a full copy of the weights: it is not supported under FSDP.")
     if accelerator.is_main_process and not training_args.resume_from_checkpoint:
         (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
     if training_args.resume_from_checkpoint:
@@ -545,6 +578,8 @@ def main(argv: list[str] | None = None) -> Path:
                         logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
                         if is_last:
                             logger.info(learning_summary(metrics))
+                        if training_args.load_best_model_at_end:
+                            best = best.update(accelerator.unwrap_model(model), step, metrics)
                 if step % training_args.checkpointing_steps == 0 or is_last:
                     last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
                     if pusher is not None and not is_last:
@@ -554,6 +589,8 @@ def main(argv: list[str] | None = None) -> Path:
             if progress.completed_steps >= max_train_steps:
                 break
 
+    if training_args.load_best_model_at_end:
+        best.restore(accelerator.unwrap_model(model))
     if accelerator.is_main_process:
         write_training_curves(output_dir)
     publish(final=True)

@@ -15,6 +15,10 @@ from .checkpoints import STATE_FILE, list_checkpoints
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED_PTBXL_SAMPLE = REPO_ROOT / "data" / "ptbxl-sample"
 BUILTIN_DATASETS = ("ptbxl", "mimic_iv_ecg")
+BEST_MODEL_METRICS = {
+    "val/loss": False, "val/reconstruction_loss": False, "val/contrastive_loss": False, "val/zero_shot_macro_auroc": True,
+}
+"""Validation metrics that --load_best_model_at_end can select on, with whether greater is better."""
 KNOWN_TRACKERS = ("none", "all", "tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
 
 
@@ -146,6 +150,21 @@ class TrainingArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository, e.g. org/merit-ecg."})
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+    load_best_model_at_end: bool = field(
+        default=False,
+        metadata={
+            "help": "Export the weights of the validation step with the best --metric_for_best_model instead of the "
+            "last ones (checkpoints for resuming stay those of the last steps; after a resume only the later validation steps "
+            "compete). Chosen on the validation split only."
+        },
+    )
+    metric_for_best_model: str = field(
+        default="val/loss",
+        metadata={
+            "help": "Validation metric for --load_best_model_at_end: val/loss, val/reconstruction_loss, "
+            "val/contrastive_loss (lower is better) or val/zero_shot_macro_auroc (higher is better)."
+        },
+    )
     evaluate_after_training: bool | None = field(
         default=None,
         metadata={
@@ -217,6 +236,10 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
     if resume == "latest" and not list_checkpoints(training_args.output_dir):
         problems.append(f"--resume_from_checkpoint latest: --output_dir {training_args.output_dir} holds no checkpoint.")
+    if training_args.metric_for_best_model not in BEST_MODEL_METRICS:
+        problems.append(
+            f"--metric_for_best_model must be one of {sorted(BEST_MODEL_METRICS)}, got {training_args.metric_for_best_model!r}."
+        )
     if training_args.evaluate_after_training and data_args.dataset_name != "ptbxl":
         problems.append("--evaluate_after_training evaluates on PTB-XL: it needs --dataset_name ptbxl.")
     if problems:

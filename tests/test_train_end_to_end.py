@@ -47,3 +47,23 @@ def test_tiny_run_exports_a_loadable_model_logs_and_evaluates(tmp_path, caplog):
 
     closing = log[log.rindex("Done.") :]  # the run ends by saying where the outputs are and how to load them
     assert str(output_dir.resolve()) in closing and "AutoModel.from_pretrained" in closing and "results" in closing
+
+
+@pytest.mark.usefixtures("single_torch_thread")
+def test_load_best_model_at_end_exports_the_best_validation_step(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="train_merit")
+    output_dir = tmp_path / "run"
+    args = tiny_train_args(
+        output_dir, tmp_path / "cache", "--max_train_steps", "4", "--checkpointing_steps", "1", "--eval_steps", "1",
+        "--checkpoints_total_limit", "4", "--report_to", "none", "--evaluate_after_training", "false",
+        "--load_best_model_at_end", "--metric_for_best_model", "val/reconstruction_loss",
+    )  # fmt: skip
+    train_merit.main(args)
+    history = train_merit.read_training_log(output_dir)
+    validated = {entry["step"]: entry["val/reconstruction_loss"] for entry in history if "val/reconstruction_loss" in entry}
+    best_step = min(validated, key=validated.get)
+    assert f"Exporting the weights of step {best_step}" in caplog.text
+    exported = weights(output_dir / "model.safetensors")
+    at_best = weights(output_dir / f"checkpoint-{best_step}" / "model.safetensors")
+    assert all(torch.equal(tensor, at_best[name]) for name, tensor in exported.items())
+    assert (output_dir / "training_curves.png").stat().st_size > 0
