@@ -157,7 +157,8 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
 
             text_config = AutoConfig.from_pretrained(text_source).to_dict()
             overrides = merge_config_dicts({"text_config": text_config}, overrides)
-        config = MeritConfig.from_preset(model_args.model_preset, **overrides)
+        text_freeze = int(model_args.text_freeze) if model_args.text_freeze.isdigit() else model_args.text_freeze
+        config = MeritConfig.from_preset(model_args.model_preset, **{"text_freeze": text_freeze, **overrides})
 
     model = MeritForPreTraining(config)
     if text_source not in (None, "scratch"):

@@ -25,8 +25,19 @@ KNOWN_TRACKERS = ("none", "all", "tensorboard", "wandb", "trackio", "comet_ml", 
 @dataclass
 class ModelArguments:
     model_preset: str = field(
-        default="small",
-        metadata={"help": "Architecture preset: tiny (tests), small (ECG 384/12/6 + MiniLM-shaped text), base."},
+        default="compact",
+        metadata={
+            "help": "Architecture preset: tiny (tests), compact (ECG 256/6/4, the CPU demo's), small (ECG 384/12/6), "
+            "base (ECG 768/12/12); all but tiny have an all-MiniLM-L6-v2-shaped text tower."
+        },
+    )
+    text_freeze: str = field(
+        default="all",
+        metadata={
+            "help": "Text-tower parameters kept frozen in a new model (MeritConfig.text_freeze): none, all, or a number "
+            "k of layers (with the embeddings). Default all: on the 276 records of the demo a trainable text tower "
+            "only memorises the reports faster; unfreeze it (with --text_learning_rate) on MIMIC-scale data."
+        },
     )
     config_file: str | None = field(
         default=None,
@@ -103,12 +114,17 @@ class TrainingArguments:
     output_dir: str = field(
         default="outputs/merit-small-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
     )
-    num_train_epochs: int = field(default=10, metadata={"help": "Epochs (ignored when --max_train_steps is set)."})
+    num_train_epochs: int = field(
+        default=30, metadata={"help": "Epochs (ignored when --max_train_steps is set); 30 = 240 steps on the demo's excerpt."}
+    )
     max_train_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps; overrides epochs."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Validation batch size per process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate of AdamW."})
+    learning_rate: float = field(
+        default=1e-3,
+        metadata={"help": "Peak learning rate of AdamW (the ECG tower, the decoder and the projections)."},
+    )
     text_learning_rate: float = field(
         default=3e-5,
         metadata={
@@ -186,6 +202,8 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(f"--model_preset must be one of {sorted(ECG_PRESETS)}, got {model_args.model_preset!r}.")
     if model_args.config_file and not Path(model_args.config_file).is_file():
         problems.append(f"--config_file {model_args.config_file} does not exist.")
+    if model_args.text_freeze not in ("none", "all") and not model_args.text_freeze.isdigit():
+        problems.append(f"--text_freeze must be none, all or a number of layers, got {model_args.text_freeze!r}.")
     if model_args.config_overrides:
         try:
             if not isinstance(json.loads(model_args.config_overrides), dict):

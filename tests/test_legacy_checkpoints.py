@@ -21,8 +21,8 @@ def test_a_0_1_0_config_loads_with_the_legacy_architecture(legacy_dir):
     config = MeritConfig.from_pretrained(legacy_dir)
     assert config.projection_head == "linear" and config.ecg_config.patch_embedding_norm == "none"
     # a config made today gets the new defaults, and writes them, so it never loads as legacy
-    assert MeritConfig().projection_head == "mlp_bn" and MeritECGConfig().patch_embedding_norm == "pre_and_post"
-    assert MeritECGConfig.from_dict(MeritECGConfig().to_dict()).patch_embedding_norm == "pre_and_post"
+    assert MeritConfig().projection_head == "mlp_bn" and MeritECGConfig().patch_embedding_norm == "post"
+    assert MeritECGConfig.from_dict(MeritECGConfig().to_dict()).patch_embedding_norm == "post"
 
 
 @pytest.mark.parametrize("model_class", [MeritForPreTraining, MeritModel])
