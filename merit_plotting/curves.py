@@ -20,6 +20,12 @@ TRAINING_CURVE_PANELS: tuple[tuple[str, str], ...] = (
 )
 """`(metric, title)` of each panel: the curves are `train/<metric>` and `val/<metric>` of the history."""
 
+REFERENCE_LEVELS = {
+    "reconstruction_loss": ("val/reconstruction_predict_zero", "predicting zeros (validation)"),
+    "contrastive_loss": ("val/contrastive_chance", "chance, ln B (validation)"),
+}
+"""Panels with a no-learning level drawn as a dashed line, when `train_merit.py` logged it: `metric -> (key, label)`."""
+
 TRAIN_COLOR = "#1f77b4"
 VALIDATION_COLOR = "#d62728"
 NOT_LOGGED = "not logged"
@@ -86,6 +92,11 @@ def plot_training_curves(history: Sequence[Mapping], path: str | os.PathLike | N
             if steps.size:
                 axes.plot(steps, values, color=color, marker=marker, markersize=3, linewidth=1.0, label=label)
                 drawn = True
+        if metric in REFERENCE_LEVELS:
+            key, label = REFERENCE_LEVELS[metric]
+            steps, values = _series(history, key)
+            if steps.size:
+                axes.plot(steps, values, color="#757575", linestyle="--", linewidth=1.0, label=label)
         axes.set_title(title, fontsize=10)
         axes.set_xlabel("optimizer step")
         axes.grid(alpha=0.3)
