@@ -242,9 +242,14 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
 
 def parse_report_arguments(argv: list[str]) -> ReportGenerationArguments:
     """Flags (or one JSON/YAML file holding them) of the report-generation task."""
+    import argparse
+
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(ReportGenerationArguments, description=__doc__)
+    class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        """`--help` keeps the module docstring's layout and shows every flag's default."""
+
+    parser = HfArgumentParser(ReportGenerationArguments, description=__doc__, formatter_class=HelpFormatter)
     if len(argv) == 1 and argv[0].endswith(".json"):
         (args,) = parser.parse_json_file(argv[0])
     elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
