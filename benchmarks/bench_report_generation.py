@@ -7,7 +7,8 @@ Training-step cost of the report-generation bridge: LoRA vs full fine-tuning of 
 
 Each variant runs in its own fresh subprocess (same seed, same batch):
 
-- `lora`: the projector + LoRA adapters (rank 8 on q/k/v/o projections) trainable, as in the second training stage;
+- `lora`: the projector + LoRA adapters trainable, with the training defaults (rank 8 on every linear layer of
+  the Llama blocks), as in the second training stage;
 - `full`: the projector + every language-model weight trainable (full fine-tuning);
 - `projector`: the projector alone (first stage; the gradient still flows back through the whole LLM).
 
@@ -56,7 +57,7 @@ def build(args: argparse.Namespace, variant: str):
     from transformers import AutoTokenizer
 
     from merit_training.language_models import default_language_model
-    from merit_training.report_generation import ReportCollator
+    from merit_training.report_generation import ReportCollator, ReportGenerationArguments
     from modeling_merit import (
         MeritConfig,
         MeritFeatureExtractor,
@@ -75,7 +76,10 @@ def build(args: argparse.Namespace, variant: str):
         model = MeritForReportGeneration.from_merit_and_language_model(merit, language_model)
     tokenizer = AutoTokenizer.from_pretrained(language_model)
     if variant == "lora":
-        model.enable_lora(rank=8, alpha=16)
+        defaults = ReportGenerationArguments(model_name_or_path="")  # the LoRA of train_merit.py's second stage
+        model.enable_lora(
+            rank=defaults.lora_rank, alpha=defaults.lora_alpha, target_modules=defaults.lora_target_modules.split(",")
+        )
     else:
         model.language_model.requires_grad_(variant == "full")
     config = model.config

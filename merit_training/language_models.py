@@ -87,6 +87,7 @@ def convert_gguf_language_model(gguf_path: str | os.PathLike, output_dir: str | 
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    temporary.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         model.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)

@@ -161,13 +161,14 @@ class ReportGenerationArguments:
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scale alpha / rank)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str = field(
-        default="q_proj,k_proj,v_proj,o_proj", metadata={"help": "Comma-separated LLM module names that get LoRA."}
+        default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        metadata={"help": "Comma-separated LLM module names that get LoRA (default: every linear layer of a Llama block)."},
     )
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Batch size per process."})
     per_device_eval_batch_size: int = field(default=16, metadata={"help": "Validation batch size per process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    projector_learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the projector."})
-    lora_learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate of the LoRA adapters."})
+    projector_learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate of the projector."})
+    lora_learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the LoRA adapters."})
     ecg_encoder_learning_rate: float = field(
         default=1e-5, metadata={"help": "Peak learning rate of the ECG encoder when it is not frozen (freeze_ecg_encoder=false)."}
     )
@@ -242,9 +243,14 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
 
 def parse_report_arguments(argv: list[str]) -> ReportGenerationArguments:
     """Flags (or one JSON/YAML file holding them) of the report-generation task."""
+    import argparse
+
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(ReportGenerationArguments, description=__doc__)
+    class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        """`--help` keeps the module docstring's layout and shows every flag's default."""
+
+    parser = HfArgumentParser(ReportGenerationArguments, description=__doc__, formatter_class=HelpFormatter)
     if len(argv) == 1 and argv[0].endswith(".json"):
         (args,) = parser.parse_json_file(argv[0])
     elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):

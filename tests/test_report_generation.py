@@ -379,3 +379,22 @@ def test_smollm2_two_lora_steps_and_generation(tmp_path, smollm2_dir, tokenizer)
     generated = model.generate(ecg, max_new_tokens=16)
     assert generated.shape[0] == 2 and 1 <= generated.shape[1] <= 16
     assert all(isinstance(text, str) for text in llm_tokenizer.batch_decode(generated, skip_special_tokens=True))
+
+
+@pytest.mark.slow
+def test_readme_report_generation_snippet_runs(tmp_path, repo_root, tokenizer):
+    import re
+
+    model = tiny_model(seed=6, tokenizer=tokenizer)
+    checkpoint = tmp_path / "report-checkpoint"
+    model.save_pretrained(checkpoint)
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
+    section = (repo_root / "README.md").read_text().split("## Report generation", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert '"outputs/merit-report-ptbxl-sample"' in snippet
+    snippet = snippet.replace('"outputs/merit-report-ptbxl-sample"', repr(str(checkpoint)))
+    snippet += "\nassert ids.shape[0] == 1 and ids.shape[1] <= 48\nprint('report snippet ok')\n"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "report snippet ok" in result.stdout

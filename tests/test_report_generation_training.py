@@ -92,3 +92,23 @@ def test_training_exports_a_loadable_generator_and_resumes_exactly(checkpoints, 
     expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name, tensor in expected.items():
         assert torch.equal(got[name], tensor), name
+
+
+@pytest.mark.slow
+def test_benchmark_runs_with_tiny_models(checkpoints, tmp_path, repo_root):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "bench.json"
+    command = [
+        sys.executable, str(repo_root / "benchmarks" / "bench_report_generation.py"), "--merit", str(checkpoints / "merit"),
+        "--language-model", str(checkpoints / "llm"), "--batch-size", "2", "--steps", "1", "--variants", "lora,full",
+        "--output", str(output),
+    ]
+    result = subprocess.run(command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "full / LoRA step time" in result.stdout
+    results = json.loads(output.read_text())
+    assert results["full"]["trainable_parameters"] > results["lora"]["trainable_parameters"] > 0
