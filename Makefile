@@ -56,8 +56,8 @@ ablation: install
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation
 ## with its baselines. REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step measured 5-6 s on an idle
 ## core (13 s on a loaded 2-core machine), see benchmarks/bench_report_generation.py.
-REPORT_DEMO_MERIT ?= outputs/merit-small-ptbxl-sample
-REPORT_DEMO_QUICK_MERIT ?= outputs/merit-small-ptbxl-sample-quick
+REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
+REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
 REPORT_DEMO_STEPS ?= 90
 demo-report: install

@@ -6,7 +6,7 @@ Pretrain MERIT (masked ECG modelling + ECG-report contrastive alignment) with ðŸ
     accelerate launch train_merit.py                      # offline demo on the embedded PTB-XL excerpt
     accelerate launch train_merit.py --dataset_name mimic_iv_ecg --data_dir /data/mimic-iv-ecg \\
         --model_preset base --max_train_steps 100000 --output_dir runs/merit-base --push_to_hub --hub_model_id org/merit
-    python train_merit.py --task report_generation --model_name_or_path outputs/merit-small-ptbxl-sample  # ECG -> report
+    python train_merit.py --task report_generation --model_name_or_path outputs/merit-ptbxl-sample  # ECG -> report
 
 Run `python train_merit.py --help` for every flag. The same script runs on one CPU, one GPU or many processes
 (DDP, FSDP, DeepSpeed: see configs/accelerate/). Flags can also come from a JSON or YAML file:

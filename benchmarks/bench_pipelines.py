@@ -19,7 +19,7 @@ writing the upload to a temporary folder. Wall time and the process's CPU time a
 CPU time well below wall time means the process waited for a core. torch runs `--threads` threads.
 
     python benchmarks/bench_pipelines.py                          # small preset, random weights, 1 thread
-    python benchmarks/bench_pipelines.py --model outputs/merit-small-ptbxl-sample --threads 2
+    python benchmarks/bench_pipelines.py --model outputs/merit-ptbxl-sample --threads 2
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Training-step cost of the report-generation bridge: LoRA vs full fine-tuning of the language model, in one run.
 
     python benchmarks/bench_report_generation.py                       # SmolLM2-135M-Instruct, batch 8, 1 thread
-    python benchmarks/bench_report_generation.py --merit outputs/merit-small-ptbxl-sample --batch-size 8 --steps 4
+    python benchmarks/bench_report_generation.py --merit outputs/merit-ptbxl-sample --batch-size 8 --steps 4
 
 Each variant runs in its own fresh subprocess (same seed, same batch):
 

@@ -14,7 +14,7 @@ a real encoder). Nothing is written unless `--output` is given.
 
 ```
 python benchmarks/bench_space.py
-python benchmarks/bench_space.py --model outputs/merit-small-ptbxl-sample --repeats 5 --output bench_space.json
+python benchmarks/bench_space.py --model outputs/merit-ptbxl-sample --repeats 5 --output bench_space.json
 ```
 """
 

@@ -112,7 +112,7 @@ class DataArguments:
 @dataclass
 class TrainingArguments:
     output_dir: str = field(
-        default="outputs/merit-small-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
+        default="outputs/merit-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
     )
     num_train_epochs: int = field(
         default=30, metadata={"help": "Epochs (ignored when --max_train_steps is set); 30 = 240 steps on the demo's excerpt."}

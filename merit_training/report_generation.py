@@ -1,7 +1,7 @@
 """
 Training ECG-conditioned report generation (`train_merit.py --task report_generation`).
 
-    python train_merit.py --task report_generation --model_name_or_path outputs/merit-small-ptbxl-sample \\
+    python train_merit.py --task report_generation --model_name_or_path outputs/merit-ptbxl-sample \\
         --output_dir outputs/merit-report-ptbxl-sample --max_train_steps 60
 
 A [`MeritForReportGeneration`] is built from the ECG encoder of a MERIT checkpoint and a causal LM
@@ -121,7 +121,7 @@ def split_task_argument(argv: list[str]) -> tuple[str, list[str]]:
 class ReportGenerationArguments:
     model_name_or_path: str = field(
         metadata={"help": "MERIT checkpoint whose ECG encoder conditions the LLM (any MERIT model; e.g. the output "
-                  "of `make demo`, outputs/merit-small-ptbxl-sample)."}
+                  "of `make demo`, outputs/merit-ptbxl-sample)."}
     )
     language_model_name_or_path: str | None = field(
         default=None,

@@ -5,7 +5,7 @@
 uploaded or example ECG record.
 
 ```bash
-python space/app.py --model outputs/merit-small-ptbxl-sample --port 7860   # serves on 127.0.0.1:7860
+python space/app.py --model outputs/merit-ptbxl-sample --port 7860   # serves on 127.0.0.1:7860
 python space/app.py --model your-org/merit-ecg --report-model your-org/merit-ecg-report
 ```
 

@@ -22,8 +22,8 @@ def test_quick_start_runs(tmp_path, repo_root, tokenizer):
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
 
     snippet = quick_start_snippet((repo_root / "README.md").read_text())
-    assert 'checkpoint = "outputs/merit-small-ptbxl-sample"' in snippet
-    snippet = snippet.replace('"outputs/merit-small-ptbxl-sample"', repr(str(checkpoint)))
+    assert 'checkpoint = "outputs/merit-ptbxl-sample"' in snippet
+    snippet = snippet.replace('"outputs/merit-ptbxl-sample"', repr(str(checkpoint)))
     snippet += (
         "\nassert ecg_embedding.shape == (1, 256), ecg_embedding.shape"
         "\nassert text_embedding.shape == (2, 256), text_embedding.shape"

@@ -35,9 +35,9 @@ def tiny_text_config(vocab_size: int = 30522) -> dict:
     }
 
 
-def tiny_model(seed: int = 0, tokenizer=None, **config_kwargs) -> MeritForReportGeneration:
+def tiny_model(seed: int = 0, tokenizer=None, ecg_config: dict = TINY_ECG, **config_kwargs) -> MeritForReportGeneration:
     config = MeritReportGenerationConfig(
-        ecg_config=TINY_ECG, text_config=tiny_text_config(), projector_hidden_size=64, **config_kwargs
+        ecg_config=ecg_config, text_config=tiny_text_config(), projector_hidden_size=64, **config_kwargs
     )
     torch.manual_seed(seed)
     model = MeritForReportGeneration(config)
@@ -171,8 +171,11 @@ def test_batched_left_padded_generate_equals_one_by_one(tokenizer):
 
 
 def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
-    """A frozen random encoder + projector + tiny Llama learn 4 ECG -> report pairs: the output must follow the ECG."""
-    model = tiny_model(seed=0, tokenizer=tokenizer)
+    """A frozen random encoder + projector + tiny Llama learn 4 ECG -> report pairs: the output must follow the ECG.
+
+    The encoder is the 0.1.0 one (a bare linear patch embedding), whose pooled features barely differ between ECGs:
+    the hardest case for the projector's input normalisation."""
+    model = tiny_model(seed=0, tokenizer=tokenizer, ecg_config={**TINY_ECG, "patch_embedding_norm": "none"})
     reports = ["sinus rhythm normal ecg", "atrial fibrillation", "sinus rhythm left bundle branch block", "pacemaker"]
     report_ids = tokenize_reports(tokenizer, reports, BERT_SEP)
     length = max(map(len, report_ids))
