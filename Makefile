@@ -54,8 +54,8 @@ ablation: install
 
 ## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 10-step one is pretrained
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation
-## with its baselines. REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step measured 5-6 s on an idle
-## core (13 s on a loaded 2-core machine), see benchmarks/bench_report_generation.py.
+## with its baselines. REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step measured 6.1 s on a lightly
+## loaded core (9-13 s under heavy load), see benchmarks/bench_report_generation.py.
 REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
