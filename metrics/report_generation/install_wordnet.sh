@@ -12,6 +12,8 @@
 set -euo pipefail
 
 nltk_data="${1:?usage: install_wordnet.sh NLTK_DATA_FOLDER}"
+mkdir -p "$nltk_data"
+nltk_data="$(cd "$nltk_data" && pwd)"  # absolute: the work below happens in a temporary folder
 target="$nltk_data/corpora/wordnet"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
