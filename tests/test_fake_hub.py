@@ -191,7 +191,7 @@ def test_command_line_server(tmp_path):
             assert json.loads(response.read())["name"] == "fake-user"
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0  # generous: a loaded CI machine is slow to shut the server down
 
 
 # ---------------------------------------------------------------------------------------------------- clients

@@ -40,7 +40,7 @@ def test_help_lists_and_documents_every_flag():
 
 def test_defaults_are_valid_and_run_the_demo():
     model_args, data_args, training_args = train_merit.parse_arguments([])
-    assert (model_args.model_preset, data_args.dataset_name, training_args.push_to_hub) == ("small", "ptbxl", False)
+    assert (model_args.model_preset, data_args.dataset_name, training_args.push_to_hub) == ("compact", "ptbxl", False)
     assert resolved_data_dir(data_args) == str(REPO_ROOT / "data" / "ptbxl-sample")
     assert evaluates_after_training(data_args, training_args)  # the demo continues with its evaluation
 
