@@ -48,7 +48,7 @@ demo: install
 
 ## The pretraining-objective ablation on the excerpt: MERIT vs masked modelling only vs contrastive only (same recipe,
 ## steps and seed) vs a random encoder, linear probe on 4 label sets + zero-shot, one table (outputs/ablation/ablation.md).
-## Three demo-sized pretraining runs plus 10 evaluations: about 30 minutes on 2 idle cores.
+## Three demo-sized pretraining runs plus 12 evaluations: 41 min measured at one thread on a shared 2-core machine.
 ablation: install
 	$(BIN)/python ablation_merit.py --output_dir outputs/ablation
 
