@@ -39,7 +39,13 @@ from merit_training.arguments import (
     resolved_data_dir,
     validate_arguments,
 )
-from merit_training.checkpoints import TrainingProgress, read_progress, resolve_checkpoint, save_checkpoint
+from merit_training.checkpoints import (
+    TrainingProgress,
+    read_progress,
+    resolve_checkpoint,
+    resumable_batches,
+    save_checkpoint,
+)
 from merit_training.data import (
     ECGReportCollator,
     build_train_dataloader,
@@ -528,66 +534,57 @@ def main(argv: list[str] | None = None) -> Path:
 
     with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process) as bar:
         model.train()
-        for epoch in range(progress.epoch, num_epochs):
-            train_dataloader.set_epoch(epoch)
-            batches = train_dataloader
-            if epoch == progress.epoch and progress.batches_in_epoch:
-                batches = accelerator.skip_first_batches(train_dataloader, progress.batches_in_epoch)
-            batch_index = progress.batches_in_epoch if epoch == progress.epoch else 0
-            for batch in batches:
-                batch_index += 1
-                # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
-                # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
-                # run drew.
-                torch.manual_seed(step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index))
-                with accelerator.accumulate(model):
-                    output = model(**batch)
-                    check_finite(accelerator, output.loss, "loss", progress.completed_steps + 1, last_checkpoint)
-                    accelerator.backward(output.loss)
-                    if accelerator.sync_gradients and training_args.max_grad_norm > 0:
-                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
-                        if grad_norm is not None:  # DeepSpeed clips inside its engine and may report no norm
-                            grad_norm = torch.as_tensor(grad_norm, device=accelerator.device)
-                            check_finite(accelerator, grad_norm, "gradient norm", progress.completed_steps + 1, last_checkpoint)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                if not accelerator.sync_gradients:
-                    continue
-                progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
-                bar.update(1)
-                step = progress.completed_steps
-                if step % training_args.logging_steps == 0 or step == max_train_steps:
-                    logs = {"train/loss": output.loss.item(), "lr": scheduler.get_last_lr()[0]}
-                    if output.reconstruction_loss is not None:
-                        logs["train/reconstruction_loss"] = output.reconstruction_loss.item()
-                    if output.contrastive_loss is not None:
-                        logs["train/contrastive_loss"] = output.contrastive_loss.item()
-                    accelerator.log(logs, step=step)
-                    append_training_log(accelerator, output_dir, step, logs)
-                    bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
-                is_last = step >= max_train_steps
-                if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
-                    metrics = {}
-                    if eval_dataloader is not None:
-                        metrics.update(validation_loss(model, eval_dataloader, accelerator, training_args.seed))
-                    if zero_shot_dataloader is not None:
-                        metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(model, processor, zero_shot_dataloader, zero_shot_prompts, accelerator)
-                    if metrics:
-                        accelerator.log(metrics, step=step)
-                        append_training_log(accelerator, output_dir, step, metrics)
-                        logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                        if is_last:
-                            logger.info(learning_summary(metrics))
-                        if training_args.load_best_model_at_end:
-                            best = best.update(accelerator.unwrap_model(model), step, metrics)
-                if step % training_args.checkpointing_steps == 0 or is_last:
-                    last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
-                    if pusher is not None and not is_last:
-                        publish(final=False)
-                if is_last:
-                    break
-            if progress.completed_steps >= max_train_steps:
+        for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
+            # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
+            # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
+            # run drew.
+            torch.manual_seed(step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index))
+            with accelerator.accumulate(model):
+                output = model(**batch)
+                check_finite(accelerator, output.loss, "loss", progress.completed_steps + 1, last_checkpoint)
+                accelerator.backward(output.loss)
+                if accelerator.sync_gradients and training_args.max_grad_norm > 0:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
+                    if grad_norm is not None:  # DeepSpeed clips inside its engine and may report no norm
+                        grad_norm = torch.as_tensor(grad_norm, device=accelerator.device)
+                        check_finite(accelerator, grad_norm, "gradient norm", progress.completed_steps + 1, last_checkpoint)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
+            bar.update(1)
+            step = progress.completed_steps
+            if step % training_args.logging_steps == 0 or step == max_train_steps:
+                logs = {"train/loss": output.loss.item(), "lr": scheduler.get_last_lr()[0]}
+                if output.reconstruction_loss is not None:
+                    logs["train/reconstruction_loss"] = output.reconstruction_loss.item()
+                if output.contrastive_loss is not None:
+                    logs["train/contrastive_loss"] = output.contrastive_loss.item()
+                accelerator.log(logs, step=step)
+                append_training_log(accelerator, output_dir, step, logs)
+                bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
+            is_last = step >= max_train_steps
+            if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
+                metrics = {}
+                if eval_dataloader is not None:
+                    metrics.update(validation_loss(model, eval_dataloader, accelerator, training_args.seed))
+                if zero_shot_dataloader is not None:
+                    metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(model, processor, zero_shot_dataloader, zero_shot_prompts, accelerator)
+                if metrics:
+                    accelerator.log(metrics, step=step)
+                    append_training_log(accelerator, output_dir, step, metrics)
+                    logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    if is_last:
+                        logger.info(learning_summary(metrics))
+                    if training_args.load_best_model_at_end:
+                        best = best.update(accelerator.unwrap_model(model), step, metrics)
+            if step % training_args.checkpointing_steps == 0 or is_last:
+                last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
+                if pusher is not None and not is_last:
+                    publish(final=False)
+            if is_last:
                 break
 
     if training_args.load_best_model_at_end:

@@ -24,6 +24,24 @@ class TrainingProgress:
     batches_in_epoch: int = 0
 
 
+def resumable_batches(accelerator, dataloader, progress: TrainingProgress, num_epochs: int):
+    """
+    Yields `(epoch, batch_index, batch)` from `progress` on: the epochs left (each reshuffled by `set_epoch`) and, in
+    the epoch training stopped in, only the batches not consumed yet. `batch_index` counts from 1 within the epoch,
+    so a resumed run sees exactly the batches, and positions, that the uninterrupted run saw.
+    """
+    for epoch in range(progress.epoch, num_epochs):
+        dataloader.set_epoch(epoch)
+        batches = dataloader
+        batch_index = 0
+        if epoch == progress.epoch and progress.batches_in_epoch:
+            batches = accelerator.skip_first_batches(dataloader, progress.batches_in_epoch)
+            batch_index = progress.batches_in_epoch
+        for batch in batches:
+            batch_index += 1
+            yield epoch, batch_index, batch
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints in `output_dir`, oldest first (temporary folders of interrupted saves are ignored)."""
     output_dir = Path(output_dir)

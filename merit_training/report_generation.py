@@ -40,7 +40,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from .arguments import EMBEDDED_PTBXL_SAMPLE, KNOWN_TRACKERS
-from .checkpoints import STATE_FILE, TrainingProgress, list_checkpoints, read_progress, resolve_checkpoint, save_checkpoint
+from .checkpoints import (
+    STATE_FILE,
+    TrainingProgress,
+    list_checkpoints,
+    read_progress,
+    resolve_checkpoint,
+    resumable_batches,
+    save_checkpoint,
+)
 from .data import derived_seed
 
 
@@ -618,56 +626,47 @@ def main(argv: list[str]) -> Path:
     with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="report generation",
               disable=not accelerator.is_local_main_process) as bar:
         model.train()
-        for epoch in range(progress.epoch, num_epochs):
-            train_dataloader.set_epoch(epoch)
-            batches = train_dataloader
-            if epoch == progress.epoch and progress.batches_in_epoch:
-                batches = accelerator.skip_first_batches(train_dataloader, progress.batches_in_epoch)
-            batch_index = progress.batches_in_epoch if epoch == progress.epoch else 0
-            for batch in batches:
-                batch_index += 1
-                # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
-                torch.manual_seed(derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
-                with accelerator.accumulate(model):
-                    output = model(**batch)
-                    if not torch.isfinite(output.loss):
-                        raise RuntimeError(
-                            f"The training loss became non-finite at step {progress.completed_steps + 1}; the last good "
-                            f"checkpoint is {last_checkpoint}. Lower the learning rates."
-                        )
-                    accelerator.backward(output.loss)
-                    if progress.completed_steps < projector_only_steps:
-                        for parameter in lora_parameters:  # stage 1: the adapters stay as they are (no Adam state)
-                            parameter.grad = None
-                    if accelerator.sync_gradients and args.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                if not accelerator.sync_gradients:
-                    continue
-                progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
-                bar.update(1)
-                step = progress.completed_steps
-                stage = "projector" if step <= projector_only_steps else "projector+lora"
-                if step % args.logging_steps == 0 or step == max_train_steps:
-                    logs = {"train/loss": output.loss.item(), "lr/projector": scheduler.get_last_lr()[0]}
-                    if lora_parameters:
-                        logs["lr/lora"] = scheduler.get_last_lr()[-1]
-                    accelerator.log(logs, step=step)
-                    bar.set_postfix({"loss": round(logs["train/loss"], 4), "stage": stage})
-                is_last = step >= max_train_steps
-                if eval_dataloader is not None and ((args.eval_steps and step % args.eval_steps == 0) or is_last):
-                    loss = validation_loss(model, eval_dataloader, accelerator)
-                    accelerator.log({"val/loss": loss}, step=step)
-                    logger.info(f"step {step} ({stage}): validation loss {loss:.4f}")
-                if step % args.checkpointing_steps == 0 or is_last:
-                    last_checkpoint = save_checkpoint(accelerator, output_dir, progress, args.checkpoints_total_limit)
-                    if pusher is not None and not is_last:
-                        publish(final=False)
-                if is_last:
-                    break
-            if progress.completed_steps >= max_train_steps:
+        for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
+            # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
+            torch.manual_seed(derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
+            with accelerator.accumulate(model):
+                output = model(**batch)
+                if not torch.isfinite(output.loss):
+                    raise RuntimeError(
+                        f"The training loss became non-finite at step {progress.completed_steps + 1}; the last good "
+                        f"checkpoint is {last_checkpoint}. Lower the learning rates."
+                    )
+                accelerator.backward(output.loss)
+                if progress.completed_steps < projector_only_steps:
+                    for parameter in lora_parameters:  # stage 1: the adapters stay as they are (no Adam state)
+                        parameter.grad = None
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
+            bar.update(1)
+            step = progress.completed_steps
+            stage = "projector" if step <= projector_only_steps else "projector+lora"
+            if step % args.logging_steps == 0 or step == max_train_steps:
+                logs = {"train/loss": output.loss.item(), "lr/projector": scheduler.get_last_lr()[0]}
+                if lora_parameters:
+                    logs["lr/lora"] = scheduler.get_last_lr()[-1]
+                accelerator.log(logs, step=step)
+                bar.set_postfix({"loss": round(logs["train/loss"], 4), "stage": stage})
+            is_last = step >= max_train_steps
+            if eval_dataloader is not None and ((args.eval_steps and step % args.eval_steps == 0) or is_last):
+                loss = validation_loss(model, eval_dataloader, accelerator)
+                accelerator.log({"val/loss": loss}, step=step)
+                logger.info(f"step {step} ({stage}): validation loss {loss:.4f}")
+            if step % args.checkpointing_steps == 0 or is_last:
+                last_checkpoint = save_checkpoint(accelerator, output_dir, progress, args.checkpoints_total_limit)
+                if pusher is not None and not is_last:
+                    publish(final=False)
+            if is_last:
                 break
 
     publish(final=True)
