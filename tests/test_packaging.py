@@ -1,0 +1,130 @@
+"""A non-editable `pip install .` in a fresh virtual environment works without the source tree.
+
+The fresh environment takes MERIT from the installed wheel only. Its third-party dependencies come from the
+environment running the tests, which a `.pth` file adds to its path (the tests run offline, so nothing can be
+downloaded). That environment's own `.pth` files are not processed, so the editable install of the checkout stays
+invisible to it.
+"""
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import venv
+from pathlib import Path
+
+import pytest
+
+from test_readme import quick_start_snippet
+
+
+PACKAGES = ("modeling_merit", "dataset_scripts", "merit_training", "merit_evaluation", "merit_plotting")
+
+pytestmark = pytest.mark.slow
+
+
+def tracked_files(repo_root: Path) -> list[str]:
+    """The files git tracks: exactly what a clean clone holds."""
+    if shutil.which("git") is None or not (repo_root / ".git").exists():
+        pytest.skip("needs a git checkout to know which files a clean clone holds")
+    listing = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True)
+    return [name for name in listing.stdout.splitlines() if (repo_root / name).is_file()]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, repo_root):
+    """(python of a fresh venv with MERIT pip-installed from a clean copy of the checkout, its site-packages)."""
+    work = tmp_path_factory.mktemp("packaging")
+    source = work / "source"
+    files = tracked_files(repo_root)
+    for name in files:
+        if name.startswith(("data/", "tests/", "docs/", "space/examples/")):
+            continue  # not part of the package; keeps the copy small
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root / name, source / name)
+
+    environment = work / "venv"
+    venv.EnvBuilder(with_pip=False).create(environment)
+    python = environment / "bin" / "python"
+    site_packages = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site_packages / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index"]
+        + ["--no-build-isolation", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+    return python, site_packages, files
+
+
+def run_outside_checkout(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HOME": str(cwd)},
+    )
+
+
+def test_packages_import_from_the_installed_copy(installed, tmp_path):
+    python, site_packages, _ = installed
+    code = textwrap.dedent(
+        f"""
+        import {", ".join(PACKAGES)}
+        for module in ({", ".join(PACKAGES)}):
+            print(module.__file__)
+        """
+    )
+    result = run_outside_checkout(python, code, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    locations = result.stdout.split()
+    assert len(locations) == len(PACKAGES)
+    assert all(Path(location).is_relative_to(site_packages) for location in locations), locations
+
+
+def test_every_data_file_of_the_packages_is_installed(installed):
+    _, site_packages, files = installed
+    data_files = [name for name in files if name.split("/")[0] in PACKAGES and not name.endswith(".py")]
+    assert data_files, "expected label tables and templates in the packages"
+    missing = [name for name in data_files if not (site_packages / name).is_file()]
+    assert not missing, f"tracked files the installed package lacks (add them to package data): {missing}"
+
+
+def test_readme_quick_start_runs_against_the_installed_copy(installed, tmp_path, repo_root, minilm_dir):
+    python, _, _ = installed
+    checkpoint = tmp_path / "checkpoint"
+    save = textwrap.dedent(
+        f"""
+        import torch
+        from transformers import AutoTokenizer
+        from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+        torch.manual_seed(0)
+        MeritForPreTraining(MeritConfig.from_preset("tiny", projection_dim=256)).save_pretrained({str(checkpoint)!r})
+        tokenizer = AutoTokenizer.from_pretrained({str(minilm_dir)!r})
+        MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained({str(checkpoint)!r})
+        """
+    )
+    snippet = quick_start_snippet((repo_root / "README.md").read_text())
+    record = "data/ptbxl-sample/records500/00000/00001_hr"
+    assert record in snippet
+    snippet = snippet.replace('"outputs/merit-ptbxl-sample"', repr(str(checkpoint)))
+    snippet = snippet.replace(record, str(repo_root / record))
+    snippet += "\nassert ecg_embedding.shape == (1, 256)\nprint('quick start ok')\n"
+
+    result = run_outside_checkout(python, save + snippet, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "quick start ok" in result.stdout
