@@ -4,11 +4,11 @@ import importlib.util
 
 import pytest
 
-from train_helpers import REPO_ROOT, single_torch_thread  # noqa: F401
+from train_helpers import REPO_ROOT
 
 
 @pytest.mark.slow
-def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(tmp_path, single_torch_thread):  # noqa: F811
+def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(tmp_path, single_torch_thread):
     spec = importlib.util.spec_from_file_location("bench_training", REPO_ROOT / "benchmarks" / "bench_training.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

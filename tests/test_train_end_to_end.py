@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from train_helpers import single_torch_thread, tiny_train_args, weights  # noqa: F401
+from train_helpers import tiny_train_args, weights
 from transformers import AutoModel, AutoProcessor
 
 import modeling_merit  # noqa: F401 (registers the MERIT Auto classes)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from train_helpers import CROPPING_OVERRIDES, file_digests, single_torch_thread, tiny_train_args, weights  # noqa: F401
+from train_helpers import CROPPING_OVERRIDES, file_digests, tiny_train_args, weights
 
 import train_merit
 from merit_training.checkpoints import list_checkpoints, resolve_checkpoint
