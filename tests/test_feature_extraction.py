@@ -117,6 +117,7 @@ def test_extra_frank_leads_of_a_15_lead_record_are_ignored(ptbxl_sample_dir, tmp
     np.testing.assert_allclose(output_15["input_values"], from_array["input_values"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_all_400_real_records_by_path(ptbxl_sample_dir):
     paths = sorted((ptbxl_sample_dir / "records100" / "00000").glob("*.hea"))
     assert len(paths) == 400

@@ -37,6 +37,7 @@ def assert_same_weights(expected_file, actual_file):
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "records, accumulation, max_steps, resume_step",
     [
