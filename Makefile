@@ -74,14 +74,18 @@ demo-report: install
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
 		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results
 
-## The whole offline test suite (CPU, tiny configs; one thread per process: tiny models gain nothing from more,
-## and a busy core would stall every parallel section).
+## The whole offline test suite (CPU, tiny configs; what it collects is `testpaths` in setup.cfg). pytest-xdist
+## spreads it over one worker per core (at most 4; PYTEST_WORKERS=0 runs it in one process), handing out whole test
+## files (--dist loadfile) so that each file's module fixtures (checkpoints, the Space server) are built once. One
+## thread per process: tiny models gain nothing from more, and a busy core would stall every parallel section.
+PYTEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile
 test: install browser
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests
+	$(PYTEST)
 
 ## The suite without the end-to-end tests marked slow.
 test-fast: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not slow"
+	$(PYTEST) -m "not slow"
 
 ## Code style (ruff, configured in pyproject.toml; line length 119 as in transformers). `make style` rewrites files;
 ## `make quality` only checks (CI runs it before the tests), together with the import-graph rule

@@ -1,4 +1,9 @@
-"""Shared fixtures. Everything here is offline: the Hub is switched off before any Hugging Face import."""
+"""Fixtures shared by more than one test file. Everything here is offline: the Hub is switched off before any
+Hugging Face import.
+
+Plain helper functions live in helper modules (`train_helpers.py`, `dataset_layouts.py`, `infra/fake_hub.py`);
+fixtures used by one file only stay in that file.
+"""
 
 import os
 
@@ -39,3 +44,15 @@ def tokenizer(minilm_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture
+def single_torch_thread():
+    """One intra-op thread: on the shared 2-core test machine, 2 threads competing with other work are far slower.
+    torch's thread count is restored afterwards, so it does not leak into later tests of the same process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -109,6 +109,7 @@ def make_harness(splits, processor, n_bootstrap=10, language="all"):
     )
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_path):
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: apache-2.0\n---\n# tiny report generator\n", encoding="utf-8")
@@ -265,6 +266,7 @@ def test_a_classification_checkpoint_is_rejected(tmp_path, processor, cache_dir)
     shutil.rmtree(tmp_path / "merit")
 
 
+@pytest.mark.slow
 def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cache_dir):
     """The real pipeline: `train_merit.py --task report_generation` exports a generator (tiny MERIT + tiny Llama),
     `eval_merit.py --task report-generation` evaluates it and fills the exported model card."""

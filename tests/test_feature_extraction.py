@@ -2,7 +2,6 @@
 input validation and save/load, on the real PTB-XL excerpt and on synthetic signals."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -118,6 +117,7 @@ def test_extra_frank_leads_of_a_15_lead_record_are_ignored(ptbxl_sample_dir, tmp
     np.testing.assert_allclose(output_15["input_values"], from_array["input_values"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_all_400_real_records_by_path(ptbxl_sample_dir):
     paths = sorted((ptbxl_sample_dir / "records100" / "00000").glob("*.hea"))
     assert len(paths) == 400
@@ -129,17 +129,6 @@ def test_all_400_real_records_by_path(ptbxl_sample_dir):
     arrays = [wfdb.rdsamp(str(path.with_suffix("")))[0] for path in paths[:40]]
     by_array = feature_extractor(arrays, sampling_rate=100, lead_names=PTBXL_HEADER_NAMES, channels_last=True)
     np.testing.assert_array_equal(by_path["input_values"][:40], by_array["input_values"])
-
-
-def test_400_records_at_500_hz_with_band_pass_are_fast():
-    feature_extractor = MeritFeatureExtractor(bandpass=[0.5, 40.0])
-    base = synthetic_ecg(num_samples=5000)
-    records = [base + 0.01 * index for index in range(400)]
-    start = time.perf_counter()
-    output = feature_extractor(records, sampling_rate=500)
-    elapsed = time.perf_counter() - start
-    assert output["input_values"].shape == (400, 12, 1000)
-    assert elapsed < 15.0, f"400 records took {elapsed:.1f} s"  # about 1 s on 2 CPU cores
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -293,6 +293,7 @@ def test_thresholds_maximise_validation_f1(seed):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_merit_evaluation_does_not_import_evaluate():
     code = "import sys, merit_evaluation; assert 'evaluate' not in sys.modules and 'datasets' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)

@@ -326,6 +326,7 @@ def _real_batch(ptbxl_sample_dir, tokenizer, size=4):
     return torch.from_numpy(np.stack(signals)), text
 
 
+@pytest.mark.slow
 def test_tiny_batch_overfits(ptbxl_sample_dir, tokenizer):
     """Both losses fall clearly when training on one batch of 4 real PTB-XL records and reports (fixed mask)."""
     input_values, text = _real_batch(ptbxl_sample_dir, tokenizer)

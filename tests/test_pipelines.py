@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from fake_hub import FakeHub
+from tests.infra.fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
 from merit_evaluation.zero_shot import class_prompts, class_text_embeddings, project_ecg_features, zero_shot_scores

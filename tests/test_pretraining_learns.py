@@ -103,6 +103,7 @@ def test_the_legacy_architecture_starts_on_the_saddle(real_batch):
     assert initial_pooled_cosine(tiny_config(**LEGACY), real_batch) > MAX_INITIAL_COSINE
 
 
+@pytest.mark.slow
 def test_pretraining_leaves_chance_level_and_predict_zero(real_batch):
     measured = train_and_measure(tiny_config(), real_batch)
     assert measured["contrastive_loss"] < math.log(NUM_RECORDS) - 1.0, measured

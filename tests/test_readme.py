@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
@@ -14,6 +15,7 @@ def quick_start_snippet(readme: str) -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_quick_start_runs(tmp_path, repo_root, tokenizer):
     torch.manual_seed(0)
     checkpoint = tmp_path / "checkpoint"

@@ -170,6 +170,7 @@ def test_batched_left_padded_generate_equals_one_by_one(tokenizer):
         model.generate(ecg, prompt="report")
 
 
+@pytest.mark.slow
 def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
     """A frozen random encoder + projector + tiny Llama learn 4 ECG -> report pairs: the output must follow the ECG.
 

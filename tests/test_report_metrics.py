@@ -158,6 +158,7 @@ def test_evaluate_module_loads_offline_and_matches_core(tmp_path):
     assert np.isfinite(from_evaluate["meteor"])
 
 
+@pytest.mark.slow
 def test_missing_wordnet_raises_with_the_install_command(tmp_path):
     script = textwrap.dedent(
         f"""

@@ -196,6 +196,7 @@ def test_report_box_is_hidden_without_a_report_model(space_checkpoint):
     assert report.visible is False
 
 
+@pytest.mark.slow
 def test_example_record(client, in_process_pipelines):
     app = space_app()
     answer = analyse(client, example=next(iter(app.EXAMPLES)))
@@ -203,6 +204,7 @@ def test_example_record(client, in_process_pipelines):
     assert_answer_matches_pipelines(answer, record, in_process_pipelines, "00003_hr")
 
 
+@pytest.mark.slow
 def test_uploaded_wfdb_pair_npy_and_csv(client, in_process_pipelines, tmp_path):
     answer = analyse(client, files=[EXAMPLE_RECORD.with_suffix(".hea"), EXAMPLE_RECORD.with_suffix(".dat")])
     assert_answer_matches_pipelines(answer, str(EXAMPLE_RECORD), in_process_pipelines, "00017_hr")
@@ -228,6 +230,7 @@ def test_uploaded_wfdb_pair_npy_and_csv(client, in_process_pipelines, tmp_path):
     assert summary.startswith("**no_v6**: 11 standard leads, 500 Hz, 10.0 s") and summary.endswith("Not recorded: V6.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make_files", "message"),
     [
@@ -249,6 +252,7 @@ def test_bad_upload_shows_a_clear_error(client, tmp_path, make_files, message):
     assert "Traceback" not in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs the Debian packages chromium and chromium-driver (installed by `make install` as root)",
@@ -297,6 +301,7 @@ def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
         shutil.copyfile(screenshot, target)
 
 
+@pytest.mark.slow
 def test_bench_space_runs(space_checkpoint, tmp_path):
     spec = importlib.util.spec_from_file_location("bench_space", REPO_ROOT / "benchmarks" / "bench_space.py")
     bench = importlib.util.module_from_spec(spec)

@@ -99,6 +99,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert all(flag in str(caught.value) for flag in ("--model_preset", "--learning_rate", "--hub_model_id"))
 
 
+@pytest.mark.slow
 def test_cli_rejects_invalid_flags_before_any_work(tmp_path):
     output_dir = tmp_path / "never-created"
     result = subprocess.run(

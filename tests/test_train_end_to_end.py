@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from train_helpers import single_torch_thread, tiny_train_args, weights  # noqa: F401
+from train_helpers import tiny_train_args, weights
 from transformers import AutoModel, AutoProcessor
 
 import modeling_merit  # noqa: F401 (registers the MERIT Auto classes)
@@ -15,6 +15,7 @@ import train_merit
 from merit_evaluation.model_card import template_placeholders
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("single_torch_thread")
 def test_tiny_run_exports_a_loadable_model_logs_and_evaluates(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="train_merit")
@@ -49,6 +50,7 @@ def test_tiny_run_exports_a_loadable_model_logs_and_evaluates(tmp_path, caplog):
     assert str(output_dir.resolve()) in closing and "AutoModel.from_pretrained" in closing and "results" in closing
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("single_torch_thread")
 def test_load_best_model_at_end_exports_the_best_validation_step(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="train_merit")

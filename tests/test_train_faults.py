@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from train_helpers import CROPPING_OVERRIDES, file_digests, single_torch_thread, tiny_train_args, weights  # noqa: F401
+from train_helpers import CROPPING_OVERRIDES, file_digests, tiny_train_args, weights
 
 import train_merit
 from merit_training.checkpoints import list_checkpoints, resolve_checkpoint
@@ -37,6 +37,7 @@ def assert_same_weights(expected_file, actual_file):
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "records, accumulation, max_steps, resume_step",
     [

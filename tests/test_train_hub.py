@@ -1,4 +1,4 @@
-"""`train_merit.py --push_to_hub` end to end against the local fake Hub (`tests/fake_hub.py`), never the real one.
+"""`train_merit.py --push_to_hub` end to end against the local fake Hub (`tests/infra/fake_hub.py`), never the real one.
 
 Training runs in a subprocess whose environment points `HF_ENDPOINT` at the fake server before any Hugging Face
 import; the pushed repository is then loaded with `trust_remote_code=True` in a fresh process that cannot import
@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future
 
 import pytest
-from fake_hub import FakeHub, _HubRequestHandler
+from tests.infra.fake_hub import FakeHub, _HubRequestHandler
 from train_helpers import REPO_ROOT, subprocess_env, tiny_train_args
 
 from merit_evaluation.model_card import template_placeholders

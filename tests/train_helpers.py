@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 
@@ -51,15 +50,6 @@ def file_digests(folder: Path) -> dict[str, str]:
 def weights(path: Path) -> dict:
     """The tensors of a `model.safetensors` file."""
     return load_file(path)
-
-
-@pytest.fixture
-def single_torch_thread():
-    """One intra-op thread: on the shared 2-core test machine, 2 threads competing with other work are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

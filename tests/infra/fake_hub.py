@@ -29,7 +29,7 @@ What it mimics, and what it simplifies:
 - Only the `main` branch exists (no pull requests, tags or other branches); a revision is `main` or a
   full commit id. New repos start with one commit holding a `.gitattributes` file, as on the Hub.
 
-Run it by hand with `python -m tests.fake_hub --port 8080 --storage /tmp/fake-hub`.
+Run it by hand with `python -m tests.infra.fake_hub --port 8080 --storage /tmp/fake-hub`.
 """
 
 from __future__ import annotations
@@ -836,7 +836,7 @@ class FakeHub:
 
 
 def main() -> None:
-    """`python -m tests.fake_hub --port N --storage DIR`: serve until interrupted."""
+    """`python -m tests.infra.fake_hub --port N --storage DIR`: serve until interrupted."""
     parser = argparse.ArgumentParser(description="Serve a local fake Hugging Face Hub for manual testing.")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")

@@ -1,8 +1,10 @@
-"""Tests of the local fake Hub (`tests/fake_hub.py`), alone and with the real `huggingface_hub`, `transformers`
+"""Tests of the local fake Hub (`tests/infra/fake_hub.py`), alone and with the real `huggingface_hub`, `transformers`
 and `datasets` clients.
 
 Hugging Face code runs in subprocesses started with `FakeHub.client_env`, because `HF_ENDPOINT` is read
 when the libraries are imported. Every subprocess prints one JSON line with what the test checks.
+
+These test the test infrastructure, not MERIT, so they are all marked `slow`: `make test-fast` skips them.
 """
 
 import base64
@@ -18,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_hub import INITIAL_GITATTRIBUTES, FakeHub, git_blob_id
+
+from tests.infra.fake_hub import INITIAL_GITATTRIBUTES, FakeHub, git_blob_id
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Talk to the server directly, ignoring any proxy configured in the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -175,7 +180,7 @@ def test_preupload_modes_and_lfs_upload(hub):
 
 def test_command_line_server(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_hub", "--port", "0", "--storage", str(tmp_path / "storage")],
+        [sys.executable, "-m", "tests.infra.fake_hub", "--port", "0", "--storage", str(tmp_path / "storage")],
         cwd=REPO_ROOT,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,140 @@
+"""Each script in `benchmarks/` still runs at a tiny size and reports every number it promises.
+
+One smoke test per script, no tests of a benchmark's internals: the numbers themselves are the benchmarks' business
+(`benchmarks/README.md`). `bench_space.py` and `bench_report_generation.py` are smoke-tested next to what they
+measure, in `test_space.py` and `test_report_generation_training.py`.
+"""
+
+import ctypes
+import ctypes.util
+import importlib.util
+import json
+
+import pytest
+from train_helpers import REPO_ROOT
+
+
+def load_benchmark(name: str):
+    """The module `benchmarks/<name>.py` (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_benchmark_reports_both_attentions_and_sdpa_runs_the_fused_kernel(
+    tmp_path, monkeypatch, single_torch_thread
+):
+    """bench_model.py on the tiny preset, missing leads included (an attention mask), with its worker processes run
+    in this process. Its checks must hold: SDPA runs the fused kernel and eager does not, and `FlopCounterMode`
+    reproduces the analytic FLOP count the matmul-peak fractions rest on."""
+    bench = load_benchmark("bench_model")
+
+    def memory_worker(args):
+        # The script runs it in a fresh process, whose heap holds no freed memory the training steps could reuse
+        # unseen; hand this process's freed memory back to the system first, so that their growth shows here too.
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+        return bench.run_memory_worker(args)
+
+    workers = {
+        "check": lambda args: bench.check_variants(args.preset, args.missing_leads, args.threads),
+        "memory": memory_worker,
+        "timing": bench.run_timing_worker,
+    }
+
+    def in_process(args, worker, attn_implementation=None):
+        args.worker_attn = attn_implementation
+        return workers[worker](args)
+
+    monkeypatch.setattr(bench, "run_worker_subprocess", in_process)
+    output = tmp_path / "bench.json"
+    summary = bench.main([
+        "--preset", "tiny", "--batch-size", "2", "--iterations", "2", "--warmup", "0", "--threads", "1",
+        "--matmul-size", "64", "--matmul-repeats", "2", "--missing-leads", "2", "--profile-rows", "3", "--quiet",
+        "--output", str(output),
+    ])  # fmt: skip
+
+    from modeling_merit import MeritConfig
+
+    config = MeritConfig.from_preset("tiny").ecg_config
+    flops, checks = summary["flops_per_ecg"], summary["raw"]["check"]
+    assert flops["tokens"] == 12 * (20 + 2)
+    # eager attention is plain bmm, so every matmul is counted
+    assert checks["eager"]["counted_training_flops_per_ecg"] == flops["training"]
+    # FlopCounterMode has no formula for the CPU flash-attention kernel: exactly the attention products are missing
+    missing = 3 * config.num_hidden_layers * flops["attention"]
+    assert checks["sdpa"]["counted_training_flops_per_ecg"] == flops["training"] - missing
+    assert any("scaled_dot_product" in kernel for kernel in checks["sdpa"]["attention_kernels"])
+    assert not any("scaled_dot_product" in kernel for kernel in checks["eager"]["attention_kernels"])
+
+    assert json.loads(output.read_text())["settings"]["missing_leads"] == 2
+    timing = summary["all"]
+    for name in ("sdpa", "eager"):
+        variant = timing["variants"][name]
+        assert variant["steps"] == 2
+        assert variant["ecgs_per_second"] > 0 and variant["fraction_of_matmul"] > 0
+        assert 0 <= variant["wait_share"] <= 1
+        assert summary["peak_memory_mib"][name] > 0
+        assert len(summary["raw"]["timing"]["profile"][name]) == 3
+    assert timing["matmul_calls"] == (1 + 2 * 2) * 2  # bursts: one before the first step, one after each step
+    assert summary["quiet"] is None or summary["quiet"]["variants"]["sdpa"]["steps"] <= 2
+    assert "SDPA / eager speed" in bench.format_report(summary)
+
+
+def test_dataset_benchmark_reports_and_cleans_up(tmp_path):
+    bench = load_benchmark("bench_datasets")
+    results = bench.main(["--sizes", "40", "--rdsamp-items", "5", "--batch-size", "8", "--work-dir", str(tmp_path)])
+    (result,) = results
+    assert result["n_records"] == 40
+    assert result["size_ratio"] <= 1.1
+    assert result["peak_rss_mb"] >= result["rss_after_imports_mb"] > 0
+    assert result["read_sequential_rec_per_s"] > 0 and result["rdsamp_rec_per_s"] > 0
+    assert not any(tmp_path.iterdir())  # synthetic data and prepared files are removed unless --keep
+
+
+def test_feature_extraction_benchmark_reports_every_stage(tmp_path, capsys):
+    bench = load_benchmark("bench_feature_extraction")
+    report = bench.main(["--records", "6", "--repeats", "1", "--output", str(tmp_path / "bench.json")])
+
+    assert report["output_shape"] == [6, 12, 1000]  # the benchmark also checks every call's output against it
+    assert list(report["results"]) == [
+        "100 Hz arrays", "500 Hz arrays", "500 Hz arrays + band-pass", "PTB-XL files (100 Hz)"
+    ]  # fmt: skip
+    for row in report["results"].values():
+        assert row["wall_seconds"] > 0 and row["records_per_second"] > 0 and row["cpu_over_baseline"] > 0
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    assert "| 500 Hz arrays + band-pass |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_times_both_routes_in_fresh_processes(tmp_path, capsys):
+    bench = load_benchmark("bench_pipelines")
+    report = bench.main(["--preset", "tiny", "--output", str(tmp_path / "bench.json")])
+
+    assert report["model"] == "randomly initialised `tiny` preset (no trained checkpoint)"
+    assert [result["route"] for result in report["results"]] == ["pipeline", "handler"]
+    for result in report["results"]:
+        assert set(result["timings"]) == {"load", "first call", "second call"}
+        assert all(wall > 0 and cpu >= 0 for wall, cpu in result["timings"].values())
+        assert sorted(entry["label"] for entry in result["answer"]) == sorted(bench.DEFAULT_LABELS)
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    table = capsys.readouterr().out
+    assert "| pipeline |" in table and "| handler |" in table
+
+
+@pytest.mark.slow
+def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(tmp_path, single_torch_thread):
+    bench = load_benchmark("bench_training")
+    output = tmp_path / "bench.json"
+    results = bench.main([
+        "--preset", "tiny", "--text_model_name_or_path", "scratch", "--batch_size", "4", "--iterations", "2",
+        "--warmup", "0", "--threads", "1", "--output", str(output),
+    ])  # fmt: skip
+
+    assert output.is_file()
+    assert results["setup"]["num_workers"] == 0  # the script's default loader settings on CPU
+    for view in ("full", "masked"):
+        row = results[view]
+        assert row["ecgs_per_second"] > 0 and 0 < row["data_wait_fraction"] < 1
+        assert row["peak_rss_mib"] > row["step_growth_mib"] >= 0
+    assert results["full_over_masked_compute_ratio"] > 0
