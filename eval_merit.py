@@ -37,16 +37,12 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoProcessor, HfArgumentParser
 
-from merit_evaluation.data import (
-    DATASETS,
-    PTBXL_SAMPLING_RATES,
-    dataset_label_sets,
-    default_label_set,
-    load_evaluation_dataset,
-)
+from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, LABELLED_DATASETS, dataset_spec
+from merit_evaluation.data import load_evaluation_dataset
 from merit_evaluation.finetune import run_finetune
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions, load_classifier
 from merit_evaluation.probing import run_linear_probe
+from merit_evaluation.prompts import class_prompts
 from merit_evaluation.report_generation import BASELINES as REPORT_BASELINES
 from merit_evaluation.report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from merit_evaluation.results import (
@@ -59,7 +55,7 @@ from merit_evaluation.results import (
 )
 from merit_evaluation.robustness import run_robustness
 from merit_evaluation.shifts import SHIFTS
-from merit_evaluation.zero_shot import ClassEmbeddingCache, class_prompts, run_zero_shot
+from merit_evaluation.zero_shot import ClassEmbeddingCache, run_zero_shot
 from modeling_merit import MeritModel  # importing modeling_merit registers the MERIT Auto classes
 
 
@@ -114,22 +110,34 @@ class DataArguments:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Evaluation dataset (required, except for --task report-generation: ptbxl).",
-            "choices": list(DATASETS),
+            "help": "Evaluation dataset, a labelled dataset of the registry (required, except for --task "
+            f"report-generation: {DEFAULT_DATASET}).",
+            "choices": LABELLED_DATASETS,  # read from the registry at parse time
         },
     )
     label_set: str | None = field(
         default=None,
         metadata={
-            "help": "Label set: for ptbxl one of all, diagnostic, subdiagnostic, superdiagnostic (default), form, "
-            "rhythm; cpsc2018 and chapman only have `default` (their SNOMED-CT class table)."
+            "help": "Label set of --dataset (default: the dataset's default): "
+            + "; ".join(
+                f"{name}: {', '.join(spec.label_sets)}"
+                + (f" (default {spec.default_label_set})" if len(spec.label_sets) > 1 else "")
+                for name, spec in DATASETS.items()
+                if spec.is_labelled
+            )
+            + "."
         },
     )
     dataset_sampling_rate: int | None = field(
         default=None,
         metadata={
-            "help": "PTB-XL only: load records100/ (100, default) or records500/ (500); the checkpoint's processor "
-            "resamples to its own rate either way."
+            "help": "For a dataset shipped at several sampling rates, the one to load (default: its first): "
+            + "; ".join(
+                f"{name}: {', '.join(map(str, spec.sampling_rates))}"
+                for name, spec in DATASETS.items()
+                if spec.sampling_rates
+            )
+            + ". The checkpoint's processor resamples to its own rate either way."
         },
     )
 
@@ -271,20 +279,22 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
                 f"--task {REPORT_TASK} evaluates a report-generation checkpoint and runs alone; got --task "
                 f"{' '.join(tasks)}. Run the classification tasks in a separate call."
             )
-        if data_args.dataset not in (None, "ptbxl") or data_args.label_set is not None:
+        with_reports = [name for name in LABELLED_DATASETS if DATASETS[name].has_reports]
+        if data_args.dataset not in (None, *with_reports) or data_args.label_set is not None:
             raise ValueError(
-                f"--task {REPORT_TASK} evaluates on PTB-XL reports (every record, folds 1-8 / 9 / 10); it takes no "
-                f"--label_set and only --dataset ptbxl (got --dataset {data_args.dataset}, --label_set "
-                f"{data_args.label_set})."
+                f"--task {REPORT_TASK} evaluates on a dataset's reports (every record, the dataset's own train / "
+                f"validation / test splits); it takes no --label_set and only a --dataset with reports "
+                f"({', '.join(with_reports)}; default {DEFAULT_DATASET}) (got --dataset {data_args.dataset}, "
+                f"--label_set {data_args.label_set})."
             )
-        data_args.dataset = "ptbxl"
+        data_args.dataset = data_args.dataset or DEFAULT_DATASET
         if eval_args.max_new_tokens < 1 or eval_args.report_examples < 0:
             raise ValueError(
                 f"--max_new_tokens must be >= 1 and --report_examples >= 0, got {eval_args.max_new_tokens} and "
                 f"{eval_args.report_examples}."
             )
     elif data_args.dataset is None:
-        raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(DATASETS)}.")
+        raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(LABELLED_DATASETS)}.")
     elif eval_args.report_language != "all" or eval_args.baseline_checkpoints is not None:
         raise ValueError(
             f"--report_language and --baseline_checkpoints only apply to --task {REPORT_TASK} (got --task "
@@ -292,20 +302,24 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
         )
     if eval_args.baseline_checkpoints is not None:
         baseline_checkpoints(eval_args)
-    if data_args.label_set is not None and data_args.label_set not in dataset_label_sets(data_args.dataset):
+    spec = dataset_spec(data_args.dataset)
+    if data_args.label_set is not None and data_args.label_set not in spec.label_sets:
         raise ValueError(
             f"--label_set {data_args.label_set!r} is not a label set of --dataset {data_args.dataset}; expected one "
-            f"of {list(dataset_label_sets(data_args.dataset))}."
+            f"of {list(spec.label_sets)}."
         )
     if data_args.dataset_sampling_rate is not None:
-        if data_args.dataset != "ptbxl":
+        if not spec.sampling_rates:
+            several = [name for name, other in DATASETS.items() if other.sampling_rates]
             raise ValueError(
-                f"--dataset_sampling_rate only applies to --dataset ptbxl (got --dataset {data_args.dataset})."
+                f"--dataset_sampling_rate only applies to a --dataset shipped at several sampling rates "
+                f"({', '.join(several)}); {data_args.dataset} is read at its records' own rate (got --dataset "
+                f"{data_args.dataset})."
             )
-        if data_args.dataset_sampling_rate not in PTBXL_SAMPLING_RATES:
+        if data_args.dataset_sampling_rate not in spec.sampling_rates:
             raise ValueError(
-                f"--dataset_sampling_rate must be one of {list(PTBXL_SAMPLING_RATES)}, got "
-                f"{data_args.dataset_sampling_rate}."
+                f"--dataset_sampling_rate must be one of {list(spec.sampling_rates)} for --dataset "
+                f"{data_args.dataset}, got {data_args.dataset_sampling_rate}."
             )
     if not Path(data_args.data_dir).is_dir():
         raise ValueError(f"--data_dir {data_args.data_dir} is not a directory.")
@@ -442,10 +456,11 @@ def run_evaluation(
             model_args.model_name_or_path,
             data_args.data_dir,
             output_dir,
+            dataset=data_args.dataset,
             revision=model_args.revision,
             cache_dir=model_args.cache_dir,
             device=device,
-            sampling_rate=data_args.dataset_sampling_rate or 100,
+            sampling_rate=data_args.dataset_sampling_rate,
             seeds=eval_args.seeds,
             n_bootstrap=eval_args.n_bootstrap,
             batch_size=eval_args.batch_size,
@@ -456,7 +471,7 @@ def run_evaluation(
             baseline_checkpoints=baseline_checkpoints(eval_args),
         )
         return write_outputs(rows, notes, model_args, eval_args)
-    label_set = data_args.label_set or default_label_set(data_args.dataset)
+    label_set = data_args.label_set or dataset_spec(data_args.dataset).default_label_set
     fractions = eval_args.label_fractions or DEFAULT_LABEL_FRACTIONS
     hub_kwargs = {"revision": model_args.revision, "cache_dir": model_args.cache_dir}
 
@@ -474,7 +489,7 @@ def run_evaluation(
         data_args.dataset,
         data_args.data_dir,
         label_set,
-        sampling_rate=data_args.dataset_sampling_rate or 100,
+        sampling_rate=data_args.dataset_sampling_rate,
         cache_dir=model_args.cache_dir,
     )
     harness = EvaluationHarness(
@@ -614,16 +629,19 @@ def run_demo_evaluation(
     data_dir: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     label_fractions: tuple[float, ...] = DEMO_LABEL_FRACTIONS,
+    dataset: str = DEFAULT_DATASET,
 ) -> list[ResultRow]:
     """The evaluation the training demo runs after pretraining: linear probe (with the random-init baseline) and
-    zero-shot on the PTB-XL superdiagnostic test split, the table printed, `results.json` written and, when
-    `<model_dir>/README.md` exists, its results table and `model-index` filled. Trained probes are not saved.
+    zero-shot on the test split of `dataset`'s default label set (PTB-XL: superdiagnostic), the table printed,
+    `results.json` written and, when `<model_dir>/README.md` exists, its results table and `model-index` filled.
+    Trained probes are not saved.
 
     Args:
         model_dir (`str` or `os.PathLike`): the exported MERIT checkpoint (model, processor, model card).
-        data_dir (`str` or `os.PathLike`): a PTB-XL copy, e.g. the `data/ptbxl-sample` excerpt.
+        data_dir (`str` or `os.PathLike`): a copy of `dataset`, e.g. the PTB-XL excerpt `data/ptbxl-sample`.
         output_dir (`str` or `os.PathLike`, *optional*): defaults to `<model_dir>/results`.
         label_fractions (`tuple[float, ...]`, defaults to `(0.1, 1.0)`): linear-probe label fractions.
+        dataset (`str`, defaults to the registry's `DEFAULT_DATASET`, `ptbxl`): a labelled registered dataset.
 
     Returns:
         `list[ResultRow]`.
@@ -631,7 +649,7 @@ def run_demo_evaluation(
     model_dir = Path(model_dir)
     arguments = [
         "--model_name_or_path", str(model_dir), "--task", "linear-probe", "zero-shot",
-        "--dataset", "ptbxl", "--label_set", "superdiagnostic", "--data_dir", str(data_dir),
+        "--dataset", dataset, "--label_set", dataset_spec(dataset).default_label_set, "--data_dir", str(data_dir),
         "--output_dir", str(output_dir if output_dir is not None else model_dir / "results"),
         "--label_fractions", *[str(fraction) for fraction in label_fractions], "--no_save_models",
     ]  # fmt: skip

@@ -37,6 +37,7 @@ from merit_training.arguments import (
     TrainingArguments,
     evaluates_after_training,
     resolved_data_dir,
+    resolved_zero_shot_label_set,
     validate_arguments,
 )
 from merit_training.checkpoints import (
@@ -46,10 +47,10 @@ from merit_training.checkpoints import (
     resumable_batches,
     save_checkpoint,
 )
+from merit_evaluation.prompts import class_prompts
 from merit_training.data import (
     ECGReportCollator,
     build_train_dataloader,
-    class_prompts,
     default_num_workers,
     derived_seed,
     load_pretraining_splits,
@@ -410,6 +411,7 @@ def main(argv: list[str] | None = None) -> Path:
         pusher = HubPusher(training_args.hub_model_id, training_args.hub_token, training_args.hub_private_repo)
 
     data_dir = resolved_data_dir(data_args)
+    zero_shot_label_set = resolved_zero_shot_label_set(data_args)
     model, processor = build_model_and_processor(model_args)
     if model_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> Path:
             data_args.cache_dir, data_args.preprocessing_num_workers,
         )
         zero_shot_split, zero_shot_classes = zero_shot_validation_split(
-            data_args.dataset_name, data_dir, splits, data_args.zero_shot_label_set, data_args.ptbxl_sampling_rate,
+            data_args.dataset_name, data_dir, splits, zero_shot_label_set, data_args.ptbxl_sampling_rate,
             data_args.cache_dir,
         )
     train_dataset = splits["train"]
@@ -459,7 +461,7 @@ def main(argv: list[str] | None = None) -> Path:
         )
     zero_shot_dataloader = zero_shot_prompts = None
     if zero_shot_split is not None and len(zero_shot_split):
-        zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, data_args.zero_shot_label_set, zero_shot_classes)
+        zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, zero_shot_label_set, zero_shot_classes)
         zero_shot_dataloader = DataLoader(
             zero_shot_split.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
             collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True), num_workers=num_workers,
@@ -599,7 +601,7 @@ def main(argv: list[str] | None = None) -> Path:
     if evaluated:
         import eval_merit
 
-        eval_merit.run_demo_evaluation(output_dir, data_dir)
+        eval_merit.run_demo_evaluation(output_dir, data_dir, dataset=data_args.dataset_name)
     logger.info(
         f"Done. Model, processor and model card: {output_dir.resolve()}\n"
         + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")

@@ -56,7 +56,8 @@ import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import DataLoaderConfiguration  # noqa: E402
 
-from merit_training.arguments import EMBEDDED_PTBXL_SAMPLE, ModelArguments, TrainingArguments  # noqa: E402
+from dataset_scripts.registry import DATASETS  # noqa: E402
+from merit_training.arguments import ModelArguments, TrainingArguments  # noqa: E402
 from merit_training.data import (  # noqa: E402
     ECGReportCollator,
     build_train_dataloader,
@@ -136,7 +137,7 @@ def build(args: argparse.Namespace, cache_dir: str, views: tuple[str, ...]):
         view_model.config.contrastive_view = view
     trainers = {view: Trainer(accelerator, models[view], training_args) for view in views}
 
-    train = load_pretraining_splits("ptbxl", str(EMBEDDED_PTBXL_SAMPLE), cache_dir=cache_dir)["train"]
+    train = load_pretraining_splits("ptbxl", str(DATASETS["ptbxl"].default_data_dir), cache_dir=cache_dir)["train"]
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     collator = ECGReportCollator(processor, crop="random", seed=training_args.seed)
     dataloader = accelerator.prepare(build_train_dataloader(train, collator, args.batch_size, num_workers))

@@ -1,4 +1,9 @@
-"""Datasets and batching for MERIT pretraining: every record goes through the checkpoint's `MeritProcessor`."""
+"""Datasets and batching for MERIT pretraining: every record goes through the checkpoint's `MeritProcessor`.
+
+Registered datasets (`dataset_scripts.registry.DATASETS`) are loaded through their spec: the report config for the
+ECG-report pairs, a label set for the zero-shot validation AUROC. Any other `--dataset_name` is a folder written by
+`DatasetDict.save_to_disk` or a Hub dataset id.
+"""
 
 import logging
 from dataclasses import dataclass
@@ -9,6 +14,7 @@ import numpy as np
 import torch
 
 from dataset_scripts import get_class_names, physical_signal
+from dataset_scripts.registry import DATASETS, REPORT_DATASETS, load_dataset_splits
 
 
 logger = logging.getLogger(__name__)
@@ -18,24 +24,27 @@ def load_pretraining_splits(
     dataset_name: str,
     data_dir: str | None,
     dataset_config_name: str | None = None,
-    ptbxl_sampling_rate: int = 100,
+    sampling_rate: int | None = None,
     cache_dir: str | None = None,
     num_proc: int | None = None,
 ) -> datasets.DatasetDict:
     """
     Loads ECG-report pairs with `train` and `validation` splits.
 
-    `dataset_name` is `ptbxl` (the PTB-XL `pretraining` config read from `data_dir`), `mimic_iv_ecg` (read from
-    `data_dir`), a folder written by `DatasetDict.save_to_disk`, or a Hub dataset id (`load_dataset`).
+    `dataset_name` is a registered dataset with reports (its spec's `report_config`, read from `data_dir`; e.g.
+    `ptbxl`, `mimic_iv_ecg`), a folder written by `DatasetDict.save_to_disk`, or a Hub dataset id (`load_dataset`,
+    with `dataset_config_name`). `sampling_rate` applies to a registered dataset shipped at several rates (PTB-XL:
+    100 or 500); others are read at their records' own rate.
     """
-    if dataset_name == "ptbxl":
-        from dataset_scripts.ptbxl import load_ptbxl
-
-        return load_ptbxl(data_dir, task="pretraining", sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir, num_proc=num_proc)
-    if dataset_name == "mimic_iv_ecg":
-        from dataset_scripts.mimic_iv_ecg import load_mimic_iv_ecg
-
-        return load_mimic_iv_ecg(data_dir, cache_dir=cache_dir, num_proc=num_proc)
+    spec = DATASETS.get(dataset_name)
+    if spec is not None:
+        if not spec.has_reports:
+            raise ValueError(
+                f"{spec.display_name} ({dataset_name}) has no reports; pretraining needs ECG-report pairs: one of "
+                f"{list(REPORT_DATASETS)}, a saved DatasetDict folder or a Hub dataset id."
+            )
+        rate = sampling_rate if spec.sampling_rates else None
+        return load_dataset_splits(dataset_name, data_dir, spec.report_config, rate, cache_dir, num_proc)
     if Path(dataset_name).is_dir():
         loaded = datasets.load_from_disk(dataset_name)
     else:
@@ -49,39 +58,27 @@ def zero_shot_validation_split(
     dataset_name: str,
     data_dir: str | None,
     pretraining_splits: datasets.DatasetDict,
-    label_set: str,
-    ptbxl_sampling_rate: int = 100,
+    label_set: str | None = None,
+    sampling_rate: int | None = None,
     cache_dir: str | None = None,
 ) -> tuple[datasets.Dataset | None, list[str]]:
     """
     The labelled validation records for the zero-shot AUROC tracked during pretraining, and their class names.
 
-    PTB-XL uses its `label_set` config (statements aggregated, e.g. to the 5 superclasses); another labelled dataset
-    uses its own classes; an unlabelled one (MIMIC-IV-ECG) returns `(None, [])`.
+    A registered dataset with label sets uses its `label_set` config (default: the spec's default label set; e.g.
+    PTB-XL statements aggregated to the 5 superclasses); another labelled dataset uses its own classes; an unlabelled
+    one (MIMIC-IV-ECG, a Hub dataset without labels) returns `(None, [])`.
     """
-    if dataset_name == "ptbxl":
-        from dataset_scripts.ptbxl import load_ptbxl
-
-        labelled = load_ptbxl(data_dir, task=label_set, sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir)
+    spec = DATASETS.get(dataset_name)
+    if spec is not None and spec.is_labelled:
+        rate = sampling_rate if spec.sampling_rates else None
+        labelled = load_dataset_splits(dataset_name, data_dir, label_set or spec.default_label_set, rate, cache_dir)
         return labelled["validation"], get_class_names(labelled)
     validation = pretraining_splits.get("validation")
     class_names = get_class_names(validation) if validation is not None else []
     if not class_names or "multi_hot" not in validation.column_names:
         return None, []
     return validation, class_names
-
-
-def class_prompts(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, list[str]]:
-    """Zero-shot prompts of each class: the evaluation's prompts for PTB-XL, CPSC2018 and Chapman
-    (`merit_evaluation.zero_shot.class_prompts`, so the validation AUROC tracked during training scores exactly what
-    `eval_merit.py --task zero-shot` scores), the class names in the default templates for any other dataset."""
-    from merit_evaluation.data import DATASETS
-    from merit_evaluation.prompts import build_class_prompts
-    from merit_evaluation.zero_shot import class_prompts as evaluation_class_prompts
-
-    if dataset_name in DATASETS:
-        return evaluation_class_prompts(dataset_name, data_dir, label_set, class_names)
-    return build_class_prompts({name: name for name in class_names})
 
 
 ROW_INDEX = "__row_index__"
@@ -186,3 +183,4 @@ def build_train_dataloader(
 def derived_seed(*parts: int) -> int:
     """A 63-bit seed that is a fixed function of `parts` (non-negative integers), stable across runs and platforms."""
     return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+

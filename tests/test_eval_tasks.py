@@ -16,8 +16,9 @@ import torch
 from huggingface_hub import ModelCard
 
 import eval_merit
+from dataset_scripts.registry import class_descriptions
 from merit_evaluation import thresholds as thresholds_module
-from merit_evaluation.data import class_descriptions, load_evaluation_dataset, preprocess_split, split_labels
+from merit_evaluation.data import load_evaluation_dataset, preprocess_split, split_labels
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions
 from merit_evaluation.metrics import macro_roc_auc
 from merit_evaluation.model_card import (
