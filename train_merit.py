@@ -599,9 +599,9 @@ def main(argv: list[str] | None = None) -> Path:
         return output_dir
     evaluated = evaluates_after_training(data_args, training_args)
     if evaluated:
-        import eval_merit
+        from merit_evaluation.cli import run_demo_evaluation  # the evaluation's dependencies, only when it runs
 
-        eval_merit.run_demo_evaluation(output_dir, data_dir, dataset=data_args.dataset_name)
+        run_demo_evaluation(output_dir, data_dir, dataset=data_args.dataset_name)
     logger.info(
         f"Done. Model, processor and model card: {output_dir.resolve()}\n"
         + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")

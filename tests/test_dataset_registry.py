@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from train_helpers import REPO_ROOT, single_torch_thread, tiny_train_args  # noqa: F401
 
-import eval_merit
 import train_merit
 from dataset_scripts.common import ecg_features, multi_hot
 from dataset_scripts.registry import DATASETS, DatasetSpec, class_descriptions, display_name, load_dataset_splits
+from merit_evaluation import cli
 from merit_evaluation.data import load_evaluation_dataset
 from merit_evaluation.prompts import class_prompts
 from merit_evaluation.report_generation import load_report_dataset
@@ -140,13 +140,13 @@ def test_a_registered_dataset_flows_through_training_data_loading(loader_calls, 
 
 def test_a_registered_dataset_flows_through_evaluation_arguments_and_loading(loader_calls, tmp_path):
     base = ["--model_name_or_path", str(tmp_path / "model"), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path)]
-    _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE])
+    _, data_args, _ = cli.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE])
     assert data_args.dataset == FAKE  # a --dataset choice as soon as it is registered
     with pytest.raises(ValueError, match="--label_set 'superdiagnostic' is not a label set of --dataset fake_ecg"):
-        eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE, "--label_set", "superdiagnostic"])
+        cli.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE, "--label_set", "superdiagnostic"])
     with pytest.raises(ValueError, match="--dataset_sampling_rate only applies to a --dataset shipped at several"):
-        eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE, "--dataset_sampling_rate", "500"])
-    _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "report-generation", "--dataset", FAKE])
+        cli.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE, "--dataset_sampling_rate", "500"])
+    _, data_args, _ = cli.parse_arguments([*base, "--task", "report-generation", "--dataset", FAKE])
     assert data_args.dataset == FAKE  # it has reports
 
     splits = load_evaluation_dataset(FAKE, tmp_path)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-import eval_merit
 from dataset_scripts.registry import class_descriptions
+from merit_evaluation import cli as eval_merit
 from merit_evaluation import thresholds as thresholds_module
 from merit_evaluation.data import load_evaluation_dataset, preprocess_split, split_labels
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions
