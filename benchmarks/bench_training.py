@@ -64,7 +64,7 @@ from merit_training.data import (  # noqa: E402
     default_num_workers,
     load_pretraining_splits,
 )
-from train_merit import build_model_and_processor, optimizer_parameter_groups, step_seed  # noqa: E402
+from merit_training.model_setup import build_model_and_processor, optimizer_parameter_groups, step_seed  # noqa: E402
 
 
 logger = logging.getLogger("bench_training")
@@ -126,7 +126,8 @@ def batches_forever(dataloader):
 
 
 def build(args: argparse.Namespace, cache_dir: str, views: tuple[str, ...]):
-    """`(trainers by view, train dataloader, training records, loader workers)` set up as train_merit.py does."""
+    """`(trainers by view, train dataloader, training records, loader workers)` set up as train_merit.py does (with
+    the same `merit_training` functions)."""
     training_args = TrainingArguments(per_device_train_batch_size=args.batch_size)
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     model, processor = build_model_and_processor(

@@ -184,3 +184,98 @@ def derived_seed(*parts: int) -> int:
     """A 63-bit seed that is a fixed function of `parts` (non-negative integers), stable across runs and platforms."""
     return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
+
+@dataclass
+class PretrainingData:
+    """What a pretraining run feeds the model (`prepare_pretraining_data`); the loaders are not yet prepared by
+    accelerate."""
+
+    train_dataset: datasets.Dataset
+    train_dataloader: torch.utils.data.DataLoader
+    eval_dataloader: torch.utils.data.DataLoader | None
+    zero_shot_dataloader: torch.utils.data.DataLoader | None
+    zero_shot_prompts: dict[str, list[str]] | None
+
+
+def first_records(dataset: datasets.Dataset | None, limit: int | None) -> datasets.Dataset | None:
+    """The first `limit` records of `dataset` (all of them when `limit` is `None` or 0; `None` stays `None`)."""
+    if dataset is None or not limit:
+        return dataset
+    return dataset.select(range(min(limit, len(dataset))))
+
+
+def check_pretraining_columns(name: str, dataset: datasets.Dataset, signal_column: str, text_column: str) -> None:
+    """Raises unless a split has the ECG, report, lead-name and sampling-rate columns the collator reads."""
+    missing = {signal_column, text_column, "lead_names", "sampling_rate"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(
+            f"The {name} split lacks the columns {sorted(missing)} (has {dataset.column_names}); "
+            "set --signal_column / --text_column."
+        )
+
+
+def prepare_pretraining_data(data_args, training_args, data_dir: str | None, processor, accelerator) -> PretrainingData:
+    """
+    The splits and loaders of a pretraining run, as `train_merit.py` configures them: the ECG-report pairs of
+    `--dataset_name` (`load_pretraining_splits`; the main process prepares them first), cut to `--max_train_samples`
+    / `--max_eval_samples`; the shuffled training loader with random crops; the validation loader (centre crops);
+    and, for a labelled dataset, the zero-shot validation records with the prompts of their classes
+    (`merit_evaluation.prompts.class_prompts`, the prompts `eval_merit.py --task zero-shot` uses).
+
+    Args:
+        data_args (`DataArguments`), training_args (`TrainingArguments`): the parsed flags.
+        data_dir (`str`, *optional*): `resolved_data_dir(data_args)`.
+        processor (`MeritProcessor`): the model's processor; every record goes through it.
+        accelerator (`accelerate.Accelerator`): for the process count and `main_process_first`.
+
+    Returns:
+        `PretrainingData`.
+    """
+    from merit_evaluation.prompts import class_prompts
+
+    from .arguments import resolved_zero_shot_label_set
+
+    label_set = resolved_zero_shot_label_set(data_args)
+    with accelerator.main_process_first():
+        splits = load_pretraining_splits(
+            data_args.dataset_name, data_dir, data_args.dataset_config_name, data_args.ptbxl_sampling_rate,
+            data_args.cache_dir, data_args.preprocessing_num_workers,
+        )
+        zero_shot_split, zero_shot_classes = zero_shot_validation_split(
+            data_args.dataset_name, data_dir, splits, label_set, data_args.ptbxl_sampling_rate, data_args.cache_dir
+        )
+    train_dataset = first_records(splits["train"], data_args.max_train_samples)
+    eval_dataset = first_records(splits.get("validation"), data_args.max_eval_samples)
+    zero_shot_split = first_records(zero_shot_split, data_args.max_eval_samples)
+    for name, dataset in (("train", train_dataset), ("validation", eval_dataset)):
+        if dataset is not None:
+            check_pretraining_columns(name, dataset, data_args.signal_column, data_args.text_column)
+
+    num_workers = data_args.dataloader_num_workers
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    batch_size = training_args.per_device_train_batch_size
+    if len(train_dataset) < batch_size * accelerator.num_processes:
+        raise ValueError(
+            f"The training split has {len(train_dataset)} records, fewer than one global batch "
+            f"({batch_size} x {accelerator.num_processes} processes); lower --per_device_train_batch_size."
+        )
+    collator = ECGReportCollator(
+        processor, data_args.signal_column, data_args.text_column, crop="random", seed=training_args.seed
+    )
+    train_dataloader = build_train_dataloader(train_dataset, collator, batch_size, num_workers)
+    data = PretrainingData(train_dataset, train_dataloader, None, None, None)
+    eval_batch_size = training_args.per_device_eval_batch_size
+    if eval_dataset is not None and len(eval_dataset):
+        eval_collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="center")
+        data.eval_dataloader = torch.utils.data.DataLoader(
+            eval_dataset.with_format("numpy"), batch_size=eval_batch_size, collate_fn=eval_collator,
+            num_workers=num_workers,
+        )
+    if zero_shot_split is not None and len(zero_shot_split):
+        data.zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, label_set, zero_shot_classes)
+        data.zero_shot_dataloader = torch.utils.data.DataLoader(
+            zero_shot_split.with_format("numpy"), batch_size=eval_batch_size,
+            collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True),
+            num_workers=num_workers,
+        )
+    return data
