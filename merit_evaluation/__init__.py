@@ -6,7 +6,8 @@
 - `thresholds`: per-class F1-maximising thresholds fitted on the validation split only.
 - `label_fractions`: reproducible, class-complete training subsets (1 %, 10 %, ...).
 - `shifts`: controlled distribution shifts for the robustness evaluation.
-- `prompts`: zero-shot class prompts from label tables, and the `--prompts FILE.json` override.
+- `prompts`: zero-shot class prompts from the dataset registry's label tables, and the `--prompts FILE.json`
+  override.
 - `results`: the `results.json` schema, its markdown table and the model card `model-index`.
 - `report_metrics`: BLEU-1..4, ROUGE-1/2/L, METEOR, CIDEr-D, BERTScore with bootstrap intervals (report generation).
 - `report_generation`: the `eval_merit.py --task report-generation` runner and its baselines.
@@ -28,7 +29,7 @@ from .metrics import (
     per_class_f1,
     per_class_roc_auc,
 )
-from .prompts import DEFAULT_TEMPLATES, build_class_prompts, load_prompts_file, ptbxl_class_descriptions
+from .prompts import DEFAULT_TEMPLATES, build_class_prompts, class_prompts, load_prompts_file
 from .results import ResultRow, read_results, results_to_markdown, update_model_card, write_results
 from .shifts import SEVERITIES, SHIFTS, ShiftedECG, apply_shift
 from .thresholds import apply_thresholds, fit_thresholds
@@ -47,6 +48,7 @@ __all__ = [
     "apply_thresholds",
     "bootstrap_indices",
     "build_class_prompts",
+    "class_prompts",
     "compute_classification_metrics",
     "fit_thresholds",
     "fmax",
@@ -55,7 +57,6 @@ __all__ = [
     "macro_roc_auc",
     "per_class_f1",
     "per_class_roc_auc",
-    "ptbxl_class_descriptions",
     "read_results",
     "results_to_markdown",
     "sample_label_fraction",

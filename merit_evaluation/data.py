@@ -2,100 +2,70 @@
 # Licensed under the Apache License, Version 2.0.
 """Evaluation datasets and their preprocessing through a checkpoint's feature extractor.
 
-- `load_evaluation_dataset` loads PTB-XL (one benchmark label set), CPSC2018 or Chapman-Shaoxing-Ningbo with the
-  `dataset_scripts` builders as a `DatasetDict` with `train`, `validation` and `test` splits.
+- `load_evaluation_dataset` loads a labelled dataset of the registry (`dataset_scripts.registry.DATASETS`: PTB-XL
+  with one benchmark label set, CPSC2018, Chapman-Shaoxing-Ningbo, ...) with its builder as a `DatasetDict` with
+  `train`, `validation` and `test` splits.
 - `split_labels` returns a split's multi-hot labels in the canonical class order stored in its features.
-- `class_descriptions` gives a text description of every class from the dataset's own label table (for zero-shot
-  prompts).
 - `preprocess_split` converts a split's stored samples to millivolts, optionally transforms each record (the
   robustness shifts), and runs the checkpoint's `MeritFeatureExtractor` over it in batches. There is no other
   preprocessing path: what a checkpoint saw in training is what it sees here.
+
+Label sets, sampling rates and class descriptions of each dataset are in its `DatasetSpec`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 import datasets
 import numpy as np
-import pandas as pd
+
+from dataset_scripts.registry import LABELLED_DATASETS, dataset_spec, load_dataset_splits
 
 
 logger = logging.getLogger(__name__)
-
-DATASETS = ("ptbxl", "cpsc2018", "chapman")
-"""Datasets `eval_merit.py` evaluates on."""
-
-CHALLENGE_LABEL_SET = "default"
-"""The only label set of CPSC2018 and Chapman: every class of the dataset's SNOMED-CT label table."""
-
-PTBXL_SAMPLING_RATES = (100, 500)
-"""Rates at which PTB-XL ships its records (`records100/`, `records500/`)."""
 
 RecordTransform = Callable[[np.ndarray, float, list[str], int], tuple[np.ndarray, float]]
 """`(signal (leads, time) in mV, sampling_rate, lead_names, record_index) -> (signal, sampling_rate)`. Leads set to
 NaN in the returned signal are treated as missing by the feature extractor (zero-filled, `lead_mask = 0`)."""
 
 
-def dataset_label_sets(dataset: str) -> tuple[str, ...]:
-    """Label sets available for `dataset` (PTB-XL: the six benchmark sets; the others: `("default",)`)."""
-    if dataset == "ptbxl":
-        from dataset_scripts.ptbxl import BENCHMARK_TASKS
-
-        return tuple(BENCHMARK_TASKS)
-    if dataset in ("cpsc2018", "chapman"):
-        return (CHALLENGE_LABEL_SET,)
-    raise ValueError(f"Unknown dataset {dataset!r}; expected one of {list(DATASETS)}.")
-
-
-def default_label_set(dataset: str) -> str:
-    """`superdiagnostic` for PTB-XL, `default` for the others."""
-    return "superdiagnostic" if dataset == "ptbxl" else dataset_label_sets(dataset)[0]
-
-
 def load_evaluation_dataset(
     dataset: str,
     data_dir: str | os.PathLike,
     label_set: str | None = None,
-    sampling_rate: int = 100,
+    sampling_rate: int | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> datasets.DatasetDict:
     """Load an evaluation dataset with its `train` / `validation` / `test` splits.
 
     Args:
-        dataset (`str`): `ptbxl`, `cpsc2018` or `chapman`.
+        dataset (`str`): a labelled dataset of the registry (`ptbxl`, `cpsc2018`, `chapman`, ...).
         data_dir (`str` or `os.PathLike`): the local copy of the dataset in its PhysioNet layout.
-        label_set (`str`, *optional*): see `dataset_label_sets`; defaults to `default_label_set(dataset)`.
-        sampling_rate (`int`, defaults to 100): PTB-XL only: load `records100/` (100) or `records500/` (500). The
-            Challenge datasets are stored at 500 Hz. The checkpoint's processor resamples either way.
+        label_set (`str`, *optional*): one of the spec's `label_sets`; defaults to its `default_label_set`.
+        sampling_rate (`int`, *optional*): for a dataset shipped at several rates, the one to load (PTB-XL:
+            `records100/` (100, the default) or `records500/` (500)); the Challenge datasets are read at their
+            stored 500 Hz. The checkpoint's processor resamples either way.
         cache_dir (`str` or `os.PathLike`, *optional*): where the prepared Arrow files go.
 
     Returns:
         `datasets.DatasetDict` with `train`, `validation` and `test`; PTB-XL uses folds 1-8 / 9 / 10, the others the
         builders' seeded stratified split.
     """
-    label_set = default_label_set(dataset) if label_set is None else label_set
-    if label_set not in dataset_label_sets(dataset):
+    spec = dataset_spec(dataset)
+    if not spec.is_labelled:
         raise ValueError(
-            f"Label set {label_set!r} does not exist for {dataset}; expected one of "
-            f"{list(dataset_label_sets(dataset))}."
+            f"{spec.display_name} ({dataset}) has no label sets, so it cannot be evaluated; expected one of "
+            f"{list(LABELLED_DATASETS)}."
         )
-    if dataset == "ptbxl":
-        from dataset_scripts.ptbxl import load_ptbxl
-
-        if sampling_rate not in PTBXL_SAMPLING_RATES:
-            raise ValueError(f"PTB-XL ships records at {PTBXL_SAMPLING_RATES} Hz, got sampling_rate={sampling_rate}.")
-        return load_ptbxl(data_dir, task=label_set, sampling_rate=sampling_rate, cache_dir=cache_dir)
-    if dataset == "cpsc2018":
-        from dataset_scripts.cpsc2018 import load_cpsc2018
-
-        return load_cpsc2018(data_dir, cache_dir=cache_dir)
-    from dataset_scripts.chapman import load_chapman
-
-    return load_chapman(data_dir, cache_dir=cache_dir)
+    label_set = spec.default_label_set if label_set is None else label_set
+    if label_set not in spec.label_sets:
+        raise ValueError(
+            f"Label set {label_set!r} does not exist for {dataset}; expected one of {list(spec.label_sets)}."
+        )
+    return load_dataset_splits(dataset, data_dir, label_set, sampling_rate=sampling_rate, cache_dir=cache_dir)
 
 
 def split_labels(split: datasets.Dataset) -> np.ndarray:
@@ -104,51 +74,6 @@ def split_labels(split: datasets.Dataset) -> np.ndarray:
         raise ValueError(f"The split has no `multi_hot` column (columns: {split.column_names}); is it labelled?")
     labels = split.select_columns(["multi_hot"]).with_format("numpy")[:]["multi_hot"]
     return np.asarray(labels, dtype=np.int8).reshape(len(split), -1)
-
-
-def class_descriptions(
-    dataset: str, data_dir: str | os.PathLike, label_set: str, class_names: Sequence[str]
-) -> dict[str, str]:
-    """A text description of every class, from the dataset's label table, in the order of `class_names`.
-
-    PTB-XL: `merit_evaluation.prompts.ptbxl_class_descriptions` on the `scp_statements.csv` of `data_dir`.
-    CPSC2018 / Chapman: the `description` column of the builder's SNOMED-CT table (`snomed_classes.csv`); a class
-    that several codes map to gets their descriptions joined with " or " (e.g. Chapman `PAC`: "premature atrial
-    contraction or supraventricular premature beats").
-
-    Args:
-        dataset (`str`): `ptbxl`, `cpsc2018` or `chapman`.
-        data_dir (`str` or `os.PathLike`): the dataset copy (PTB-XL: holds `scp_statements.csv`).
-        label_set (`str`): the evaluated label set.
-        class_names (`Sequence[str]`): the evaluated classes, in column order.
-
-    Returns:
-        `dict[str, str]`: class name -> description.
-    """
-    if dataset == "ptbxl":
-        from .prompts import ptbxl_class_descriptions
-
-        statements_path = Path(data_dir) / "scp_statements.csv"
-        if not statements_path.is_file():
-            raise ValueError(f"{statements_path} not found; PTB-XL zero-shot prompts are built from it.")
-        descriptions = ptbxl_class_descriptions(pd.read_csv(statements_path, index_col=0), label_set)
-    elif dataset in ("cpsc2018", "chapman"):
-        if dataset == "cpsc2018":
-            from dataset_scripts.cpsc2018 import LABEL_TABLE
-        else:
-            from dataset_scripts.chapman import LABEL_TABLE
-        table = pd.read_csv(LABEL_TABLE, dtype=str, keep_default_na=False)
-        descriptions = {
-            class_name: " or ".join(dict.fromkeys(group["description"].str.strip()))
-            for class_name, group in table.groupby("class_name", sort=True)
-            if class_name
-        }
-    else:
-        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {list(DATASETS)}.")
-    missing = [name for name in class_names if name not in descriptions]
-    if missing:
-        raise ValueError(f"No description for the {dataset} classes {missing} in its label table.")
-    return {name: descriptions[name] for name in class_names}
 
 
 def _record_signal(batch: dict, index: int) -> np.ndarray:

@@ -363,6 +363,7 @@ class EvaluationHarness:
                 self._split_labels("test"),
                 test_scores,
                 self.class_names,
+                metrics.per_class_auroc,
                 figure_path,
                 title=f"{task}, {self.dataset} {self.label_set}, fraction {fraction:g}, seed {seed}",
             )

@@ -2,8 +2,9 @@
 # Licensed under the Apache License, Version 2.0.
 """Report-generation evaluation (`eval_merit.py --task report-generation`).
 
-A `MeritForReportGeneration` checkpoint writes a report for every test record of PTB-XL (fold 10 of the
-`pretraining` configuration: every record with its report), greedily, and the reports are scored against the
+A `MeritForReportGeneration` checkpoint writes a report for every test record of a dataset with reports (its registry
+spec's `report_config`; by default PTB-XL, fold 10 of the `pretraining` configuration: every record with its
+report), greedily, and the reports are scored against the
 records' own reports with `merit_evaluation.report_metrics` (BLEU-1..4, ROUGE-1/2/L, METEOR, CIDEr-D, BERTScore,
 bootstrap intervals). Baselines run in the same harness with the same LLM, projector, prompt, decoding and
 metrics; only the ECG side changes:
@@ -45,6 +46,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS, dataset_spec, load_dataset_splits
 from merit_training.report_generation import REPORT_LANGUAGES, report_language
 
 from .data import preprocess_split
@@ -65,11 +67,18 @@ InputTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torc
 """`(input_values, lead_mask, record_indices) -> (input_values, lead_mask)`, applied per batch before the model."""
 
 
-def load_report_dataset(data_dir, sampling_rate: int = 100, cache_dir=None) -> datasets.DatasetDict:
-    """PTB-XL with every record and its report (`pretraining` configuration), folds 1-8 / 9 / 10."""
-    from dataset_scripts.ptbxl import load_ptbxl
-
-    return load_ptbxl(data_dir, task="pretraining", sampling_rate=sampling_rate, cache_dir=cache_dir)
+def load_report_dataset(
+    data_dir, dataset: str = DEFAULT_DATASET, sampling_rate: int | None = None, cache_dir=None
+) -> datasets.DatasetDict:
+    """Every record of a registered dataset with its report (its spec's `report_config`; PTB-XL: the `pretraining`
+    configuration, folds 1-8 / 9 / 10)."""
+    spec = dataset_spec(dataset)
+    if not spec.has_reports:
+        raise ValueError(
+            f"{spec.display_name} ({dataset}) has no reports to evaluate report generation on; expected one of "
+            f"{list(REPORT_DATASETS)}."
+        )
+    return load_dataset_splits(dataset, data_dir, spec.report_config, sampling_rate=sampling_rate, cache_dir=cache_dir)
 
 
 def derangement(n_records: int, seed: int) -> np.ndarray:
@@ -429,10 +438,11 @@ def run_report_generation_task(
     data_dir,
     output_dir,
     *,
+    dataset: str = DEFAULT_DATASET,
     revision: str | None = None,
     cache_dir=None,
     device: str | torch.device = "cpu",
-    sampling_rate: int = 100,
+    sampling_rate: int | None = None,
     seeds: Sequence[int] = (0,),
     n_bootstrap: int = 1000,
     batch_size: int = 64,
@@ -443,16 +453,17 @@ def run_report_generation_task(
     report_language: str = "all",
     baseline_checkpoints: Mapping[str, str] | None = None,
 ) -> tuple[list[ResultRow], list[str]]:
-    """`eval_merit.py --task report-generation`: load the checkpoint and PTB-XL, run `run_report_generation`, write
-    and print the example generations (`<output_dir>/examples.md`).
+    """`eval_merit.py --task report-generation`: load the checkpoint and the dataset's reports, run
+    `run_report_generation`, write and print the example generations (`<output_dir>/examples.md`).
 
     Args:
         model_name_or_path (`str`): a `MeritForReportGeneration` checkpoint with its processor.
-        data_dir: a PTB-XL copy (e.g. `data/ptbxl-sample`).
+        data_dir: a copy of `dataset` (e.g. the PTB-XL excerpt `data/ptbxl-sample`).
+        dataset (`str`, defaults to the registry's `DEFAULT_DATASET`, `ptbxl`): a registered dataset with reports.
         output_dir: where `examples.md` goes (`eval_merit.py` writes `results.json` there too).
         revision, cache_dir: Hub revision and cache of the checkpoint (and the prepared dataset).
         device, sampling_rate, seeds, n_bootstrap, batch_size, baselines, max_new_tokens, n_examples: see
-            `eval_merit.py --help`.
+            `eval_merit.py --help` (`sampling_rate=None`: the dataset's default rate).
         bertscore (`bool` or `BertScorer`, defaults to `True`): as in `compute_report_metrics`.
         report_language (`str`, defaults to `"all"`): see the module docstring.
         baseline_checkpoints (`Mapping[str, str]`, *optional*): `name -> path` of other report-generation
@@ -486,12 +497,12 @@ def run_report_generation_task(
                 f"The baseline checkpoint {name!r} ({baseline_checkpoints[name]}) preprocesses ECGs differently from "
                 f"{model_name_or_path}; a baseline must share the evaluated checkpoint's feature extractor."
             )
-    splits = load_report_dataset(data_dir, sampling_rate=sampling_rate, cache_dir=cache_dir)
+    splits = load_report_dataset(data_dir, dataset, sampling_rate=sampling_rate, cache_dir=cache_dir)
     local = Path(model_name_or_path).exists()
     harness = ReportGenerationHarness(
         splits,
         processor.feature_extractor,
-        dataset="ptbxl",
+        dataset=dataset,
         model_name_or_path=model_name_or_path,
         model_revision=None if local else getattr(model.config, "_commit_hash", None) or revision,
         batch_size=batch_size,
@@ -501,8 +512,9 @@ def run_report_generation_task(
         report_language=report_language,
     )
     logger.info(
-        "Report generation with %s on PTB-XL (%d train, %d test records) on %s.",
+        "Report generation with %s on %s (%d train, %d test records) on %s.",
         model_name_or_path,
+        dataset_spec(dataset).display_name,
         len(splits["train"]),
         harness.n_test,
         device,

@@ -75,7 +75,6 @@ MODEL_INDEX_METRIC_TYPES = {
 }
 MODEL_INDEX_TASKS = {"report-generation": ("text-generation", "ECG report generation")}
 """`model-index` task type and name of a task when it is not ECG classification."""
-DATASET_DISPLAY_NAMES = {"ptbxl": "PTB-XL", "cpsc2018": "CPSC2018", "chapman": "Chapman-Shaoxing-Ningbo"}
 RESULTS_START_MARKER = "<!-- merit-results-start -->"
 RESULTS_END_MARKER = "<!-- merit-results-end -->"
 
@@ -298,6 +297,8 @@ def update_model_card(
     """
     from huggingface_hub import EvalResult, ModelCard
 
+    from dataset_scripts.registry import display_name  # lazily: `import merit_evaluation` stays `datasets`-free
+
     if isinstance(card, PathLike) or "\n" not in card:  # a path; card texts span several lines
         if not Path(card).is_file():
             raise FileNotFoundError(f"Model card {card} not found (pass a file path or the card's text).")
@@ -316,7 +317,7 @@ def update_model_card(
                     task_type=row_task_type,
                     task_name=row_task_name,
                     dataset_type=row.dataset,
-                    dataset_name=DATASET_DISPLAY_NAMES.get(row.dataset, row.dataset),
+                    dataset_name=display_name(row.dataset),
                     dataset_config=row.label_set,
                     dataset_split=row.split,
                     metric_type=MODEL_INDEX_METRIC_TYPES.get(metric_name, metric_name),

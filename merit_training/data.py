@@ -1,4 +1,9 @@
-"""Datasets and batching for MERIT pretraining: every record goes through the checkpoint's `MeritProcessor`."""
+"""Datasets and batching for MERIT pretraining: every record goes through the checkpoint's `MeritProcessor`.
+
+Registered datasets (`dataset_scripts.registry.DATASETS`) are loaded through their spec: the report config for the
+ECG-report pairs, a label set for the zero-shot validation AUROC. Any other `--dataset_name` is a folder written by
+`DatasetDict.save_to_disk` or a Hub dataset id.
+"""
 
 import logging
 from dataclasses import dataclass
@@ -9,6 +14,7 @@ import numpy as np
 import torch
 
 from dataset_scripts import get_class_names, physical_signal
+from dataset_scripts.registry import DATASETS, REPORT_DATASETS, load_dataset_splits
 
 
 logger = logging.getLogger(__name__)
@@ -18,24 +24,27 @@ def load_pretraining_splits(
     dataset_name: str,
     data_dir: str | None,
     dataset_config_name: str | None = None,
-    ptbxl_sampling_rate: int = 100,
+    sampling_rate: int | None = None,
     cache_dir: str | None = None,
     num_proc: int | None = None,
 ) -> datasets.DatasetDict:
     """
     Loads ECG-report pairs with `train` and `validation` splits.
 
-    `dataset_name` is `ptbxl` (the PTB-XL `pretraining` config read from `data_dir`), `mimic_iv_ecg` (read from
-    `data_dir`), a folder written by `DatasetDict.save_to_disk`, or a Hub dataset id (`load_dataset`).
+    `dataset_name` is a registered dataset with reports (its spec's `report_config`, read from `data_dir`; e.g.
+    `ptbxl`, `mimic_iv_ecg`), a folder written by `DatasetDict.save_to_disk`, or a Hub dataset id (`load_dataset`,
+    with `dataset_config_name`). `sampling_rate` applies to a registered dataset shipped at several rates (PTB-XL:
+    100 or 500); others are read at their records' own rate.
     """
-    if dataset_name == "ptbxl":
-        from dataset_scripts.ptbxl import load_ptbxl
-
-        return load_ptbxl(data_dir, task="pretraining", sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir, num_proc=num_proc)
-    if dataset_name == "mimic_iv_ecg":
-        from dataset_scripts.mimic_iv_ecg import load_mimic_iv_ecg
-
-        return load_mimic_iv_ecg(data_dir, cache_dir=cache_dir, num_proc=num_proc)
+    spec = DATASETS.get(dataset_name)
+    if spec is not None:
+        if not spec.has_reports:
+            raise ValueError(
+                f"{spec.display_name} ({dataset_name}) has no reports; pretraining needs ECG-report pairs: one of "
+                f"{list(REPORT_DATASETS)}, a saved DatasetDict folder or a Hub dataset id."
+            )
+        rate = sampling_rate if spec.sampling_rates else None
+        return load_dataset_splits(dataset_name, data_dir, spec.report_config, rate, cache_dir, num_proc)
     if Path(dataset_name).is_dir():
         loaded = datasets.load_from_disk(dataset_name)
     else:
@@ -49,39 +58,27 @@ def zero_shot_validation_split(
     dataset_name: str,
     data_dir: str | None,
     pretraining_splits: datasets.DatasetDict,
-    label_set: str,
-    ptbxl_sampling_rate: int = 100,
+    label_set: str | None = None,
+    sampling_rate: int | None = None,
     cache_dir: str | None = None,
 ) -> tuple[datasets.Dataset | None, list[str]]:
     """
     The labelled validation records for the zero-shot AUROC tracked during pretraining, and their class names.
 
-    PTB-XL uses its `label_set` config (statements aggregated, e.g. to the 5 superclasses); another labelled dataset
-    uses its own classes; an unlabelled one (MIMIC-IV-ECG) returns `(None, [])`.
+    A registered dataset with label sets uses its `label_set` config (default: the spec's default label set; e.g.
+    PTB-XL statements aggregated to the 5 superclasses); another labelled dataset uses its own classes; an unlabelled
+    one (MIMIC-IV-ECG, a Hub dataset without labels) returns `(None, [])`.
     """
-    if dataset_name == "ptbxl":
-        from dataset_scripts.ptbxl import load_ptbxl
-
-        labelled = load_ptbxl(data_dir, task=label_set, sampling_rate=ptbxl_sampling_rate, cache_dir=cache_dir)
+    spec = DATASETS.get(dataset_name)
+    if spec is not None and spec.is_labelled:
+        rate = sampling_rate if spec.sampling_rates else None
+        labelled = load_dataset_splits(dataset_name, data_dir, label_set or spec.default_label_set, rate, cache_dir)
         return labelled["validation"], get_class_names(labelled)
     validation = pretraining_splits.get("validation")
     class_names = get_class_names(validation) if validation is not None else []
     if not class_names or "multi_hot" not in validation.column_names:
         return None, []
     return validation, class_names
-
-
-def class_prompts(dataset_name: str, data_dir: str | None, label_set: str, class_names: list[str]) -> dict[str, list[str]]:
-    """Zero-shot prompts of each class: the evaluation's prompts for PTB-XL, CPSC2018 and Chapman
-    (`merit_evaluation.zero_shot.class_prompts`, so the validation AUROC tracked during training scores exactly what
-    `eval_merit.py --task zero-shot` scores), the class names in the default templates for any other dataset."""
-    from merit_evaluation.data import DATASETS
-    from merit_evaluation.prompts import build_class_prompts
-    from merit_evaluation.zero_shot import class_prompts as evaluation_class_prompts
-
-    if dataset_name in DATASETS:
-        return evaluation_class_prompts(dataset_name, data_dir, label_set, class_names)
-    return build_class_prompts({name: name for name in class_names})
 
 
 ROW_INDEX = "__row_index__"
@@ -186,3 +183,99 @@ def build_train_dataloader(
 def derived_seed(*parts: int) -> int:
     """A 63-bit seed that is a fixed function of `parts` (non-negative integers), stable across runs and platforms."""
     return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class PretrainingData:
+    """What a pretraining run feeds the model (`prepare_pretraining_data`); the loaders are not yet prepared by
+    accelerate."""
+
+    train_dataset: datasets.Dataset
+    train_dataloader: torch.utils.data.DataLoader
+    eval_dataloader: torch.utils.data.DataLoader | None
+    zero_shot_dataloader: torch.utils.data.DataLoader | None
+    zero_shot_prompts: dict[str, list[str]] | None
+
+
+def first_records(dataset: datasets.Dataset | None, limit: int | None) -> datasets.Dataset | None:
+    """The first `limit` records of `dataset` (all of them when `limit` is `None` or 0; `None` stays `None`)."""
+    if dataset is None or not limit:
+        return dataset
+    return dataset.select(range(min(limit, len(dataset))))
+
+
+def check_pretraining_columns(name: str, dataset: datasets.Dataset, signal_column: str, text_column: str) -> None:
+    """Raises unless a split has the ECG, report, lead-name and sampling-rate columns the collator reads."""
+    missing = {signal_column, text_column, "lead_names", "sampling_rate"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(
+            f"The {name} split lacks the columns {sorted(missing)} (has {dataset.column_names}); "
+            "set --signal_column / --text_column."
+        )
+
+
+def prepare_pretraining_data(data_args, training_args, data_dir: str | None, processor, accelerator) -> PretrainingData:
+    """
+    The splits and loaders of a pretraining run, as `train_merit.py` configures them: the ECG-report pairs of
+    `--dataset_name` (`load_pretraining_splits`; the main process prepares them first), cut to `--max_train_samples`
+    / `--max_eval_samples`; the shuffled training loader with random crops; the validation loader (centre crops);
+    and, for a labelled dataset, the zero-shot validation records with the prompts of their classes
+    (`merit_evaluation.prompts.class_prompts`, the prompts `eval_merit.py --task zero-shot` uses).
+
+    Args:
+        data_args (`DataArguments`), training_args (`TrainingArguments`): the parsed flags.
+        data_dir (`str`, *optional*): `resolved_data_dir(data_args)`.
+        processor (`MeritProcessor`): the model's processor; every record goes through it.
+        accelerator (`accelerate.Accelerator`): for the process count and `main_process_first`.
+
+    Returns:
+        `PretrainingData`.
+    """
+    from merit_evaluation.prompts import class_prompts
+
+    from .arguments import resolved_zero_shot_label_set
+
+    label_set = resolved_zero_shot_label_set(data_args)
+    with accelerator.main_process_first():
+        splits = load_pretraining_splits(
+            data_args.dataset_name, data_dir, data_args.dataset_config_name, data_args.ptbxl_sampling_rate,
+            data_args.cache_dir, data_args.preprocessing_num_workers,
+        )
+        zero_shot_split, zero_shot_classes = zero_shot_validation_split(
+            data_args.dataset_name, data_dir, splits, label_set, data_args.ptbxl_sampling_rate, data_args.cache_dir
+        )
+    train_dataset = first_records(splits["train"], data_args.max_train_samples)
+    eval_dataset = first_records(splits.get("validation"), data_args.max_eval_samples)
+    zero_shot_split = first_records(zero_shot_split, data_args.max_eval_samples)
+    for name, dataset in (("train", train_dataset), ("validation", eval_dataset)):
+        if dataset is not None:
+            check_pretraining_columns(name, dataset, data_args.signal_column, data_args.text_column)
+
+    num_workers = data_args.dataloader_num_workers
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    batch_size = training_args.per_device_train_batch_size
+    if len(train_dataset) < batch_size * accelerator.num_processes:
+        raise ValueError(
+            f"The training split has {len(train_dataset)} records, fewer than one global batch "
+            f"({batch_size} x {accelerator.num_processes} processes); lower --per_device_train_batch_size."
+        )
+    collator = ECGReportCollator(
+        processor, data_args.signal_column, data_args.text_column, crop="random", seed=training_args.seed
+    )
+    train_dataloader = build_train_dataloader(train_dataset, collator, batch_size, num_workers)
+    data = PretrainingData(train_dataset, train_dataloader, None, None, None)
+    eval_batch_size = training_args.per_device_eval_batch_size
+    if eval_dataset is not None and len(eval_dataset):
+        eval_collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="center")
+        data.eval_dataloader = torch.utils.data.DataLoader(
+            eval_dataset.with_format("numpy"), batch_size=eval_batch_size, collate_fn=eval_collator,
+            num_workers=num_workers,
+        )
+    if zero_shot_split is not None and len(zero_shot_split):
+        data.zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, label_set, zero_shot_classes)
+        data.zero_shot_dataloader = torch.utils.data.DataLoader(
+            zero_shot_split.with_format("numpy"), batch_size=eval_batch_size,
+            collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True),
+            num_workers=num_workers,
+        )
+    return data

@@ -6,7 +6,7 @@ import os
 from concurrent.futures import Future
 from pathlib import Path
 
-from merit_evaluation.model_card import (
+from .model_card import (
     MODEL_CARD_TEMPLATE_PATH,
     describe_architecture,
     describe_preprocessing,
@@ -34,7 +34,7 @@ def check_model_card_template(template_path: str | os.PathLike = MODEL_CARD_TEMP
     """Raises before training if the model card template is missing or its placeholders are not `MODEL_CARD_FIELDS`."""
     template_path = Path(template_path)
     if not template_path.is_file():
-        raise FileNotFoundError(f"The model card template {template_path} is missing (it ships with the repository).")
+        raise FileNotFoundError(f"The model card template {template_path} is missing (it ships with merit_training).")
     found = template_placeholders(template_path.read_text())
     if found != set(MODEL_CARD_FIELDS):
         raise ValueError(

@@ -39,7 +39,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from .arguments import EMBEDDED_PTBXL_SAMPLE, KNOWN_TRACKERS
+from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
+
+from .arguments import KNOWN_TRACKERS, resolved_data_dir
 from .checkpoints import (
     STATE_FILE,
     TrainingProgress,
@@ -143,13 +145,18 @@ class ReportGenerationArguments:
     )
     output_dir: str = field(default="outputs/merit-report-ptbxl-sample", metadata={"help": "Checkpoints and model."})
     dataset_name: str = field(
-        default="ptbxl",
-        metadata={"help": "'ptbxl', 'mimic_iv_ecg', a DatasetDict folder, or a Hub dataset with signal and report."},
+        default=DEFAULT_DATASET,
+        metadata={"help": f"A registered dataset with reports ({', '.join(REPORT_DATASETS)}), a DatasetDict folder, or "
+                  "a Hub dataset with signal and report."},
     )
     data_dir: str | None = field(
-        default=None, metadata={"help": "Raw data folder; for 'ptbxl' defaults to the excerpt in data/ptbxl-sample."}
+        default=None,
+        metadata={"help": "Raw data folder; defaults to the copy the registry names (for 'ptbxl' the excerpt in "
+                  "data/ptbxl-sample)."},
     )
-    ptbxl_sampling_rate: int = field(default=100, metadata={"help": "PTB-XL records to read: 100 or 500 Hz."})
+    ptbxl_sampling_rate: int = field(
+        default=100, metadata={"help": "Records to read of a dataset shipped at several rates: PTB-XL's 100 or 500 Hz."}
+    )
     report_language: str = field(
         default="all",
         metadata={"help": f"Reports kept: 'all' (as written, any language) or one of {tuple(LANGUAGE_MARKERS)} "
@@ -277,7 +284,7 @@ def load_report_splits(args: ReportGenerationArguments):
     `--report_language` filter applied."""
     from .data import load_pretraining_splits
 
-    data_dir = args.data_dir or (os.fspath(EMBEDDED_PTBXL_SAMPLE) if args.dataset_name == "ptbxl" else None)
+    data_dir = resolved_data_dir(args)
     splits = load_pretraining_splits(args.dataset_name, data_dir, None, args.ptbxl_sampling_rate, args.cache_dir)
     kept = {}
     for name, split in splits.items():

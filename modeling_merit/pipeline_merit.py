@@ -367,7 +367,7 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
 
     - `candidate_labels` (`list[str]`, a comma-separated `str` or a `dict`, required): the classes, in words (e.g.
       `"atrial fibrillation"`), each put into every template; or `{label: prompt or [prompts]}` whose prompts are
-      used as they are (e.g. the prompts `merit_evaluation.zero_shot.class_prompts` gives a benchmark's classes, or
+      used as they are (e.g. the prompts `merit_evaluation.prompts.class_prompts` gives a benchmark's classes, or
       a `--prompts FILE.json`).
     - `hypothesis_template` (`str` or `list[str]`, *optional*): template(s) with one `{description}` field (or `{}`);
       defaults to `DEFAULT_TEMPLATES`. The prompt embeddings of a class are averaged, exactly as

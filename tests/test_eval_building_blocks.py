@@ -14,16 +14,14 @@ import pandas as pd
 import pytest
 import wfdb
 
-from merit_evaluation.label_fractions import sample_label_fraction
-from merit_evaluation.metrics import MetricValue, compute_classification_metrics
-from merit_evaluation.prompts import (
-    DEFAULT_TEMPLATES,
+from dataset_scripts.ptbxl.descriptions import (
     PTBXL_SUBCLASS_DESCRIPTIONS,
     PTBXL_SUPERCLASS_DESCRIPTIONS,
-    build_class_prompts,
-    load_prompts_file,
     ptbxl_class_descriptions,
 )
+from merit_evaluation.label_fractions import sample_label_fraction
+from merit_evaluation.metrics import MetricValue, compute_classification_metrics
+from merit_evaluation.prompts import DEFAULT_TEMPLATES, build_class_prompts, load_prompts_file
 from merit_evaluation.results import (
     RESULTS_START_MARKER,
     ResultRow,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import eval_merit
+from merit_evaluation import cli as eval_merit
 from merit_evaluation import report_generation
 from merit_evaluation.report_generation import (
     BASELINES,

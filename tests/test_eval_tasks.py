@@ -15,12 +15,17 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-import eval_merit
+from dataset_scripts.registry import class_descriptions
+from merit_evaluation import cli as eval_merit
 from merit_evaluation import thresholds as thresholds_module
-from merit_evaluation.data import class_descriptions, load_evaluation_dataset, preprocess_split, split_labels
+from merit_evaluation.data import load_evaluation_dataset, preprocess_split, split_labels
 from merit_evaluation.harness import EvaluationHarness, TrainingOptions
 from merit_evaluation.metrics import macro_roc_auc
-from merit_evaluation.model_card import (
+from merit_evaluation.results import RESULTS_END_MARKER, RESULTS_START_MARKER, read_results
+from merit_evaluation.robustness import ShiftSetting, shift_settings, shift_transform
+from merit_evaluation.training import train_with_early_stopping
+from merit_evaluation.zero_shot import ClassEmbeddingCache, class_text_embeddings, zero_shot_scores
+from merit_training.model_card import (
     MODEL_CARD_PLACEHOLDERS,
     MODEL_CARD_TEMPLATE_PATH,
     describe_architecture,
@@ -28,10 +33,6 @@ from merit_evaluation.model_card import (
     fill_model_card_template,
     template_placeholders,
 )
-from merit_evaluation.results import RESULTS_END_MARKER, RESULTS_START_MARKER, read_results
-from merit_evaluation.robustness import ShiftSetting, shift_settings, shift_transform
-from merit_evaluation.training import train_with_early_stopping
-from merit_evaluation.zero_shot import ClassEmbeddingCache, class_text_embeddings, zero_shot_scores
 from modeling_merit import (
     MeritConfig,
     MeritFeatureExtractor,

@@ -18,9 +18,9 @@ import torch
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from merit_evaluation.model_card import template_placeholders
 from merit_evaluation.results import read_results, results_to_markdown, update_model_card
 from merit_training.hub import export_model, model_card_values
+from merit_training.model_card import template_placeholders
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 from modeling_merit.pipeline_merit import MERIT_PIPELINES
 

@@ -18,7 +18,8 @@ import wfdb
 from tests.infra.fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
-from merit_evaluation.zero_shot import class_prompts, class_text_embeddings, project_ecg_features, zero_shot_scores
+from merit_evaluation.prompts import class_prompts
+from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
 from modeling_merit import (
     ECGClassificationPipeline,
     ECGFeatureExtractionPipeline,

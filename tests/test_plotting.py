@@ -246,9 +246,9 @@ def test_roc_curves_and_per_class_auroc(tmp_path):
     labels[:, 3] = 0  # no positives: AUROC undefined
     scores = np.clip(labels * 0.4 + rng.random((80, 4)), 0, 1)
     names = ["CD", "HYP", "MI", "NORM"]
-    figure = plot_roc(labels, scores, names, tmp_path / "roc.png", title="zero-shot")
-    roc_axes, bar_axes = figure.axes
     expected = per_class_roc_auc(labels, scores)
+    figure = plot_roc(labels, scores, names, expected, tmp_path / "roc.png", title="zero-shot")
+    roc_axes, bar_axes = figure.axes
     legend = [text.get_text() for text in roc_axes.get_legend().get_texts()]
     assert legend == [f"{name} ({value:.3f})" for name, value in zip(names[:3], expected[:3])] + ["chance"]
     assert len(roc_axes.lines) == 3 + 1  # one curve per defined class + the chance diagonal
@@ -262,9 +262,9 @@ def test_roc_curves_and_per_class_auroc(tmp_path):
 def test_roc_rejects_mismatched_inputs():
     labels = np.array([[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="must name each of the 2 score columns"):
-        plot_roc(labels, labels * 0.5, ["only-one"])
+        plot_roc(labels, labels * 0.5, ["only-one"], [0.5, 0.5])
     with pytest.raises(ValueError, match="same shape"):
-        plot_roc(labels, np.zeros((2, 3)), ["a", "b", "c"])
+        plot_roc(labels, np.zeros((2, 3)), ["a", "b", "c"], [0.5, 0.5, 0.5])
 
 
 def test_readme_plotting_snippet_runs(repo_root, ptbxl_sample_dir, tokenizer, tmp_path, monkeypatch):

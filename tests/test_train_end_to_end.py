@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoProcessor
 
 import modeling_merit  # noqa: F401 (registers the MERIT Auto classes)
 import train_merit
-from merit_evaluation.model_card import template_placeholders
+from merit_training.model_card import template_placeholders
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from train_helpers import CROPPING_OVERRIDES, file_digests, tiny_train_args, wei
 import train_merit
 from merit_training.checkpoints import list_checkpoints, resolve_checkpoint
 from merit_training.data import ROW_INDEX, ECGReportCollator
+from merit_training.model_setup import default_text_model
 from modeling_merit import MeritForPreTraining
 
 
@@ -98,7 +99,7 @@ def tiny_processor_with_crops():
     from modeling_merit import MeritFeatureExtractor, MeritProcessor
 
     extractor = MeritFeatureExtractor(sampling_rate=100, num_samples=500, feature_size=12)
-    return MeritProcessor(extractor, AutoTokenizer.from_pretrained(train_merit.default_text_model()))
+    return MeritProcessor(extractor, AutoTokenizer.from_pretrained(default_text_model()))
 
 
 def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, cache_dir, monkeypatch):

@@ -17,8 +17,8 @@ import pytest
 from tests.infra.fake_hub import FakeHub, _HubRequestHandler
 from train_helpers import REPO_ROOT, subprocess_env, tiny_train_args
 
-from merit_evaluation.model_card import template_placeholders
 from merit_training.hub import HUB_IGNORE_PATTERNS, HubPusher
+from merit_training.model_card import template_placeholders
 
 
 REPO_ID = "user/merit-test"

@@ -1,5 +1,5 @@
-"""Model set-up of `train_merit.py`: presets, config files, continued pretraining, the pretrained text tower, the
-optimizer groups and the per-step seeds."""
+"""Model set-up of `train_merit.py` (`merit_training.model_setup`): presets, config files, continued pretraining, the
+pretrained text tower, the optimizer groups and the per-step seeds."""
 
 import json
 
@@ -8,20 +8,21 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import train_merit
+from merit_training import model_setup
 from merit_training.arguments import ModelArguments
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 
 
 def test_merge_config_dicts_merges_nested_configs():
     base = {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.75}}
-    merged = train_merit.merge_config_dicts(base, {"ecg_config": {"mask_ratio": 0.5}, "contrastive_view": "masked"})
+    merged = model_setup.merge_config_dicts(base, {"ecg_config": {"mask_ratio": 0.5}, "contrastive_view": "masked"})
     assert merged == {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.5}, "contrastive_view": "masked"}
     assert base["ecg_config"]["mask_ratio"] == 0.75  # not modified in place
 
 
 def test_config_file_with_nested_overrides_keeps_the_other_fields(tmp_path):
     MeritConfig.from_preset("tiny").save_pretrained(tmp_path)
-    model, processor = train_merit.build_model_and_processor(
+    model, processor = model_setup.build_model_and_processor(
         ModelArguments(config_file=str(tmp_path / "config.json"), config_overrides='{"ecg_config": {"mask_ratio": 0.5}}')
     )
     ecg = model.config.ecg_config
@@ -36,7 +37,7 @@ def test_continued_pretraining_loads_the_weights_and_applies_overrides(tmp_path,
     saved.save_pretrained(tmp_path)
     MeritProcessor(MeritFeatureExtractor(sampling_rate=100, num_samples=1000), AutoTokenizer.from_pretrained(minilm_dir)).save_pretrained(tmp_path)
 
-    model, processor = train_merit.build_model_and_processor(
+    model, processor = model_setup.build_model_and_processor(
         ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"contrastive_view": "masked", "ecg_config": {"mask_ratio": 0.5}}')
     )
     assert (model.config.contrastive_view, model.config.ecg_config.mask_ratio, model.config.ecg_config.hidden_size) == ("masked", 0.5, 64)
@@ -45,7 +46,7 @@ def test_continued_pretraining_loads_the_weights_and_applies_overrides(tmp_path,
 
 
 def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
-    model, processor = train_merit.build_model_and_processor(
+    model, processor = model_setup.build_model_and_processor(
         ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), config_overrides='{"text_config": {"hidden_dropout_prob": 0.0}}')
     )
     minilm = AutoModel.from_pretrained(minilm_dir)
@@ -58,7 +59,7 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
 
 def test_optimizer_groups_decay_exactly_the_linear_weights():
     model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1))
-    decay, no_decay = train_merit.optimizer_parameter_groups(model, weight_decay=0.05)
+    decay, no_decay = model_setup.optimizer_parameter_groups(model, weight_decay=0.05)
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     decayed = {names[id(parameter)] for parameter in decay["params"]}
     not_decayed = {names[id(parameter)] for parameter in no_decay["params"]}
@@ -79,7 +80,7 @@ def test_optimizer_groups_decay_exactly_the_linear_weights():
 
 def test_the_text_tower_gets_its_own_learning_rate():
     model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
-    groups = train_merit.optimizer_parameter_groups(model, weight_decay=0.05, text_learning_rate=3e-5)
+    groups = model_setup.optimizer_parameter_groups(model, weight_decay=0.05, text_learning_rate=3e-5)
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     assert [group.get("lr") for group in groups] == [None, None, 3e-5, 3e-5]
     text_names = {names[id(parameter)] for group in groups[2:] for parameter in group["params"]}
@@ -92,10 +93,10 @@ def test_the_text_tower_gets_its_own_learning_rate():
 
 def test_step_seeds_are_fixed_by_the_position_in_training():
     seeds = {
-        train_merit.step_seed(42, step, batch, process) for step in range(20) for batch in range(3) for process in range(2)
+        model_setup.step_seed(42, step, batch, process) for step in range(20) for batch in range(3) for process in range(2)
     }
     assert len(seeds) == 120
-    assert train_merit.step_seed(42, 3, 1, 0) == train_merit.step_seed(42, 3, 1, 0) != train_merit.step_seed(43, 3, 1, 0)
+    assert model_setup.step_seed(42, 3, 1, 0) == model_setup.step_seed(42, 3, 1, 0) != model_setup.step_seed(43, 3, 1, 0)
     assert all(0 <= seed < 2**63 for seed in seeds)
 
 

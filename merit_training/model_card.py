@@ -1,13 +1,14 @@
 # Copyright 2026 The MERIT authors.
 # Licensed under the Apache License, Version 2.0.
-"""Filling the model card template `model_card.md` (repository root).
+"""Filling the model card template `merit_training/model_card.md` (package data, shipped with the package).
 
 The template holds `{{name}}` placeholders (listed in `MODEL_CARD_PLACEHOLDERS`) and a block of notes for whoever
 fills it, between `TEMPLATE_NOTES_START` and `TEMPLATE_NOTES_END`. The training script fills it once per
 checkpoint with `fill_model_card_template` (the architecture and preprocessing sections come from
 `describe_architecture` and `describe_preprocessing`, so they always state what the saved config and processor
 do); `eval_merit.py --model_card` later fills the results table and the `model-index` metadata
-(`merit_evaluation.results.update_model_card`).
+(`merit_evaluation.results.update_model_card`). Training and evaluation both import this module, so it lives in
+`merit_training`, below `merit_evaluation` in the import layers.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-MODEL_CARD_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_card.md"
-"""The template in a source checkout (it is not part of the installed package)."""
+MODEL_CARD_TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card.md"
+"""The template, next to this module (package data: `setup.cfg` ships every `*.md` of the packages)."""
 
 TEMPLATE_NOTES_START = "<!-- template-notes-start"
 TEMPLATE_NOTES_END = "template-notes-end -->"

