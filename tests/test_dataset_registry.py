@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from train_helpers import REPO_ROOT, single_torch_thread, tiny_train_args  # noqa: F401
+from train_helpers import REPO_ROOT, tiny_train_args
 
 import train_merit
 from dataset_scripts.common import ecg_features, multi_hot
