@@ -32,8 +32,21 @@ PACKAGES = ("modeling_merit", "dataset_scripts", "merit_plotting", "merit_traini
 LAYER = {name: index for index, name in enumerate(PACKAGES)}
 SCRIPT_GLOBS = ("*.py", "space/*.py", "benchmarks/*.py", "metrics/*/*.py")
 SCRIPT_MODULES = {"train_merit", "eval_merit", "ablation_merit", "app"}
-# Modules of merit_evaluation that training may use: they import nothing from the evaluation runners.
+# Modules of merit_evaluation that training may import directly.
 SHARED_EVALUATION_MODULES = ("merit_evaluation.metrics", "merit_evaluation.prompts")
+# merit_evaluation's building blocks (the package `__init__` and what it imports): everything else in the package is
+# an evaluation runner, which no merit_training module may reach, directly or through other imports.
+EVALUATION_BUILDING_BLOCKS = {
+    "merit_evaluation",
+    "merit_evaluation._validation",
+    "merit_evaluation.label_fractions",
+    "merit_evaluation.metrics",
+    "merit_evaluation.prompts",
+    "merit_evaluation.report_metrics",
+    "merit_evaluation.results",
+    "merit_evaluation.shifts",
+    "merit_evaluation.thresholds",
+}
 
 
 def module_name(path: Path) -> str:
@@ -93,21 +106,48 @@ def unit(module: str) -> str:
     return "scripts" if module.startswith("script:") else module.split(".")[0]
 
 
-def module_edges(files: dict[str, Path]) -> set[tuple[str, str]]:
+def all_module_edges(files: dict[str, Path]) -> set[tuple[str, str]]:
+    """Every import between project modules, including within a unit; importing `a.b.c` also runs `a` and `a.b`."""
     edges = set()
     for name, path in files.items():
         for target in imported_modules(name, path):
             resolved = resolve(target, files)
-            if resolved is not None and resolved != name and unit(resolved) != unit(name) or (
-                resolved is not None and unit(name) == "scripts" and resolved.startswith("script:") and resolved != name
-            ):
-                edges.add((name, resolved))
+            if resolved is None or resolved == name:
+                continue
+            edges.add((name, resolved))
+            parts = resolved.split(".")
+            for end in range(1, len(parts)):
+                parent = ".".join(parts[:end])
+                if parent in files and parent != name:
+                    edges.add((name, parent))
     return edges
 
 
-def violations(edges: set[tuple[str, str]]) -> list[str]:
+def module_edges(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The edges between different units (and from a script to another script)."""
+    return {(source, target) for source, target in edges if unit(source) != unit(target) or unit(source) == "scripts"}
+
+
+def reached_runners(edges: set[tuple[str, str]], start: str) -> dict[str, list[str]]:
+    """The evaluation runners that importing `start` executes, each with the import chain that reaches it."""
+    chains = {start: [start]}
+    queue = [start]
+    while queue:
+        current = queue.pop()
+        for source, target in sorted(edges):
+            if source == current and target not in chains:
+                chains[target] = chains[current] + [target]
+                queue.append(target)
+    return {
+        module: chain
+        for module, chain in chains.items()
+        if unit(module) == "merit_evaluation" and module not in EVALUATION_BUILDING_BLOCKS
+    }
+
+
+def violations(all_edges: set[tuple[str, str]], files: dict[str, Path]) -> list[str]:
     problems = []
-    for source, target in sorted(edges):
+    for source, target in sorted(module_edges(all_edges)):
         source_unit, target_unit = unit(source), unit(target)
         if source_unit == "scripts":
             if target_unit == "scripts":
@@ -116,13 +156,13 @@ def violations(edges: set[tuple[str, str]]) -> list[str]:
         if target_unit == "scripts":
             problems.append(f"package imports a script: {source} -> {target}")
         elif LAYER[target_unit] > LAYER[source_unit]:
-            shared = source_unit == "merit_training" and target in SHARED_EVALUATION_MODULES
+            shared = source_unit == "merit_training" and target in SHARED_EVALUATION_MODULES + ("merit_evaluation",)
             if not shared:
                 problems.append(f"upward arrow {source_unit} -> {target_unit}: {source} -> {target}")
-    for source, target in sorted(edges):
-        if source in SHARED_EVALUATION_MODULES and target not in SHARED_EVALUATION_MODULES:
-            if LAYER.get(unit(target), len(LAYER)) >= LAYER["merit_training"]:
-                problems.append(f"shared module imports above merit_training: {source} -> {target}")
+    for module in sorted(files):
+        if unit(module) == "merit_training":
+            for runner, chain in sorted(reached_runners(all_edges, module).items()):
+                problems.append(f"training reaches an evaluation runner: {' -> '.join(chain)}")
     return problems
 
 
@@ -131,7 +171,8 @@ def main() -> int:
     parser.add_argument("--modules", action="store_true", help="print module-level edges instead of package-level")
     args = parser.parse_args()
     files = project_files()
-    edges = module_edges(files)
+    all_edges = all_module_edges(files)
+    edges = module_edges(all_edges)
     if args.modules:
         for source, target in sorted(edges):
             print(f"{source} -> {target}")
@@ -141,7 +182,7 @@ def main() -> int:
             by_unit[(unit(source), unit(target))].add(f"{source} -> {target}")
         for (source_unit, target_unit), examples in sorted(by_unit.items()):
             print(f"{source_unit} -> {target_unit}  ({len(examples)} imports)")
-    problems = violations(edges)
+    problems = violations(all_edges, files)
     print(f"\n{len(problems)} rule violation(s)" + (":" if problems else ""))
     for problem in problems:
         print("  " + problem)
