@@ -168,6 +168,7 @@ class MeritECGConfig(PreTrainedConfig):
     >>> model = MeritECGModel(config)
     >>> config.num_patches_per_lead
     20
+
     ```"""
 
     model_type = "merit_ecg"
@@ -319,6 +320,7 @@ class MeritConfig(PreTrainedConfig):
     >>> model = MeritModel(config)
     >>> config.ecg_config.hidden_size, config.text_config.model_type
     (64, 'bert')
+
     ```"""
 
     model_type = "merit"

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -401,6 +400,7 @@ class MeritECGModel(MeritPreTrainedModel):
     >>> out = model(torch.randn(2, 12, 1000))
     >>> out.pooler_output.shape
     torch.Size([2, 64])
+
     ```
     """
 
@@ -632,10 +632,16 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     """
     Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
 
+    This is the only place the MERIT models touch `torch.distributed`: the contrastive negatives
+    ([`contrastive_logits_and_loss`]) and the batch statistics of [`MeritProjectionHead`] are gathered here, and
+    outside a distributed run (or with one process) it is the identity.
+
     With `with_grad`, gradients flow back to every process's slice (differentiable functional all-gather); without it
     only this process's slice is differentiable. Returns the gathered `(world_size * B, ...)` tensor and this
     process's rank (0 and the input itself outside a distributed run).
     """
+    import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor, 0
     rank = dist.get_rank()
@@ -685,6 +691,7 @@ class MeritModel(MeritPreTrainedModel):
     >>> out = model(input_values=ecg, input_ids=input_ids, return_loss=True)
     >>> out.logits_per_ecg.shape
     torch.Size([2, 2])
+
     ```
     """
 
@@ -876,6 +883,7 @@ class MeritForPreTraining(MeritModel):
     >>> out = model(input_values=torch.randn(2, 12, 1000), input_ids=torch.randint(1000, 2000, (2, 8)))
     >>> out.loss.shape, out.mask.shape
     (torch.Size([]), torch.Size([2, 12, 20]))
+
     ```
     """
 
@@ -1012,6 +1020,7 @@ class MeritForECGClassification(MeritPreTrainedModel):
     >>> out = model(torch.randn(2, 12, 1000), labels=torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     >>> out.logits.shape
     torch.Size([2, 2])
+
     ```
     """
 

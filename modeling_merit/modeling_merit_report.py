@@ -184,6 +184,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
     (torch.Size([]), torch.Size([2, 11, 1000]))
     >>> model.eval().generate(torch.randn(1, 12, 1000), max_new_tokens=3).shape
     torch.Size([1, 3])
+
     ```
     """
 
