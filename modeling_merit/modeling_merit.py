@@ -6,10 +6,14 @@ Shape conventions used in the docstrings:
     B = batch size, L = number of leads (12), T = samples per lead (`config.num_samples`),
     P = `config.patch_size`, N = T // P patches per lead, K = visible patches per lead (N, or
     `config.num_patches_to_keep` when masking), S = L * (K + 2) encoder tokens (each lead: separator, K patches,
-    separator), H = encoder width, E = `projection_dim`.
+    separator), H = encoder width, E = `projection_dim`, A = attention heads.
+
+Attention goes through the library's attention interface: `config._attn_implementation` (set with
+`from_pretrained(..., attn_implementation="eager" | "sdpa")`) selects the kernel, and the default is SDPA. Per-layer
+attention weights (`output_attentions=True`) need `"eager"`; SDPA computes none (the library then warns).
 """
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,9 +22,14 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.utils import ModelOutput, logging
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_merit import MeritConfig, MeritECGConfig
 
@@ -47,7 +56,10 @@ class MeritECGModelOutput(ModelOutput):
         Returned when masking was applied: for each lead, the permutation that puts the shuffled patches back in
         time order.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-        The embeddings and the output of every layer, each `(B, S, H)`.
+        The embeddings and the output of every layer (before the final LayerNorm), each `(B, S, H)`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        The attention probabilities of every layer, each `(B, A, S, S)`; keys of missing leads get 0. Only the eager
+        attention implementation computes them.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -55,6 +67,7 @@ class MeritECGModelOutput(ModelOutput):
     mask: torch.FloatTensor | None = None
     ids_restore: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -72,9 +85,9 @@ class MeritOutput(ModelOutput):
     text_embeds (`torch.FloatTensor` of shape `(B, E)`):
         L2-normalised projected report embeddings.
     ecg_model_output ([`MeritECGModelOutput`]):
-        Output of the ECG tower.
+        Output of the ECG tower (with its `hidden_states` / `attentions` when asked for).
     text_model_output (`ModelOutput`):
-        Output of the text tower.
+        Output of the text tower (with its `hidden_states` / `attentions` when asked for).
     """
 
     loss: torch.FloatTensor | None = None
@@ -85,7 +98,8 @@ class MeritOutput(ModelOutput):
     ecg_model_output: MeritECGModelOutput | None = None
     text_model_output: ModelOutput | None = None
 
-    def to_tuple(self):
+    def to_tuple(self) -> tuple:
+        # the nested tower outputs become tuples too, as in CLIPOutput
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
 
 
@@ -114,6 +128,10 @@ class MeritForPreTrainingOutput(ModelOutput):
         `config.reconstruction_loss_weight` is 0.
     mask (`torch.FloatTensor` of shape `(B, L, N)`):
         1 for a hidden patch, 0 for a visible one.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        Those of the masked encoder pass (see [`MeritECGModelOutput`]), each `(B, S, H)` with `K` visible patches.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        Those of the masked encoder pass, each `(B, A, S, S)`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -125,6 +143,8 @@ class MeritForPreTrainingOutput(ModelOutput):
     text_embeds: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
     mask: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -230,45 +250,87 @@ class MeritECGEmbeddings(nn.Module):
         return torch.cat([start, tokens, end], dim=2)
 
 
-def eager_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float
-) -> torch.Tensor:
-    """Plain softmax(QK^T / sqrt(d)) V; the same contract as `F.scaled_dot_product_attention` with a boolean mask."""
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Plain `softmax(Q K^T * scaling + mask) V`, the reference the other attention implementations must match.
+
+    Args:
+        query, key, value (`torch.FloatTensor` of shape `(B, A, S, D / A)`).
+        attention_mask (`torch.FloatTensor` of shape `(B, 1, S, S)`, *optional*): additive (0 for a key that may be
+            attended to, the dtype's minimum for one that may not), as `create_bidirectional_mask` makes it for
+            `"eager"`.
+
+    Returns:
+        `(attn_output, attn_weights)`: `(B, S, A, D / A)` and the probabilities `(B, A, S, S)`.
+    """
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    probabilities = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
-    return probabilities @ value
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
 
 
 class MeritAttention(nn.Module):
-    """Multi-head self-attention over `(B, S, D)` tokens; SDPA by default, `eager` as the plain reference."""
+    """
+    Multi-head self-attention over `(B, S, D)` tokens, computed by the kernel `config._attn_implementation` names
+    (`ALL_ATTENTION_FUNCTIONS`; [`eager_attention_forward`] for `"eager"`).
+    """
 
     def __init__(self, config: MeritECGConfig, hidden_size: int, num_heads: int):
         super().__init__()
         self.config = config
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = False  # read by the SDPA and flash kernels
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
         self.output = nn.Linear(hidden_size, hidden_size)
-        self.dropout = config.attention_probs_dropout_prob
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
             hidden_states (`torch.FloatTensor` of shape `(B, S, D)`).
-            attention_mask (`torch.BoolTensor` of shape `(B, 1, 1, S)`, *optional*): True for keys that may be
-                attended to.
+            attention_mask (*optional*): the mask `create_bidirectional_mask` made for the configured attention
+                implementation (additive `(B, 1, S, S)` floats for eager, booleans for SDPA), or `None` (no padding).
+
+        Returns:
+            `(output, attn_weights)`: `(B, S, D)`, and the probabilities `(B, A, S, S)` (`None` unless eager).
         """
-        batch_size, seq_len, width = hidden_states.shape
+        batch_size, seq_len, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        dropout = self.dropout if self.training else 0.0
-        if getattr(self.config, "_attn_implementation", None) == "eager":
-            context = eager_attention(query, key, value, attention_mask, dropout)
-        else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        return self.output(context.transpose(1, 2).reshape(batch_size, seq_len, width))
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(batch_size, seq_len, -1).contiguous()
+        return self.output(attn_output), attn_weights
 
 
 class MeritLayer(GradientCheckpointingLayer):
@@ -284,18 +346,29 @@ class MeritLayer(GradientCheckpointingLayer):
         self.mlp_out = nn.Linear(intermediate_size, hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
         """`(B, S, D)` -> `(B, S, D)`; `attention_mask` as in [`MeritAttention`]."""
-        hidden_states = hidden_states + self.dropout(self.attention(self.attention_norm(hidden_states), attention_mask))
+        attention_output, _ = self.attention(self.attention_norm(hidden_states), attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attention_output)
         mlp = self.mlp_out(self.activation(self.mlp_in(self.mlp_norm(hidden_states))))
         return hidden_states + self.dropout(mlp)
 
 
-def key_padding_mask(token_lead_present: torch.Tensor) -> torch.Tensor | None:
-    """`(B, S)` bool (True = token of a present lead) -> `(B, 1, 1, S)` attention mask, or `None` when all present."""
-    if bool(token_lead_present.all()):
-        return None
-    return token_lead_present[:, None, None, :]
+def lead_padding_mask(config: MeritECGConfig, hidden_states: torch.Tensor, token_lead_present: torch.Tensor):
+    """
+    The attention mask that keeps the tokens of missing leads out of the keys, in the form the configured attention
+    implementation takes (see `create_bidirectional_mask`), or `None` when every lead is present.
+
+    Args:
+        hidden_states (`torch.FloatTensor` of shape `(B, S, D)`): the tokens (for the batch size, dtype and device).
+        token_lead_present (`torch.BoolTensor` of shape `(B, S)`): True for a token of a present lead.
+    """
+    return create_bidirectional_mask(config=config, inputs_embeds=hidden_states, attention_mask=token_lead_present)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -313,6 +386,8 @@ class MeritPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["MeritLayer"]
+    # what `capture_outputs` (on MeritECGModel.forward) records for `output_hidden_states` / `output_attentions`
+    _can_record_outputs = {"hidden_states": MeritLayer, "attentions": MeritAttention}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with an `auto_map` that names every MERIT Auto class of this config.
@@ -381,7 +456,6 @@ class MeritPreTrainedModel(PreTrainedModel):
 # --------------------------------------------------------------------------------------------------------------------
 # ECG tower
 # --------------------------------------------------------------------------------------------------------------------
-
 
 class MeritECGModel(MeritPreTrainedModel):
     r"""
@@ -456,15 +530,15 @@ class MeritECGModel(MeritPreTrainedModel):
             raise ValueError(f"`lead_mask` marks every lead as missing for batch item(s) {empty}.")
         return lead_mask
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         input_values: torch.Tensor,
         lead_mask: torch.Tensor | None = None,
         apply_masking: bool = False,
         noise: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritECGModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritECGModelOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`):
@@ -478,13 +552,11 @@ class MeritECGModel(MeritPreTrainedModel):
                 Makes the masking deterministic (see [`random_lead_masking`]); implies `apply_masking=True`.
             output_hidden_states (`bool`, *optional*):
                 Also return the input and output of every layer.
+            output_attentions (`bool`, *optional*):
+                Also return the attention probabilities of every layer (eager attention only).
             return_dict (`bool`, *optional*):
                 Return a [`MeritECGModelOutput`] rather than a tuple.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         patches = self.patchify(input_values)
         lead_mask = self._checked_lead_mask(input_values, lead_mask)
         patches = torch.where(lead_mask[:, :, None, None], patches, torch.zeros((), dtype=patches.dtype, device=patches.device))
@@ -499,13 +571,10 @@ class MeritECGModel(MeritPreTrainedModel):
         tokens_per_lead = tokens.shape[2]
         hidden_states = tokens.flatten(1, 2)
         token_present = lead_mask[:, :, None].expand(-1, -1, tokens_per_lead).flatten(1)
-        attention_mask = key_padding_mask(token_present)
+        attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
 
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
         hidden_states = self.layernorm(hidden_states)
 
         patch_tokens = hidden_states.unflatten(1, (num_leads, tokens_per_lead))[:, :, 1:-1]  # (B, L, K, H)
@@ -513,14 +582,7 @@ class MeritECGModel(MeritPreTrainedModel):
         pooled = (patch_tokens * weights).sum(dim=(1, 2)) / (weights.sum(dim=(1, 2)) * patch_tokens.shape[2])
         pooled = self.pooler_norm(pooled)
 
-        output = MeritECGModelOutput(
-            last_hidden_state=hidden_states,
-            pooler_output=pooled,
-            mask=mask,
-            ids_restore=ids_restore,
-            hidden_states=all_hidden_states,
-        )
-        return output if return_dict else output.to_tuple()
+        return MeritECGModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, mask=mask, ids_restore=ids_restore)
 
 
 class MeritDecoder(nn.Module):
@@ -567,7 +629,8 @@ class MeritDecoder(nn.Module):
             hidden_states, attention_mask = hidden_states.flatten(0, 1), None
         else:
             hidden_states = hidden_states.flatten(1, 2)
-            attention_mask = key_padding_mask(lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1))
+            token_present = lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1)
+            attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask)
         hidden_states = self.norm(hidden_states).reshape(batch_size, num_leads, num_patches + 2, -1)
@@ -633,8 +696,8 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
 
     This is the only place the MERIT models touch `torch.distributed`: the contrastive negatives
-    ([`contrastive_logits_and_loss`]) and the batch statistics of [`MeritProjectionHead`] are gathered here, and
-    outside a distributed run (or with one process) it is the identity.
+    ([`contrastive_logits`]) and the batch statistics of [`MeritProjectionHead`] are gathered here, and outside a
+    distributed run (or with one process) it is the identity.
 
     With `with_grad`, gradients flow back to every process's slice (differentiable functional all-gather); without it
     only this process's slice is differentiable. Returns the gathered `(world_size * B, ...)` tensor and this
@@ -655,23 +718,32 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     return torch.cat(gathered, dim=0), rank
 
 
-def contrastive_logits_and_loss(
+def contrastive_logits(
     ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, gather_with_grad: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """
-    Symmetric InfoNCE between L2-normalised ECG and report embeddings `(B, E)`; pair `i` is the positive of row `i`.
+    Scaled cosine similarities between L2-normalised ECG and report embeddings `(B, E)`; in a distributed run, the
+    columns are the embeddings of every process.
 
-    In a distributed run, the negatives are the embeddings of every process. Returns `(loss, logits_per_ecg,
-    logits_per_text)`, the logits of shape `(B, B_all)`.
+    Returns `(logits_per_ecg, logits_per_text, rank)`: the logits of shape `(B, B_all)`, and this process's rank
+    (its own pairs are columns `rank * B` to `(rank + 1) * B - 1`).
     """
     all_ecg, rank = gather_across_processes(ecg_embeds, gather_with_grad)
     all_text, _ = gather_across_processes(text_embeds, gather_with_grad)
     scale = logit_scale.exp()
     logits_per_ecg = scale * ecg_embeds @ all_text.t()
     logits_per_text = scale * text_embeds @ all_ecg.t()
-    targets = torch.arange(ecg_embeds.shape[0], device=ecg_embeds.device) + rank * ecg_embeds.shape[0]
-    loss = (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
-    return loss, logits_per_ecg, logits_per_text
+    return logits_per_ecg, logits_per_text, rank
+
+
+def contrastive_loss(logits_per_ecg: torch.Tensor, logits_per_text: torch.Tensor, rank: int = 0) -> torch.Tensor:
+    """
+    Symmetric InfoNCE of the logits `(B, B_all)` of [`contrastive_logits`]: the mean of the ECG->text and text->ECG
+    cross-entropies, pair `i` being the positive of row `i`.
+    """
+    batch_size = logits_per_ecg.shape[0]
+    targets = torch.arange(batch_size, device=logits_per_ecg.device) + rank * batch_size
+    return (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
 
 class MeritModel(MeritPreTrainedModel):
@@ -689,8 +761,8 @@ class MeritModel(MeritPreTrainedModel):
     >>> ecg = torch.randn(2, 12, 1000)
     >>> input_ids = torch.randint(1000, 2000, (2, 8))
     >>> out = model(input_values=ecg, input_ids=input_ids, return_loss=True)
-    >>> out.logits_per_ecg.shape
-    torch.Size([2, 2])
+    >>> out.logits_per_ecg.shape, out.loss.shape
+    (torch.Size([2, 2]), torch.Size([]))
 
     ```
     """
@@ -754,8 +826,10 @@ class MeritModel(MeritPreTrainedModel):
         for name, parameter in self.text_model.named_parameters():
             parameter.requires_grad_(name not in frozen)
 
+    # ------------------------------------------------------------------------------------------------ features
+
     def get_ecg_features(
-        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
     ) -> torch.FloatTensor:
         """
         Projected, un-normalised ECG embeddings.
@@ -781,15 +855,17 @@ class MeritModel(MeritPreTrainedModel):
         weights = attention_mask[:, :, None].to(hidden_states.dtype)
         return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    def _text_forward(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[ModelOutput, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": True}
+    def _text_forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple[ModelOutput, torch.Tensor]:
+        """The text tower's output and the pooled report features `(B, H_text)` (`config.text_pooling`)."""
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         if self.config.text_freeze == "all":
             with torch.no_grad():
-                text_output = self.text_model(**kwargs)
+                text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         else:
-            text_output = self.text_model(**kwargs)
+            text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         return text_output, self._pool_text(text_output, attention_mask)
 
     def get_text_features(
@@ -815,20 +891,26 @@ class MeritModel(MeritPreTrainedModel):
         """The log inverse temperature, clamped at `config.logit_scale_max`."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max)
 
-    def align(self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def align(
+        self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor, return_loss: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
-        Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes the symmetric
-        contrastive loss (negatives gathered across processes in a distributed run).
+        Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes their logits
+        (negatives gathered across processes in a distributed run) and, with `return_loss`, the symmetric
+        contrastive loss.
 
-        Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`.
+        Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`; `loss` is `None` without
+        `return_loss`.
         """
         ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
         text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
-        loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
+        logits_per_ecg, logits_per_text, rank = contrastive_logits(
             ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
         )
+        loss = contrastive_loss(logits_per_ecg, logits_per_text, rank) if return_loss else None
         return loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -837,8 +919,8 @@ class MeritModel(MeritPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
@@ -846,17 +928,20 @@ class MeritModel(MeritPreTrainedModel):
             lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
-            return_loss (`bool`, *optional*): also return the symmetric contrastive loss.
+            return_loss (`bool`, *optional*): also compute the symmetric contrastive loss.
+            output_hidden_states, output_attentions (`bool`, *optional*): passed to both towers; their outputs are
+                in `ecg_model_output` / `text_model_output`.
             return_dict (`bool`, *optional*): return a [`MeritOutput`] rather than a tuple.
         """
         if input_values is None or input_ids is None:
             raise ValueError("MeritModel.forward needs both `input_values` (ECGs) and `input_ids` (reports).")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
-        text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_output.pooler_output, text_pooled)
-        output = MeritOutput(
-            loss=loss if return_loss else None,
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
+        text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids, **kwargs)
+        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
+            ecg_output.pooler_output, text_pooled, return_loss=bool(return_loss)
+        )
+        return MeritOutput(
+            loss=loss,
             logits_per_ecg=logits_per_ecg,
             logits_per_text=logits_per_text,
             ecg_embeds=ecg_embeds,
@@ -864,7 +949,6 @@ class MeritModel(MeritPreTrainedModel):
             ecg_model_output=ecg_output,
             text_model_output=text_output,
         )
-        return output if return_dict else output.to_tuple()
 
 
 class MeritForPreTraining(MeritModel):
@@ -930,6 +1014,7 @@ class MeritForPreTraining(MeritModel):
         per_patch = torch.where(weights > 0, per_patch, torch.zeros((), dtype=per_patch.dtype, device=per_patch.device))
         return (per_patch * weights).sum() / weights.sum().clamp(min=1.0)
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -938,10 +1023,11 @@ class MeritForPreTraining(MeritModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-        return_loss: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritForPreTrainingOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritForPreTrainingOutput:
         r"""
+        The losses are always computed.
+
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
             input_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*): tokenised reports; without them
@@ -950,14 +1036,15 @@ class MeritForPreTraining(MeritModel):
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
             noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic.
-            return_loss (`bool`, *optional*): accepted for API symmetry; the losses are always computed.
+            output_hidden_states, output_attentions (`bool`, *optional*): those of the masked encoder pass.
             return_dict (`bool`, *optional*): return a [`MeritForPreTrainingOutput`] rather than a tuple.
         """
         if input_values is None:
             raise ValueError("MeritForPreTraining.forward needs `input_values` (ECGs).")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
-        masked = self.ecg_model(input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True)
+        masked = self.ecg_model(
+            input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True, **kwargs
+        )
         # a branch whose loss weight is 0 (the single-objective ablations) is not computed at all
         loss = reconstruction = reconstruction_loss = None
         if self.config.reconstruction_loss_weight > 0:
@@ -973,7 +1060,9 @@ class MeritForPreTraining(MeritModel):
             else:
                 ecg_pooled = masked.pooler_output
             _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_pooled, text_pooled)
+            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
+                ecg_pooled, text_pooled, return_loss=True
+            )
             weighted = self.config.contrastive_loss_weight * contrastive_loss
             loss = weighted if loss is None else loss + weighted
         if loss is None:
@@ -982,7 +1071,7 @@ class MeritForPreTraining(MeritModel):
                 "contrastive loss, its only objective."
             )
 
-        output = MeritForPreTrainingOutput(
+        return MeritForPreTrainingOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
             contrastive_loss=contrastive_loss,
@@ -992,8 +1081,9 @@ class MeritForPreTraining(MeritModel):
             text_embeds=text_embeds,
             reconstruction=reconstruction,
             mask=masked.mask,
+            hidden_states=masked.hidden_states,
+            attentions=masked.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1004,9 +1094,9 @@ class MeritForPreTraining(MeritModel):
 class MeritForECGClassification(MeritPreTrainedModel):
     r"""
     A linear head on the pooled ECG features, for multi-label (`problem_type="multi_label_classification"`, BCE)
-    or single-label (`"single_label_classification"`, cross-entropy) ECG classification. With
-    `config.freeze_ecg_encoder=True` only the head is trained (linear probing). Loads the ECG tower of any MERIT
-    checkpoint; the text tower is not built.
+    or single-label (`"single_label_classification"`, cross-entropy) ECG classification. Loads the ECG tower of any
+    MERIT checkpoint; the text tower is not built. With
+    `config.freeze_ecg_encoder=True` only the head is trained (linear probing).
 
     Example:
 
@@ -1039,14 +1129,14 @@ class MeritForECGClassification(MeritPreTrainedModel):
         """Linear probing: with `config.freeze_ecg_encoder` only the head is trainable."""
         self.ecg_model.requires_grad_(not self.config.freeze_ecg_encoder)
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         lead_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
@@ -1055,24 +1145,26 @@ class MeritForECGClassification(MeritPreTrainedModel):
                 indices for single-label classification. When `config.problem_type` is unset it is inferred from
                 them (and stored in the config).
             output_hidden_states (`bool`, *optional*): also return every encoder layer's states.
+            output_attentions (`bool`, *optional*): also return every encoder layer's attention probabilities
+                (eager attention only).
             return_dict (`bool`, *optional*): return a `SequenceClassifierOutput` rather than a tuple.
 
         Returns:
             `SequenceClassifierOutput` with `logits` of shape `(B, num_labels)`.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if self.config.freeze_ecg_encoder:
             with torch.no_grad():
-                ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
+                ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
         else:
-            ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
+            ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(ecg_output.pooler_output))
 
         loss = None
         if labels is not None:
             loss = self.classification_loss(logits, labels.to(logits.device))
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=ecg_output.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=ecg_output.hidden_states, attentions=ecg_output.attentions
+        )
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """BCE-with-logits (multi-label) or cross-entropy (single-label) of `logits` `(B, C)` against `labels`."""

@@ -1,6 +1,8 @@
-"""MERIT model classes on tiny configs: shapes, masking, missing leads, losses, freezing, save/load."""
+"""MERIT model classes on tiny configs: shapes, masking, missing leads, losses, attention implementations and
+weights, freezing, save/load across heads."""
 
 import copy
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -100,6 +102,16 @@ def test_pretraining_shapes(decoder_mode, contrastive_view):
     ecg_only = model(input_values=ecg_batch())
     assert ecg_only.contrastive_loss is None and ecg_only.logits_per_ecg is None
     torch.testing.assert_close(ecg_only.loss, ecg_only.reconstruction_loss)
+
+
+def test_pretraining_losses_are_always_computed_and_tuples_on_request():
+    model = MeritForPreTraining(tiny_config())
+    assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument
+    out = model(input_values=ecg_batch(), noise=torch.rand(BATCH, 12, 20), return_dict=False)
+    assert isinstance(out, tuple) and out[0].shape == ()
+    dual = MeritModel(tiny_config()).eval()
+    as_tuple = dual(input_values=ecg_batch(), input_ids=text_batch()[0], return_loss=True, return_dict=False)
+    assert as_tuple[0].shape == () and isinstance(as_tuple[-1], tuple)  # the nested tower outputs become tuples too
 
 
 def test_loss_weights():
@@ -244,6 +256,104 @@ def test_sdpa_matches_eager_attention():
     torch.testing.assert_close(
         sdpa(ecg_batch(), lead_mask=lead_mask).pooler_output, eager(ecg_batch(), lead_mask=lead_mask).pooler_output
     )
+
+
+def _lead_mask_with_missing_leads() -> torch.Tensor:
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.long)
+    lead_mask[0, [1, 6, 11]] = 0
+    lead_mask[2, 5:] = 0
+    return lead_mask
+
+
+def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path):
+    """`from_pretrained(attn_implementation=...)` reaches every attention layer (encoder, decoder, text tower), and the
+    two kernels agree on every output, with missing leads (key padding) in the encoder and the joint decoder."""
+    MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": "joint"})).save_pretrained(tmp_path)
+    models = {
+        implementation: MeritForPreTraining.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        for implementation in ("eager", "sdpa")
+    }
+    for implementation, model in models.items():
+        assert model.config._attn_implementation == implementation
+        attention_layers = [module for module in model.modules() if type(module).__name__ == "MeritAttention"]
+        assert len(attention_layers) == 2 + 1  # encoder + decoder
+        assert {layer.config._attn_implementation for layer in attention_layers} == {implementation}
+        assert model.text_model.config._attn_implementation == implementation
+    input_ids, attention_mask = text_batch()
+    inputs = dict(
+        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask,
+        lead_mask=_lead_mask_with_missing_leads(), noise=torch.rand(BATCH, 12, 20),
+    )
+    with torch.no_grad():
+        eager, sdpa = (models[implementation](**inputs) for implementation in ("eager", "sdpa"))
+        for name in ("loss", "reconstruction", "logits_per_ecg", "ecg_embeds", "text_embeds"):
+            torch.testing.assert_close(sdpa[name], eager[name], atol=1e-5, rtol=1e-5, msg=name)
+        encoder_outputs = [
+            models[implementation].ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"])
+            for implementation in ("eager", "sdpa")
+        ]
+    torch.testing.assert_close(
+        encoder_outputs[1].last_hidden_state, encoder_outputs[0].last_hidden_state, atol=1e-5, rtol=1e-5
+    )
+
+
+def _check_attentions(attentions, num_layers: int, tokens_per_lead: int, lead_mask: torch.Tensor) -> None:
+    """Per-layer `(B, heads, S, S)` probabilities: rows sum to 1, keys of missing leads get nothing."""
+    tokens = 12 * tokens_per_lead
+    assert isinstance(attentions, tuple) and len(attentions) == num_layers
+    key_present = lead_mask.bool()[:, :, None].expand(-1, -1, tokens_per_lead).flatten(1)  # (B, S)
+    for weights in attentions:
+        assert weights.shape == (BATCH, 2, tokens, tokens)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(BATCH, 2, tokens))
+        assert torch.all(weights.masked_select(~key_present[:, None, None, :]) == 0)
+
+
+def test_output_attentions_from_every_model():
+    config = tiny_config(num_labels=3)
+    config._attn_implementation = "eager"
+    lead_mask = _lead_mask_with_missing_leads()
+    input_ids, attention_mask = text_batch()
+    keep = config.ecg_config.num_patches_to_keep
+
+    encoder = MeritECGModel(config.ecg_config).eval()
+    out = encoder(ecg_batch(), lead_mask=lead_mask, output_attentions=True, output_hidden_states=True)
+    _check_attentions(out.attentions, 2, 22, lead_mask)
+    assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (BATCH, 12 * 22, 64)
+    # without the flags nothing is recorded
+    plain = encoder(ecg_batch(), lead_mask=lead_mask)
+    assert plain.attentions is None and plain.hidden_states is None
+    torch.testing.assert_close(plain.last_hidden_state, out.last_hidden_state)
+
+    dual = MeritModel(config).eval()
+    out = dual(
+        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, lead_mask=lead_mask,
+        output_attentions=True,
+    )
+    _check_attentions(out.ecg_model_output.attentions, 2, 22, lead_mask)
+    assert len(out.text_model_output.attentions) == 2  # the text tower gets the flag too, as in CLIP
+
+    pretraining = MeritForPreTraining(config).eval()
+    out = pretraining(
+        input_values=ecg_batch(), input_ids=input_ids, lead_mask=lead_mask, output_attentions=True,
+        output_hidden_states=True,
+    )
+    _check_attentions(out.attentions, 2, keep + 2, lead_mask)  # those of the masked pass
+    assert len(out.hidden_states) == 3 and out.hidden_states[-1].shape == (BATCH, 12 * (keep + 2), 64)
+    assert out.reconstruction.shape == (BATCH, 12, 20, 50)
+
+    classifier = MeritForECGClassification(config).eval()
+    out = classifier(ecg_batch(), lead_mask=lead_mask, output_attentions=True)
+    _check_attentions(out.attentions, 2, 22, lead_mask)
+    as_tuple = classifier(ecg_batch(), lead_mask=lead_mask, output_attentions=True, return_dict=False)
+    torch.testing.assert_close(as_tuple[0], out.logits)
+    assert len(as_tuple[1]) == 2
+
+
+def test_sdpa_computes_no_attention_weights():
+    """As in transformers 5 (ViT, CLIP): SDPA does not fall back to eager; the weights need `attn_implementation="eager"`."""
+    model = MeritECGModel(tiny_config().ecg_config).eval()
+    assert model.config._attn_implementation == "sdpa"
+    assert model(ecg_batch(), output_attentions=True).attentions == ()
 
 
 def test_gradient_checkpointing_gives_same_gradients():
