@@ -211,7 +211,7 @@ def optimizer_parameter_groups(
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        is_text = text_learning_rate is not None and name.startswith("text_model.")
+        is_text = text_learning_rate is not None and name.startswith(("text_model.", "merit.text_model."))
         groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
     parameter_groups = [
         {"params": groups[(False, True)], "weight_decay": weight_decay},

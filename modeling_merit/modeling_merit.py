@@ -22,6 +22,8 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -457,6 +459,15 @@ class MeritPreTrainedModel(PreTrainedModel):
 # ECG tower
 # --------------------------------------------------------------------------------------------------------------------
 
+# Keys of a MERIT checkpoint that are not the ECG tower's: the ECG-only models leave them out without listing them.
+# `merit.` is where MeritForPreTraining holds its MeritModel (checkpoints from before that have no prefix).
+OTHER_TOWER_KEYS = [
+    r"^(merit\.)?(text_model|text_projection|ecg_projection)\.",
+    r"^(merit\.)?logit_scale$",
+    r"^decoder\.",
+]
+
+
 class MeritECGModel(MeritPreTrainedModel):
     r"""
     The MERIT ECG encoder: a per-lead patch transformer over 12-lead ECGs of shape `(B, 12, num_samples)`.
@@ -481,6 +492,7 @@ class MeritECGModel(MeritPreTrainedModel):
     config_class = MeritECGConfig
     base_model_prefix = "ecg_model"
     input_modalities = ("ecg",)
+    _keys_to_ignore_on_load_unexpected = OTHER_TOWER_KEYS + [r"^classifier\."]
 
     def __init__(self, config: MeritECGConfig):
         super().__init__(config)
@@ -583,6 +595,16 @@ class MeritECGModel(MeritPreTrainedModel):
         pooled = self.pooler_norm(pooled)
 
         return MeritECGModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, mask=mask, ids_restore=ids_restore)
+
+
+# A checkpoint of MeritForPreTraining holds the ECG tower under `merit.ecg_model.`, one level deeper than the
+# `base_model_prefix` the library adds or strips on its own; this renaming lets MeritECGModel and
+# MeritForECGClassification read it. Scoped to the tower (keys already under its prefix are left alone), it does
+# nothing to MeritModel / MeritForPreTraining, and its reverse (applied on save) matches no key, so it never changes
+# what any model writes.
+register_checkpoint_conversion_mapping(
+    "MeritECGModel", [WeightRenaming(r"^merit\.ecg_model\.", "ecg_model.")], overwrite=True
+)
 
 
 class MeritDecoder(nn.Module):
@@ -951,11 +973,15 @@ class MeritModel(MeritPreTrainedModel):
         )
 
 
-class MeritForPreTraining(MeritModel):
+class MeritForPreTraining(MeritPreTrainedModel):
     r"""
     MERIT pretraining: masked ECG modelling (per-lead random masking, a light decoder, MSE on the hidden patches)
     plus ECG-report contrastive alignment on `config.contrastive_view`, weighted by the config's loss weights.
     Without `input_ids` only the reconstruction loss is computed.
+
+    It holds a [`MeritModel`] (`merit`, the weights under `merit.` in its checkpoints) and the reconstruction decoder
+    (`decoder`). A checkpoint saved before it held one (MERIT <= 0.2, keys without `merit.`) loads as well: the
+    library adds the `base_model_prefix` itself.
 
     Example:
 
@@ -971,12 +997,40 @@ class MeritForPreTraining(MeritModel):
     ```
     """
 
-    _keys_to_ignore_on_load_unexpected = None
-
     def __init__(self, config: MeritConfig):
         super().__init__(config)
+        self.merit = MeritModel(config)
         self.decoder = MeritDecoder(config.ecg_config)
         self.post_init()
+
+    @property
+    def ecg_model(self) -> MeritECGModel:
+        """The ECG tower (`merit.ecg_model`)."""
+        return self.merit.ecg_model
+
+    @property
+    def text_model(self) -> PreTrainedModel:
+        """The text tower (`merit.text_model`)."""
+        return self.merit.text_model
+
+    def get_ecg_features(
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.FloatTensor:
+        """[`MeritModel.get_ecg_features`]: projected, un-normalised ECG embeddings `(B, E)`."""
+        return self.merit.get_ecg_features(input_values, lead_mask, **kwargs)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.FloatTensor:
+        """[`MeritModel.get_text_features`]: projected, un-normalised report embeddings `(B, E)`."""
+        return self.merit.get_text_features(input_ids, attention_mask, token_type_ids)
+
+    def apply_freezing(self) -> None:
+        """[`MeritModel.apply_freezing`]: the text tower as `config.text_freeze` says."""
+        self.merit.apply_freezing()
 
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
@@ -1059,8 +1113,8 @@ class MeritForPreTraining(MeritModel):
                 ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
             else:
                 ecg_pooled = masked.pooler_output
-            _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
+            _, text_pooled = self.merit._text_forward(input_ids, attention_mask, token_type_ids)
+            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.merit.align(
                 ecg_pooled, text_pooled, return_loss=True
             )
             weighted = self.config.contrastive_loss_weight * contrastive_loss
@@ -1095,7 +1149,7 @@ class MeritForECGClassification(MeritPreTrainedModel):
     r"""
     A linear head on the pooled ECG features, for multi-label (`problem_type="multi_label_classification"`, BCE)
     or single-label (`"single_label_classification"`, cross-entropy) ECG classification. Loads the ECG tower of any
-    MERIT checkpoint; the text tower is not built. With
+    MERIT checkpoint (pretraining, dual encoder, classifier or bare ECG tower); the text tower is not built. With
     `config.freeze_ecg_encoder=True` only the head is trained (linear probing).
 
     Example:
@@ -1114,7 +1168,9 @@ class MeritForECGClassification(MeritPreTrainedModel):
     ```
     """
 
-    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^ecg_projection\.", r"^logit_scale", r"^decoder\."]
+    # the ECG tower is the base model: a bare MeritECGModel checkpoint gets `ecg_model.` added by the library
+    base_model_prefix = "ecg_model"
+    _keys_to_ignore_on_load_unexpected = OTHER_TOWER_KEYS
 
     def __init__(self, config: MeritConfig):
         super().__init__(config)

@@ -85,3 +85,25 @@ def test_a_0_2_0_checkpoint_gives_its_saved_outputs(v0_2_0_dir, model_class):
         np.testing.assert_allclose(output.logits_per_ecg.numpy(), expected["logits_per_ecg"], rtol=1e-5, atol=1e-5)
         for name in ("loss", "reconstruction_loss", "contrastive_loss"):
             np.testing.assert_allclose(getattr(output, name).numpy(), expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_a_0_2_0_checkpoint_loads_into_every_head_and_is_re_saved_with_the_new_layout(v0_2_0_dir, tmp_path):
+    from safetensors import safe_open
+
+    from modeling_merit import MeritECGModel, MeritForECGClassification
+
+    expected = np.load(v0_2_0_dir / "expected_outputs.npz")
+    input_values, lead_mask = torch.from_numpy(expected["input_values"]), torch.from_numpy(expected["lead_mask"])
+    model, info = MeritForPreTraining.from_pretrained(v0_2_0_dir, output_loading_info=True)
+    assert not any(info.values())  # every flat key found its place under `merit.`
+    model.save_pretrained(tmp_path)
+    with safe_open(tmp_path / "model.safetensors", "pt") as saved:
+        assert {key.split(".")[0] for key in saved.keys()} == {"merit", "decoder"}
+    for model_class, kwargs in ((MeritECGModel, {}), (MeritForECGClassification, {"num_labels": 2})):
+        for path in (v0_2_0_dir, tmp_path):  # the old layout and the new one
+            loaded, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+            assert not info["missing_keys"] or all(key.startswith("classifier.") for key in info["missing_keys"])
+            encoder = loaded.eval() if model_class is MeritECGModel else loaded.eval().ecg_model
+            with torch.no_grad():
+                pooled = encoder(input_values, lead_mask=lead_mask).pooler_output
+            np.testing.assert_allclose(pooled.numpy(), expected["pooler_output"], rtol=1e-5, atol=1e-5)

@@ -397,13 +397,14 @@ def test_text_freeze_all_blocks_every_text_gradient():
     model, with_grad = _text_gradients("all")
     assert with_grad == set()
     assert all(not p.requires_grad for p in model.text_model.parameters())
-    assert all(p.grad is not None for p in model.text_projection.parameters()) and model.logit_scale.grad is not None
-    assert all(p.grad is not None for p in model.ecg_projection.parameters())
+    assert all(p.grad is not None for p in model.merit.text_projection.parameters())
+    assert model.merit.logit_scale.grad is not None
+    assert all(p.grad is not None for p in model.merit.ecg_projection.parameters())
 
 
 def test_text_freeze_first_layers_only():
     model, with_grad = _text_gradients(1)
-    frozen = set(model.frozen_text_parameter_names())
+    frozen = set(model.merit.frozen_text_parameter_names())
     assert frozen and all(n.startswith(("embeddings.", "encoder.layer.0.")) for n in frozen)
     assert any(n.startswith("embeddings.") for n in frozen) and any(n.startswith("encoder.layer.0.") for n in frozen)
     assert with_grad == {n for n, _ in model.text_model.named_parameters()} - frozen
@@ -488,13 +489,59 @@ def test_save_load_round_trip_across_heads(tmp_path):
 
     encoder = MeritECGModel.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(
-        pretrained.ecg_projection(encoder(input_values).pooler_output), expected_features
+        pretrained.merit.ecg_projection(encoder(input_values).pooler_output), expected_features
     )
 
     classifier = MeritForECGClassification.from_pretrained(tmp_path, num_labels=5).eval()
     torch.testing.assert_close(
         classifier.ecg_model(input_values).pooler_output, pretrained.ecg_model(input_values).pooler_output
     )
+
+
+def test_loading_across_heads_reports_only_the_weights_that_are_new(tmp_path):
+    """No encoder weight is reported missing (or silently re-initialised) when a checkpoint of one head is loaded
+    into another; what is reported is exactly what the target adds."""
+    from transformers import AutoModel
+
+    pretrained = MeritForPreTraining(tiny_config()).eval()
+    pretrained.save_pretrained(tmp_path / "pretraining")
+    saved_keys = set(pretrained.state_dict())
+    assert {key.split(".")[0] for key in saved_keys} == {"merit", "decoder"}
+
+    def load(model_class, path, **kwargs):
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+        return model.eval(), {name: sorted(keys) for name, keys in info.items() if keys}
+
+    dual, info = load(AutoModel, tmp_path / "pretraining")
+    assert type(dual) is MeritModel and info == {}
+    torch.testing.assert_close(dual.get_ecg_features(ecg_batch()), pretrained.get_ecg_features(ecg_batch()))
+    encoder, info = load(MeritECGModel, tmp_path / "pretraining")
+    assert info == {}
+    classifier, info = load(MeritForECGClassification, tmp_path / "pretraining", num_labels=4)
+    assert info == {"missing_keys": ["classifier.bias", "classifier.weight"]}
+    for model in (encoder, classifier.ecg_model):
+        torch.testing.assert_close(model(ecg_batch()).pooler_output, pretrained.ecg_model(ecg_batch()).pooler_output)
+
+    dual.save_pretrained(tmp_path / "dual")
+    pretraining, info = load(MeritForPreTraining, tmp_path / "dual")
+    assert info.keys() == {"missing_keys"} and all(key.startswith("decoder.") for key in info["missing_keys"])
+    torch.testing.assert_close(pretraining.get_text_features(*text_batch()), pretrained.get_text_features(*text_batch()))
+
+    classifier.save_pretrained(tmp_path / "classifier")
+    assert {key.split(".")[0] for key in classifier.state_dict()} == {"ecg_model", "classifier"}
+    again, info = load(MeritForECGClassification, tmp_path / "classifier")
+    assert info == {}
+    encoder.save_pretrained(tmp_path / "encoder")  # a bare ECG tower: the classifier adds its `ecg_model.` prefix
+    from_encoder, info = load(MeritForECGClassification, tmp_path / "encoder", config=classifier.config)
+    assert info == {"missing_keys": ["classifier.bias", "classifier.weight"]}
+    torch.testing.assert_close(from_encoder.ecg_model(ecg_batch()).pooler_output, encoder(ecg_batch()).pooler_output)
+
+
+def test_pretraining_holds_a_dual_encoder():
+    model = MeritForPreTraining(tiny_config())
+    assert isinstance(model.merit, MeritModel) and model.base_model is model.merit
+    assert model.ecg_model is model.merit.ecg_model and model.text_model is model.merit.text_model
+    assert {name for name, _ in model.named_children()} == {"merit", "decoder"}
 
 
 def test_standalone_ecg_model_round_trip(tmp_path):
