@@ -151,7 +151,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
         model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
         processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
-        return model, processor
+        return model.freeze_text_tower(), processor
 
     if model_args.config_file:
         config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
@@ -175,7 +175,6 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         if missing:
             raise ValueError(f"The text model {text_source} lacks weights the text tower needs: {missing[:5]} ...")
         logger.info(f"Text tower initialised from {text_source} (unused: {unexpected})")
-        model.apply_freezing()
     tokenizer_source = model_args.tokenizer_name_or_path or (
         text_source if text_source not in (None, "scratch") else default_text_model()
     )
@@ -186,7 +185,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
     processor = MeritProcessor(
         feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
     )
-    return model, processor
+    return model.freeze_text_tower(), processor
 
 
 DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)

@@ -412,21 +412,6 @@ class MeritPreTrainedModel(PreTrainedModel):
         add_pipelines_to_checkpoint(self, save_directory, kwargs.get("is_main_process", True))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, then re-applies the config's freezing policy.
-
-        Loading replaces the parameters with new ones (all trainable), so `requires_grad` set at construction time
-        does not survive it.
-        """
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.apply_freezing()
-        return loaded
-
-    def apply_freezing(self) -> None:
-        """Sets `requires_grad` according to the config's freezing options (nothing to freeze by default)."""
-
     @torch.no_grad()
     def _init_weights(self, module):
         # duck-typed: under trust_remote_code the config class may come from another copy of configuration_merit
@@ -773,6 +758,8 @@ class MeritModel(MeritPreTrainedModel):
     The MERIT dual encoder: the ECG tower, a BERT-like text tower and linear projections into a shared space,
     with a learnable temperature. `get_ecg_features` is what a downstream user of the ECG encoder needs.
 
+    Nothing is frozen at construction or by `from_pretrained`; [`freeze_text_tower`] applies `config.text_freeze`.
+
     Example:
 
     ```python
@@ -799,7 +786,6 @@ class MeritModel(MeritPreTrainedModel):
         self.text_projection = build_projection(config.projection_head, config.text_config.hidden_size, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
-        self.apply_freezing()
 
     @staticmethod
     def _text_model_kwargs(config: MeritConfig) -> dict:
@@ -809,16 +795,29 @@ class MeritModel(MeritPreTrainedModel):
             return {"add_pooling_layer": config.text_pooling == "pooler"}
         return {}
 
-    def frozen_text_parameter_names(self) -> list[str]:
-        """Names (within `text_model`) of the text parameters that `config.text_freeze` freezes."""
-        policy = self.config.text_freeze
+    # ------------------------------------------------------------------------------------------------ freezing
+
+    def frozen_text_parameter_names(self, layers: str | int | None = None) -> list[str]:
+        """
+        Names (within `text_model`) of the text parameters that [`freeze_text_tower`] freezes for `layers`
+        (default: `config.text_freeze`).
+        """
+        layers = self.config.text_freeze if layers is None else layers
+        num_text_layers = getattr(self.config.text_config, "num_hidden_layers", None)
+        is_layer_count = isinstance(layers, int) and not isinstance(layers, bool)
+        in_range = is_layer_count and layers >= 0 and (num_text_layers is None or layers <= num_text_layers)
+        if layers not in ("none", "all") and not in_range:
+            raise ValueError(
+                f"`layers` must be 'none', 'all' or a number of text layers in [0, {num_text_layers}] (the text "
+                f"model's num_hidden_layers), got {layers!r}."
+            )
         names = [name for name, _ in self.text_model.named_parameters()]
-        if policy == "none":
+        if layers == "none":
             return []
-        if policy == "all":
+        if layers == "all":
             return names
         prefixes = (self._text_embeddings_prefix(),) + tuple(
-            f"{self._text_layers_prefix()}.{index}." for index in range(policy)
+            f"{self._text_layers_prefix(layers)}.{index}." for index in range(layers)
         )
         return [name for name in names if name.startswith(prefixes)]
 
@@ -828,7 +827,7 @@ class MeritModel(MeritPreTrainedModel):
         module_name = next(name for name, module in self.text_model.named_modules() if module is word_embeddings)
         return (module_name.rsplit(".", 1)[0] if "." in module_name else module_name) + "."
 
-    def _text_layers_prefix(self) -> str:
+    def _text_layers_prefix(self, layers: int) -> str:
         """Parameter-name prefix of the text transformer layers (e.g. `encoder.layer` for BERT)."""
         for prefix in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
             module = self.text_model
@@ -837,16 +836,44 @@ class MeritModel(MeritPreTrainedModel):
             if isinstance(module, nn.ModuleList):
                 return prefix
         raise ValueError(
-            f"`text_freeze={self.config.text_freeze}` needs the transformer layers of the text model, but "
+            f"Freezing the first {layers} text layers needs the transformer layers of the text model, but "
             f"{type(self.text_model).__name__} has none of encoder.layer / encoder.layers / layers / "
             "transformer.layer; use 'none' or 'all'."
         )
 
-    def apply_freezing(self) -> None:
-        """Sets `requires_grad` of the text tower according to `config.text_freeze` (everything else trainable)."""
-        frozen = set(self.frozen_text_parameter_names())
+    def freeze_text_tower(self, layers: str | int | None = None) -> "MeritModel":
+        """
+        Freezes (`requires_grad=False`) part of the text tower and makes the rest of it trainable; the ECG tower, the
+        projections and the temperature are left as they are. Frozen parameters take no gradient, and their
+        activations are not kept for the backward pass.
+
+        Loading re-creates every parameter trainable, so call it after `from_pretrained` as well as after
+        construction; `train_merit.py` does so with the config's policy.
+
+        Args:
+            layers (`str` or `int`, *optional*): `"none"`, `"all"` (the whole text model), or `k` (the embeddings and
+                the first `k` transformer layers). Defaults to `config.text_freeze`.
+
+        Returns:
+            The model itself (like `nn.Module.requires_grad_`).
+
+        Example:
+
+        ```python
+        >>> from modeling_merit import MeritConfig, MeritModel
+
+        >>> model = MeritModel(MeritConfig.from_preset("tiny", text_freeze=1)).freeze_text_tower()
+        >>> sorted({name.split(".")[0] for name, p in model.text_model.named_parameters() if not p.requires_grad})
+        ['embeddings', 'encoder']
+        >>> model.freeze_text_tower("none").text_model.embeddings.word_embeddings.weight.requires_grad
+        True
+
+        ```
+        """
+        frozen = set(self.frozen_text_parameter_names(layers))
         for name, parameter in self.text_model.named_parameters():
             parameter.requires_grad_(name not in frozen)
+        return self
 
     # ------------------------------------------------------------------------------------------------ features
 
@@ -883,11 +910,7 @@ class MeritModel(MeritPreTrainedModel):
         """The text tower's output and the pooled report features `(B, H_text)` (`config.text_pooling`)."""
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        if self.config.text_freeze == "all":
-            with torch.no_grad():
-                text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
-        else:
-            text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         return text_output, self._pool_text(text_output, attention_mask)
 
     def get_text_features(
@@ -1028,9 +1051,10 @@ class MeritForPreTraining(MeritPreTrainedModel):
         """[`MeritModel.get_text_features`]: projected, un-normalised report embeddings `(B, E)`."""
         return self.merit.get_text_features(input_ids, attention_mask, token_type_ids)
 
-    def apply_freezing(self) -> None:
-        """[`MeritModel.apply_freezing`]: the text tower as `config.text_freeze` says."""
-        self.merit.apply_freezing()
+    def freeze_text_tower(self, layers: str | int | None = None) -> "MeritForPreTraining":
+        """[`MeritModel.freeze_text_tower`] (default: `config.text_freeze`); returns the model itself."""
+        self.merit.freeze_text_tower(layers)
+        return self
 
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
@@ -1149,8 +1173,9 @@ class MeritForECGClassification(MeritPreTrainedModel):
     r"""
     A linear head on the pooled ECG features, for multi-label (`problem_type="multi_label_classification"`, BCE)
     or single-label (`"single_label_classification"`, cross-entropy) ECG classification. Loads the ECG tower of any
-    MERIT checkpoint (pretraining, dual encoder, classifier or bare ECG tower); the text tower is not built. With
-    `config.freeze_ecg_encoder=True` only the head is trained (linear probing).
+    MERIT checkpoint (pretraining, dual encoder, classifier or bare ECG tower); the text tower is not built. For
+    linear probing, [`freeze_ecg_encoder`] leaves only the head trainable (`config.freeze_ecg_encoder` records the
+    choice for the scripts; nothing is frozen at construction or by `from_pretrained`).
 
     Example:
 
@@ -1164,6 +1189,9 @@ class MeritForECGClassification(MeritPreTrainedModel):
     >>> out = model(torch.randn(2, 12, 1000), labels=torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     >>> out.logits.shape
     torch.Size([2, 2])
+    >>> probe = model.freeze_ecg_encoder()  # linear probing
+    >>> [name for name, p in probe.named_parameters() if p.requires_grad]
+    ['classifier.weight', 'classifier.bias']
 
     ```
     """
@@ -1179,11 +1207,18 @@ class MeritForECGClassification(MeritPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.ecg_config.hidden_size, config.num_labels)
         self.post_init()
-        self.apply_freezing()
 
-    def apply_freezing(self) -> None:
-        """Linear probing: with `config.freeze_ecg_encoder` only the head is trainable."""
-        self.ecg_model.requires_grad_(not self.config.freeze_ecg_encoder)
+    def freeze_ecg_encoder(self, frozen: bool = True) -> "MeritForECGClassification":
+        """
+        Linear probing: sets `requires_grad=not frozen` on every ECG encoder parameter, so that only the head is
+        trained (a frozen encoder takes no gradient and keeps no activations for the backward pass). Loading
+        re-creates every parameter trainable, so call it after `from_pretrained` as well as after construction.
+
+        Returns:
+            The model itself (like `nn.Module.requires_grad_`).
+        """
+        self.ecg_model.requires_grad_(not frozen)
+        return self
 
     @can_return_tuple
     def forward(
@@ -1208,11 +1243,7 @@ class MeritForECGClassification(MeritPreTrainedModel):
         Returns:
             `SequenceClassifierOutput` with `logits` of shape `(B, num_labels)`.
         """
-        if self.config.freeze_ecg_encoder:
-            with torch.no_grad():
-                ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
-        else:
-            ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(ecg_output.pooler_output))
 
         loss = None

@@ -145,6 +145,8 @@ def test_classification_heads():
 def test_linear_probe_freezes_encoder_only():
     config = tiny_config(freeze_ecg_encoder=True, num_labels=4)
     model = MeritForECGClassification(config)
+    assert all(p.requires_grad for p in model.parameters())  # the config records the policy; the method applies it
+    assert model.freeze_ecg_encoder() is model
     out = model(ecg_batch(), labels=torch.tensor([0, 1, 3]))
     out.loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in model.ecg_model.parameters())
@@ -380,7 +382,7 @@ def test_gradient_checkpointing_gives_same_gradients():
 
 
 def _text_gradients(text_freeze) -> tuple[MeritForPreTraining, set[str]]:
-    model = MeritForPreTraining(tiny_config(text_freeze=text_freeze))
+    model = MeritForPreTraining(tiny_config(text_freeze=text_freeze)).freeze_text_tower()
     input_ids, attention_mask = text_batch()
     model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask).loss.backward()
     with_grad = {n for n, p in model.text_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
@@ -412,13 +414,31 @@ def test_text_freeze_first_layers_only():
 
 
 def test_text_freezing_survives_save_and_load(tmp_path):
-    MeritForPreTraining(tiny_config(text_freeze="all")).save_pretrained(tmp_path)
+    MeritForPreTraining(tiny_config(text_freeze="all")).freeze_text_tower().save_pretrained(tmp_path)
     loaded = MeritForPreTraining.from_pretrained(tmp_path)
+    assert loaded.config.text_freeze == "all"
+    assert all(p.requires_grad for p in loaded.parameters())  # loading freezes nothing by itself ...
+    loaded.freeze_text_tower()  # ... the method applies the saved policy
     assert all(not p.requires_grad for p in loaded.text_model.parameters())
     assert all(p.requires_grad for p in loaded.ecg_model.parameters())
     MeritForECGClassification(tiny_config(freeze_ecg_encoder=True, num_labels=2)).save_pretrained(tmp_path / "probe")
     probe = MeritForECGClassification.from_pretrained(tmp_path / "probe")
+    probe.freeze_ecg_encoder(probe.config.freeze_ecg_encoder)
     assert not any(p.requires_grad for p in probe.ecg_model.parameters()) and probe.classifier.weight.requires_grad
+
+
+def test_freeze_text_tower_takes_an_explicit_policy_and_validates_it():
+    model = MeritModel(tiny_config())
+    assert model.freeze_text_tower("all") is model
+    assert not any(p.requires_grad for p in model.text_model.parameters())
+    model.freeze_text_tower(2)
+    assert not any(p.requires_grad for p in model.text_model.parameters())  # embeddings + both layers of the tiny tower
+    model.freeze_text_tower()  # the config's policy, "none": everything trainable again
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"`layers` must be 'none', 'all' or a number of text layers in \[0, 2\].*got 3"):
+        model.freeze_text_tower(3)
+    with pytest.raises(ValueError, match=r"got 'some'"):
+        model.freeze_text_tower("some")
 
 
 # --------------------------------------------------------------------------------------------------------- training

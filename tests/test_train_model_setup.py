@@ -57,7 +57,7 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
 
 
 def test_optimizer_groups_decay_exactly_the_linear_weights():
-    model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1))
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1)).freeze_text_tower()
     decay, no_decay = train_merit.optimizer_parameter_groups(model, weight_decay=0.05)
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     decayed = {names[id(parameter)] for parameter in decay["params"]}
