@@ -150,7 +150,7 @@ def load_classifier(
         problem_type="multi_label_classification",
         freeze_ecg_encoder=freeze_ecg_encoder,
         ignore_mismatched_sizes=True,
-    )
+    ).freeze_ecg_encoder(freeze_ecg_encoder)
 
 
 def random_init_classifier(base_config, class_names: Sequence[str], seed: int, freeze_ecg_encoder: bool):
@@ -161,7 +161,7 @@ def random_init_classifier(base_config, class_names: Sequence[str], seed: int, f
     config = classifier_config(base_config, class_names, freeze_ecg_encoder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MeritForECGClassification(config)
+        return MeritForECGClassification(config).freeze_ecg_encoder(freeze_ecg_encoder)
 
 
 def save_classifier(classifier, processor, thresholds: np.ndarray, directory: str | os.PathLike) -> Path:

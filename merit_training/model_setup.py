@@ -55,7 +55,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
         model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
         processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
-        return model, processor
+        return model.freeze_text_tower(), processor
 
     if model_args.config_file:
         config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
@@ -79,7 +79,6 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         if missing:
             raise ValueError(f"The text model {text_source} lacks weights the text tower needs: {missing[:5]} ...")
         logger.info(f"Text tower initialised from {text_source} (unused: {unexpected})")
-        model.apply_freezing()
     tokenizer_source = model_args.tokenizer_name_or_path or (
         text_source if text_source not in (None, "scratch") else default_text_model()
     )
@@ -90,7 +89,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
     processor = MeritProcessor(
         feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
     )
-    return model, processor
+    return model.freeze_text_tower(), processor
 
 
 DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)
@@ -115,7 +114,7 @@ def optimizer_parameter_groups(
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        is_text = text_learning_rate is not None and name.startswith("text_model.")
+        is_text = text_learning_rate is not None and name.startswith(("text_model.", "merit.text_model."))
         groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
     parameter_groups = [
         {"params": groups[(False, True)], "weight_decay": weight_decay},

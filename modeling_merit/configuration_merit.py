@@ -168,6 +168,7 @@ class MeritECGConfig(PreTrainedConfig):
     >>> model = MeritECGModel(config)
     >>> config.num_patches_per_lead
     20
+
     ```"""
 
     model_type = "merit_ecg"
@@ -276,9 +277,9 @@ class MeritConfig(PreTrainedConfig):
             How a report is reduced to one vector: `"cls"` (first token), `"mean"` (mean of the non-padding tokens)
             or `"pooler"` (the text model's `pooler_output`).
         text_freeze (`str` or `int`, *optional*, defaults to `"none"`):
-            Which text parameters are frozen (`requires_grad=False`, and no activations kept for them): `"none"`,
-            `"all"` (the whole text model; the text projection stays trainable), or an integer `k` (the embeddings
-            and the first `k` transformer layers).
+            Which text parameters `freeze_text_tower()` freezes by default (`requires_grad=False`, and no activations
+            kept for them): `"none"`, `"all"` (the whole text model; the text projection stays trainable), or an
+            integer `k` (the embeddings and the first `k` transformer layers). `train_merit.py` applies it.
         projection_dim (`int`, *optional*, defaults to 256):
             Dimension of the shared ECG-text embedding space.
         projection_head (`str`, *optional*, defaults to `"mlp_bn"`):
@@ -308,7 +309,8 @@ class MeritConfig(PreTrainedConfig):
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout before the classification head of [`MeritForECGClassification`].
         freeze_ecg_encoder (`bool`, *optional*, defaults to `False`):
-            Linear probing: [`MeritForECGClassification`] trains only its head.
+            Linear probing: [`MeritForECGClassification`] trains only its head once `freeze_ecg_encoder()` is
+            called (the evaluation scripts do).
 
     Example:
 
@@ -319,6 +321,7 @@ class MeritConfig(PreTrainedConfig):
     >>> model = MeritModel(config)
     >>> config.ecg_config.hidden_size, config.text_config.model_type
     (64, 'bert')
+
     ```"""
 
     model_type = "merit"

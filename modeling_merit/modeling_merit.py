@@ -6,22 +6,32 @@ Shape conventions used in the docstrings:
     B = batch size, L = number of leads (12), T = samples per lead (`config.num_samples`),
     P = `config.patch_size`, N = T // P patches per lead, K = visible patches per lead (N, or
     `config.num_patches_to_keep` when masking), S = L * (K + 2) encoder tokens (each lead: separator, K patches,
-    separator), H = encoder width, E = `projection_dim`.
+    separator), H = encoder width, E = `projection_dim`, A = attention heads.
+
+Attention goes through the library's attention interface: `config._attn_implementation` (set with
+`from_pretrained(..., attn_implementation="eager" | "sdpa")`) selects the kernel, and the default is SDPA. Per-layer
+attention weights (`output_attentions=True`) need `"eager"`; SDPA computes none (the library then warns).
 """
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.utils import ModelOutput, logging
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_merit import MeritConfig, MeritECGConfig
 
@@ -48,7 +58,10 @@ class MeritECGModelOutput(ModelOutput):
         Returned when masking was applied: for each lead, the permutation that puts the shuffled patches back in
         time order.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-        The embeddings and the output of every layer, each `(B, S, H)`.
+        The embeddings and the output of every layer (before the final LayerNorm), each `(B, S, H)`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        The attention probabilities of every layer, each `(B, A, S, S)`; keys of missing leads get 0. Only the eager
+        attention implementation computes them.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -56,6 +69,7 @@ class MeritECGModelOutput(ModelOutput):
     mask: torch.FloatTensor | None = None
     ids_restore: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -73,9 +87,9 @@ class MeritOutput(ModelOutput):
     text_embeds (`torch.FloatTensor` of shape `(B, E)`):
         L2-normalised projected report embeddings.
     ecg_model_output ([`MeritECGModelOutput`]):
-        Output of the ECG tower.
+        Output of the ECG tower (with its `hidden_states` / `attentions` when asked for).
     text_model_output (`ModelOutput`):
-        Output of the text tower.
+        Output of the text tower (with its `hidden_states` / `attentions` when asked for).
     """
 
     loss: torch.FloatTensor | None = None
@@ -86,7 +100,8 @@ class MeritOutput(ModelOutput):
     ecg_model_output: MeritECGModelOutput | None = None
     text_model_output: ModelOutput | None = None
 
-    def to_tuple(self):
+    def to_tuple(self) -> tuple:
+        # the nested tower outputs become tuples too, as in CLIPOutput
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
 
 
@@ -115,6 +130,10 @@ class MeritForPreTrainingOutput(ModelOutput):
         `config.reconstruction_loss_weight` is 0.
     mask (`torch.FloatTensor` of shape `(B, L, N)`):
         1 for a hidden patch, 0 for a visible one.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        Those of the masked encoder pass (see [`MeritECGModelOutput`]), each `(B, S, H)` with `K` visible patches.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        Those of the masked encoder pass, each `(B, A, S, S)`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -126,6 +145,8 @@ class MeritForPreTrainingOutput(ModelOutput):
     text_embeds: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
     mask: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -231,45 +252,87 @@ class MeritECGEmbeddings(nn.Module):
         return torch.cat([start, tokens, end], dim=2)
 
 
-def eager_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float
-) -> torch.Tensor:
-    """Plain softmax(QK^T / sqrt(d)) V; the same contract as `F.scaled_dot_product_attention` with a boolean mask."""
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Plain `softmax(Q K^T * scaling + mask) V`, the reference the other attention implementations must match.
+
+    Args:
+        query, key, value (`torch.FloatTensor` of shape `(B, A, S, D / A)`).
+        attention_mask (`torch.FloatTensor` of shape `(B, 1, S, S)`, *optional*): additive (0 for a key that may be
+            attended to, the dtype's minimum for one that may not), as `create_bidirectional_mask` makes it for
+            `"eager"`.
+
+    Returns:
+        `(attn_output, attn_weights)`: `(B, S, A, D / A)` and the probabilities `(B, A, S, S)`.
+    """
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    probabilities = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
-    return probabilities @ value
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
 
 
 class MeritAttention(nn.Module):
-    """Multi-head self-attention over `(B, S, D)` tokens; SDPA by default, `eager` as the plain reference."""
+    """
+    Multi-head self-attention over `(B, S, D)` tokens, computed by the kernel `config._attn_implementation` names
+    (`ALL_ATTENTION_FUNCTIONS`; [`eager_attention_forward`] for `"eager"`).
+    """
 
     def __init__(self, config: MeritECGConfig, hidden_size: int, num_heads: int):
         super().__init__()
         self.config = config
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = False  # read by the SDPA and flash kernels
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
         self.output = nn.Linear(hidden_size, hidden_size)
-        self.dropout = config.attention_probs_dropout_prob
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
             hidden_states (`torch.FloatTensor` of shape `(B, S, D)`).
-            attention_mask (`torch.BoolTensor` of shape `(B, 1, 1, S)`, *optional*): True for keys that may be
-                attended to.
+            attention_mask (*optional*): the mask `create_bidirectional_mask` made for the configured attention
+                implementation (additive `(B, 1, S, S)` floats for eager, booleans for SDPA), or `None` (no padding).
+
+        Returns:
+            `(output, attn_weights)`: `(B, S, D)`, and the probabilities `(B, A, S, S)` (`None` unless eager).
         """
-        batch_size, seq_len, width = hidden_states.shape
+        batch_size, seq_len, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        dropout = self.dropout if self.training else 0.0
-        if getattr(self.config, "_attn_implementation", None) == "eager":
-            context = eager_attention(query, key, value, attention_mask, dropout)
-        else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        return self.output(context.transpose(1, 2).reshape(batch_size, seq_len, width))
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(batch_size, seq_len, -1).contiguous()
+        return self.output(attn_output), attn_weights
 
 
 class MeritLayer(GradientCheckpointingLayer):
@@ -285,18 +348,29 @@ class MeritLayer(GradientCheckpointingLayer):
         self.mlp_out = nn.Linear(intermediate_size, hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
         """`(B, S, D)` -> `(B, S, D)`; `attention_mask` as in [`MeritAttention`]."""
-        hidden_states = hidden_states + self.dropout(self.attention(self.attention_norm(hidden_states), attention_mask))
+        attention_output, _ = self.attention(self.attention_norm(hidden_states), attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attention_output)
         mlp = self.mlp_out(self.activation(self.mlp_in(self.mlp_norm(hidden_states))))
         return hidden_states + self.dropout(mlp)
 
 
-def key_padding_mask(token_lead_present: torch.Tensor) -> torch.Tensor | None:
-    """`(B, S)` bool (True = token of a present lead) -> `(B, 1, 1, S)` attention mask, or `None` when all present."""
-    if bool(token_lead_present.all()):
-        return None
-    return token_lead_present[:, None, None, :]
+def lead_padding_mask(config: MeritECGConfig, hidden_states: torch.Tensor, token_lead_present: torch.Tensor):
+    """
+    The attention mask that keeps the tokens of missing leads out of the keys, in the form the configured attention
+    implementation takes (see `create_bidirectional_mask`), or `None` when every lead is present.
+
+    Args:
+        hidden_states (`torch.FloatTensor` of shape `(B, S, D)`): the tokens (for the batch size, dtype and device).
+        token_lead_present (`torch.BoolTensor` of shape `(B, S)`): True for a token of a present lead.
+    """
+    return create_bidirectional_mask(config=config, inputs_embeds=hidden_states, attention_mask=token_lead_present)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -314,6 +388,8 @@ class MeritPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["MeritLayer"]
+    # what `capture_outputs` (on MeritECGModel.forward) records for `output_hidden_states` / `output_attentions`
+    _can_record_outputs = {"hidden_states": MeritLayer, "attentions": MeritAttention}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with an `auto_map` that names every MERIT Auto class of this config.
@@ -335,21 +411,6 @@ class MeritPreTrainedModel(PreTrainedModel):
         # custom_pipelines in config.json + pipeline/handler files
         add_pipelines_to_checkpoint(self, save_directory, kwargs.get("is_main_process", True))
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, then re-applies the config's freezing policy.
-
-        Loading replaces the parameters with new ones (all trainable), so `requires_grad` set at construction time
-        does not survive it.
-        """
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.apply_freezing()
-        return loaded
-
-    def apply_freezing(self) -> None:
-        """Sets `requires_grad` according to the config's freezing options (nothing to freeze by default)."""
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -383,6 +444,14 @@ class MeritPreTrainedModel(PreTrainedModel):
 # ECG tower
 # --------------------------------------------------------------------------------------------------------------------
 
+# Keys of a MERIT checkpoint that are not the ECG tower's: the ECG-only models leave them out without listing them.
+# `merit.` is where MeritForPreTraining holds its MeritModel (checkpoints from before that have no prefix).
+OTHER_TOWER_KEYS = [
+    r"^(merit\.)?(text_model|text_projection|ecg_projection)\.",
+    r"^(merit\.)?logit_scale$",
+    r"^decoder\.",
+]
+
 
 class MeritECGModel(MeritPreTrainedModel):
     r"""
@@ -401,12 +470,14 @@ class MeritECGModel(MeritPreTrainedModel):
     >>> out = model(torch.randn(2, 12, 1000))
     >>> out.pooler_output.shape
     torch.Size([2, 64])
+
     ```
     """
 
     config_class = MeritECGConfig
     base_model_prefix = "ecg_model"
     input_modalities = ("ecg",)
+    _keys_to_ignore_on_load_unexpected = OTHER_TOWER_KEYS + [r"^classifier\."]
 
     def __init__(self, config: MeritECGConfig):
         super().__init__(config)
@@ -456,15 +527,15 @@ class MeritECGModel(MeritPreTrainedModel):
             raise ValueError(f"`lead_mask` marks every lead as missing for batch item(s) {empty}.")
         return lead_mask
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         input_values: torch.Tensor,
         lead_mask: torch.Tensor | None = None,
         apply_masking: bool = False,
         noise: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritECGModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritECGModelOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`):
@@ -478,13 +549,11 @@ class MeritECGModel(MeritPreTrainedModel):
                 Makes the masking deterministic (see [`random_lead_masking`]); implies `apply_masking=True`.
             output_hidden_states (`bool`, *optional*):
                 Also return the input and output of every layer.
+            output_attentions (`bool`, *optional*):
+                Also return the attention probabilities of every layer (eager attention only).
             return_dict (`bool`, *optional*):
                 Return a [`MeritECGModelOutput`] rather than a tuple.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         patches = self.patchify(input_values)
         lead_mask = self._checked_lead_mask(input_values, lead_mask)
         patches = torch.where(lead_mask[:, :, None, None], patches, torch.zeros((), dtype=patches.dtype, device=patches.device))
@@ -499,13 +568,10 @@ class MeritECGModel(MeritPreTrainedModel):
         tokens_per_lead = tokens.shape[2]
         hidden_states = tokens.flatten(1, 2)
         token_present = lead_mask[:, :, None].expand(-1, -1, tokens_per_lead).flatten(1)
-        attention_mask = key_padding_mask(token_present)
+        attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
 
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
+            hidden_states = layer(hidden_states, attention_mask, **kwargs)
         hidden_states = self.layernorm(hidden_states)
 
         patch_tokens = hidden_states.unflatten(1, (num_leads, tokens_per_lead))[:, :, 1:-1]  # (B, L, K, H)
@@ -513,14 +579,17 @@ class MeritECGModel(MeritPreTrainedModel):
         pooled = (patch_tokens * weights).sum(dim=(1, 2)) / (weights.sum(dim=(1, 2)) * patch_tokens.shape[2])
         pooled = self.pooler_norm(pooled)
 
-        output = MeritECGModelOutput(
-            last_hidden_state=hidden_states,
-            pooler_output=pooled,
-            mask=mask,
-            ids_restore=ids_restore,
-            hidden_states=all_hidden_states,
-        )
-        return output if return_dict else output.to_tuple()
+        return MeritECGModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, mask=mask, ids_restore=ids_restore)
+
+
+# A checkpoint of MeritForPreTraining holds the ECG tower under `merit.ecg_model.`, one level deeper than the
+# `base_model_prefix` the library adds or strips on its own; this renaming lets MeritECGModel and
+# MeritForECGClassification read it. Scoped to the tower (keys already under its prefix are left alone), it does
+# nothing to MeritModel / MeritForPreTraining, and its reverse (applied on save) matches no key, so it never changes
+# what any model writes.
+register_checkpoint_conversion_mapping(
+    "MeritECGModel", [WeightRenaming(r"^merit\.ecg_model\.", "ecg_model.")], overwrite=True
+)
 
 
 class MeritDecoder(nn.Module):
@@ -567,7 +636,8 @@ class MeritDecoder(nn.Module):
             hidden_states, attention_mask = hidden_states.flatten(0, 1), None
         else:
             hidden_states = hidden_states.flatten(1, 2)
-            attention_mask = key_padding_mask(lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1))
+            token_present = lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1)
+            attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask)
         hidden_states = self.norm(hidden_states).reshape(batch_size, num_leads, num_patches + 2, -1)
@@ -632,10 +702,16 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     """
     Concatenates `tensor` `(B, ...)` over the processes of a distributed run (equal `B` on every process).
 
+    This is the only place the MERIT models touch `torch.distributed`: the contrastive negatives
+    ([`contrastive_logits`]) and the batch statistics of [`MeritProjectionHead`] are gathered here, and outside a
+    distributed run (or with one process) it is the identity.
+
     With `with_grad`, gradients flow back to every process's slice (differentiable functional all-gather); without it
     only this process's slice is differentiable. Returns the gathered `(world_size * B, ...)` tensor and this
     process's rank (0 and the input itself outside a distributed run).
     """
+    import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor, 0
     rank = dist.get_rank()
@@ -649,29 +725,40 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
     return torch.cat(gathered, dim=0), rank
 
 
-def contrastive_logits_and_loss(
+def contrastive_logits(
     ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, gather_with_grad: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """
-    Symmetric InfoNCE between L2-normalised ECG and report embeddings `(B, E)`; pair `i` is the positive of row `i`.
+    Scaled cosine similarities between L2-normalised ECG and report embeddings `(B, E)`; in a distributed run, the
+    columns are the embeddings of every process.
 
-    In a distributed run, the negatives are the embeddings of every process. Returns `(loss, logits_per_ecg,
-    logits_per_text)`, the logits of shape `(B, B_all)`.
+    Returns `(logits_per_ecg, logits_per_text, rank)`: the logits of shape `(B, B_all)`, and this process's rank
+    (its own pairs are columns `rank * B` to `(rank + 1) * B - 1`).
     """
     all_ecg, rank = gather_across_processes(ecg_embeds, gather_with_grad)
     all_text, _ = gather_across_processes(text_embeds, gather_with_grad)
     scale = logit_scale.exp()
     logits_per_ecg = scale * ecg_embeds @ all_text.t()
     logits_per_text = scale * text_embeds @ all_ecg.t()
-    targets = torch.arange(ecg_embeds.shape[0], device=ecg_embeds.device) + rank * ecg_embeds.shape[0]
-    loss = (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
-    return loss, logits_per_ecg, logits_per_text
+    return logits_per_ecg, logits_per_text, rank
+
+
+def contrastive_loss(logits_per_ecg: torch.Tensor, logits_per_text: torch.Tensor, rank: int = 0) -> torch.Tensor:
+    """
+    Symmetric InfoNCE of the logits `(B, B_all)` of [`contrastive_logits`]: the mean of the ECG->text and text->ECG
+    cross-entropies, pair `i` being the positive of row `i`.
+    """
+    batch_size = logits_per_ecg.shape[0]
+    targets = torch.arange(batch_size, device=logits_per_ecg.device) + rank * batch_size
+    return (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
 
 class MeritModel(MeritPreTrainedModel):
     r"""
     The MERIT dual encoder: the ECG tower, a BERT-like text tower and linear projections into a shared space,
     with a learnable temperature. `get_ecg_features` is what a downstream user of the ECG encoder needs.
+
+    Nothing is frozen at construction or by `from_pretrained`; [`freeze_text_tower`] applies `config.text_freeze`.
 
     Example:
 
@@ -683,8 +770,9 @@ class MeritModel(MeritPreTrainedModel):
     >>> ecg = torch.randn(2, 12, 1000)
     >>> input_ids = torch.randint(1000, 2000, (2, 8))
     >>> out = model(input_values=ecg, input_ids=input_ids, return_loss=True)
-    >>> out.logits_per_ecg.shape
-    torch.Size([2, 2])
+    >>> out.logits_per_ecg.shape, out.loss.shape
+    (torch.Size([2, 2]), torch.Size([]))
+
     ```
     """
 
@@ -698,7 +786,6 @@ class MeritModel(MeritPreTrainedModel):
         self.text_projection = build_projection(config.projection_head, config.text_config.hidden_size, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
-        self.apply_freezing()
 
     @staticmethod
     def _text_model_kwargs(config: MeritConfig) -> dict:
@@ -708,16 +795,29 @@ class MeritModel(MeritPreTrainedModel):
             return {"add_pooling_layer": config.text_pooling == "pooler"}
         return {}
 
-    def frozen_text_parameter_names(self) -> list[str]:
-        """Names (within `text_model`) of the text parameters that `config.text_freeze` freezes."""
-        policy = self.config.text_freeze
+    # ------------------------------------------------------------------------------------------------ freezing
+
+    def frozen_text_parameter_names(self, layers: str | int | None = None) -> list[str]:
+        """
+        Names (within `text_model`) of the text parameters that [`freeze_text_tower`] freezes for `layers`
+        (default: `config.text_freeze`).
+        """
+        layers = self.config.text_freeze if layers is None else layers
+        num_text_layers = getattr(self.config.text_config, "num_hidden_layers", None)
+        is_layer_count = isinstance(layers, int) and not isinstance(layers, bool)
+        in_range = is_layer_count and layers >= 0 and (num_text_layers is None or layers <= num_text_layers)
+        if layers not in ("none", "all") and not in_range:
+            raise ValueError(
+                f"`layers` must be 'none', 'all' or a number of text layers in [0, {num_text_layers}] (the text "
+                f"model's num_hidden_layers), got {layers!r}."
+            )
         names = [name for name, _ in self.text_model.named_parameters()]
-        if policy == "none":
+        if layers == "none":
             return []
-        if policy == "all":
+        if layers == "all":
             return names
         prefixes = (self._text_embeddings_prefix(),) + tuple(
-            f"{self._text_layers_prefix()}.{index}." for index in range(policy)
+            f"{self._text_layers_prefix(layers)}.{index}." for index in range(layers)
         )
         return [name for name in names if name.startswith(prefixes)]
 
@@ -727,7 +827,7 @@ class MeritModel(MeritPreTrainedModel):
         module_name = next(name for name, module in self.text_model.named_modules() if module is word_embeddings)
         return (module_name.rsplit(".", 1)[0] if "." in module_name else module_name) + "."
 
-    def _text_layers_prefix(self) -> str:
+    def _text_layers_prefix(self, layers: int) -> str:
         """Parameter-name prefix of the text transformer layers (e.g. `encoder.layer` for BERT)."""
         for prefix in ("encoder.layer", "encoder.layers", "layers", "transformer.layer"):
             module = self.text_model
@@ -736,19 +836,49 @@ class MeritModel(MeritPreTrainedModel):
             if isinstance(module, nn.ModuleList):
                 return prefix
         raise ValueError(
-            f"`text_freeze={self.config.text_freeze}` needs the transformer layers of the text model, but "
+            f"Freezing the first {layers} text layers needs the transformer layers of the text model, but "
             f"{type(self.text_model).__name__} has none of encoder.layer / encoder.layers / layers / "
             "transformer.layer; use 'none' or 'all'."
         )
 
-    def apply_freezing(self) -> None:
-        """Sets `requires_grad` of the text tower according to `config.text_freeze` (everything else trainable)."""
-        frozen = set(self.frozen_text_parameter_names())
+    def freeze_text_tower(self, layers: str | int | None = None) -> "MeritModel":
+        """
+        Freezes (`requires_grad=False`) part of the text tower and makes the rest of it trainable; the ECG tower, the
+        projections and the temperature are left as they are. Frozen parameters take no gradient, and their
+        activations are not kept for the backward pass.
+
+        Loading re-creates every parameter trainable, so call it after `from_pretrained` as well as after
+        construction; `train_merit.py` does so with the config's policy.
+
+        Args:
+            layers (`str` or `int`, *optional*): `"none"`, `"all"` (the whole text model), or `k` (the embeddings and
+                the first `k` transformer layers). Defaults to `config.text_freeze`.
+
+        Returns:
+            The model itself (like `nn.Module.requires_grad_`).
+
+        Example:
+
+        ```python
+        >>> from modeling_merit import MeritConfig, MeritModel
+
+        >>> model = MeritModel(MeritConfig.from_preset("tiny", text_freeze=1)).freeze_text_tower()
+        >>> sorted({name.split(".")[0] for name, p in model.text_model.named_parameters() if not p.requires_grad})
+        ['embeddings', 'encoder']
+        >>> model.freeze_text_tower("none").text_model.embeddings.word_embeddings.weight.requires_grad
+        True
+
+        ```
+        """
+        frozen = set(self.frozen_text_parameter_names(layers))
         for name, parameter in self.text_model.named_parameters():
             parameter.requires_grad_(name not in frozen)
+        return self
+
+    # ------------------------------------------------------------------------------------------------ features
 
     def get_ecg_features(
-        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
     ) -> torch.FloatTensor:
         """
         Projected, un-normalised ECG embeddings.
@@ -774,15 +904,13 @@ class MeritModel(MeritPreTrainedModel):
         weights = attention_mask[:, :, None].to(hidden_states.dtype)
         return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    def _text_forward(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[ModelOutput, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": True}
+    def _text_forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple[ModelOutput, torch.Tensor]:
+        """The text tower's output and the pooled report features `(B, H_text)` (`config.text_pooling`)."""
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        if self.config.text_freeze == "all":
-            with torch.no_grad():
-                text_output = self.text_model(**kwargs)
-        else:
-            text_output = self.text_model(**kwargs)
+        text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         return text_output, self._pool_text(text_output, attention_mask)
 
     def get_text_features(
@@ -808,20 +936,26 @@ class MeritModel(MeritPreTrainedModel):
         """The log inverse temperature, clamped at `config.logit_scale_max`."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max)
 
-    def align(self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def align(
+        self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor, return_loss: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
-        Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes the symmetric
-        contrastive loss (negatives gathered across processes in a distributed run).
+        Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes their logits
+        (negatives gathered across processes in a distributed run) and, with `return_loss`, the symmetric
+        contrastive loss.
 
-        Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`.
+        Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`; `loss` is `None` without
+        `return_loss`.
         """
         ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
         text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
-        loss, logits_per_ecg, logits_per_text = contrastive_logits_and_loss(
+        logits_per_ecg, logits_per_text, rank = contrastive_logits(
             ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
         )
+        loss = contrastive_loss(logits_per_ecg, logits_per_text, rank) if return_loss else None
         return loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -830,8 +964,8 @@ class MeritModel(MeritPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
@@ -839,17 +973,20 @@ class MeritModel(MeritPreTrainedModel):
             lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
-            return_loss (`bool`, *optional*): also return the symmetric contrastive loss.
+            return_loss (`bool`, *optional*): also compute the symmetric contrastive loss.
+            output_hidden_states, output_attentions (`bool`, *optional*): passed to both towers; their outputs are
+                in `ecg_model_output` / `text_model_output`.
             return_dict (`bool`, *optional*): return a [`MeritOutput`] rather than a tuple.
         """
         if input_values is None or input_ids is None:
             raise ValueError("MeritModel.forward needs both `input_values` (ECGs) and `input_ids` (reports).")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
-        text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_output.pooler_output, text_pooled)
-        output = MeritOutput(
-            loss=loss if return_loss else None,
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
+        text_output, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids, **kwargs)
+        loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(
+            ecg_output.pooler_output, text_pooled, return_loss=bool(return_loss)
+        )
+        return MeritOutput(
+            loss=loss,
             logits_per_ecg=logits_per_ecg,
             logits_per_text=logits_per_text,
             ecg_embeds=ecg_embeds,
@@ -857,14 +994,17 @@ class MeritModel(MeritPreTrainedModel):
             ecg_model_output=ecg_output,
             text_model_output=text_output,
         )
-        return output if return_dict else output.to_tuple()
 
 
-class MeritForPreTraining(MeritModel):
+class MeritForPreTraining(MeritPreTrainedModel):
     r"""
     MERIT pretraining: masked ECG modelling (per-lead random masking, a light decoder, MSE on the hidden patches)
     plus ECG-report contrastive alignment on `config.contrastive_view`, weighted by the config's loss weights.
     Without `input_ids` only the reconstruction loss is computed.
+
+    It holds a [`MeritModel`] (`merit`, the weights under `merit.` in its checkpoints) and the reconstruction decoder
+    (`decoder`). A checkpoint saved before it held one (MERIT <= 0.2, keys without `merit.`) loads as well: the
+    library adds the `base_model_prefix` itself.
 
     Example:
 
@@ -876,15 +1016,45 @@ class MeritForPreTraining(MeritModel):
     >>> out = model(input_values=torch.randn(2, 12, 1000), input_ids=torch.randint(1000, 2000, (2, 8)))
     >>> out.loss.shape, out.mask.shape
     (torch.Size([]), torch.Size([2, 12, 20]))
+
     ```
     """
 
-    _keys_to_ignore_on_load_unexpected = None
-
     def __init__(self, config: MeritConfig):
         super().__init__(config)
+        self.merit = MeritModel(config)
         self.decoder = MeritDecoder(config.ecg_config)
         self.post_init()
+
+    @property
+    def ecg_model(self) -> MeritECGModel:
+        """The ECG tower (`merit.ecg_model`)."""
+        return self.merit.ecg_model
+
+    @property
+    def text_model(self) -> PreTrainedModel:
+        """The text tower (`merit.text_model`)."""
+        return self.merit.text_model
+
+    def get_ecg_features(
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.FloatTensor:
+        """[`MeritModel.get_ecg_features`]: projected, un-normalised ECG embeddings `(B, E)`."""
+        return self.merit.get_ecg_features(input_values, lead_mask, **kwargs)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.FloatTensor:
+        """[`MeritModel.get_text_features`]: projected, un-normalised report embeddings `(B, E)`."""
+        return self.merit.get_text_features(input_ids, attention_mask, token_type_ids)
+
+    def freeze_text_tower(self, layers: str | int | None = None) -> "MeritForPreTraining":
+        """[`MeritModel.freeze_text_tower`] (default: `config.text_freeze`); returns the model itself."""
+        self.merit.freeze_text_tower(layers)
+        return self
 
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
@@ -922,6 +1092,7 @@ class MeritForPreTraining(MeritModel):
         per_patch = torch.where(weights > 0, per_patch, torch.zeros((), dtype=per_patch.dtype, device=per_patch.device))
         return (per_patch * weights).sum() / weights.sum().clamp(min=1.0)
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -930,10 +1101,11 @@ class MeritForPreTraining(MeritModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-        return_loss: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MeritForPreTrainingOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MeritForPreTrainingOutput:
         r"""
+        The losses are always computed.
+
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
             input_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*): tokenised reports; without them
@@ -942,14 +1114,15 @@ class MeritForPreTraining(MeritModel):
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
             noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic.
-            return_loss (`bool`, *optional*): accepted for API symmetry; the losses are always computed.
+            output_hidden_states, output_attentions (`bool`, *optional*): those of the masked encoder pass.
             return_dict (`bool`, *optional*): return a [`MeritForPreTrainingOutput`] rather than a tuple.
         """
         if input_values is None:
             raise ValueError("MeritForPreTraining.forward needs `input_values` (ECGs).")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
-        masked = self.ecg_model(input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True)
+        masked = self.ecg_model(
+            input_values, lead_mask=lead_mask, apply_masking=True, noise=noise, return_dict=True, **kwargs
+        )
         # a branch whose loss weight is 0 (the single-objective ablations) is not computed at all
         loss = reconstruction = reconstruction_loss = None
         if self.config.reconstruction_loss_weight > 0:
@@ -964,8 +1137,10 @@ class MeritForPreTraining(MeritModel):
                 ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
             else:
                 ecg_pooled = masked.pooler_output
-            _, text_pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
-            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.align(ecg_pooled, text_pooled)
+            _, text_pooled = self.merit._text_forward(input_ids, attention_mask, token_type_ids)
+            contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.merit.align(
+                ecg_pooled, text_pooled, return_loss=True
+            )
             weighted = self.config.contrastive_loss_weight * contrastive_loss
             loss = weighted if loss is None else loss + weighted
         if loss is None:
@@ -974,7 +1149,7 @@ class MeritForPreTraining(MeritModel):
                 "contrastive loss, its only objective."
             )
 
-        output = MeritForPreTrainingOutput(
+        return MeritForPreTrainingOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
             contrastive_loss=contrastive_loss,
@@ -984,8 +1159,9 @@ class MeritForPreTraining(MeritModel):
             text_embeds=text_embeds,
             reconstruction=reconstruction,
             mask=masked.mask,
+            hidden_states=masked.hidden_states,
+            attentions=masked.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -996,9 +1172,10 @@ class MeritForPreTraining(MeritModel):
 class MeritForECGClassification(MeritPreTrainedModel):
     r"""
     A linear head on the pooled ECG features, for multi-label (`problem_type="multi_label_classification"`, BCE)
-    or single-label (`"single_label_classification"`, cross-entropy) ECG classification. With
-    `config.freeze_ecg_encoder=True` only the head is trained (linear probing). Loads the ECG tower of any MERIT
-    checkpoint; the text tower is not built.
+    or single-label (`"single_label_classification"`, cross-entropy) ECG classification. Loads the ECG tower of any
+    MERIT checkpoint (pretraining, dual encoder, classifier or bare ECG tower); the text tower is not built. For
+    linear probing, [`freeze_ecg_encoder`] leaves only the head trainable (`config.freeze_ecg_encoder` records the
+    choice for the scripts; nothing is frozen at construction or by `from_pretrained`).
 
     Example:
 
@@ -1012,10 +1189,16 @@ class MeritForECGClassification(MeritPreTrainedModel):
     >>> out = model(torch.randn(2, 12, 1000), labels=torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     >>> out.logits.shape
     torch.Size([2, 2])
+    >>> probe = model.freeze_ecg_encoder()  # linear probing
+    >>> [name for name, p in probe.named_parameters() if p.requires_grad]
+    ['classifier.weight', 'classifier.bias']
+
     ```
     """
 
-    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^ecg_projection\.", r"^logit_scale", r"^decoder\."]
+    # the ECG tower is the base model: a bare MeritECGModel checkpoint gets `ecg_model.` added by the library
+    base_model_prefix = "ecg_model"
+    _keys_to_ignore_on_load_unexpected = OTHER_TOWER_KEYS
 
     def __init__(self, config: MeritConfig):
         super().__init__(config)
@@ -1024,20 +1207,27 @@ class MeritForECGClassification(MeritPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.ecg_config.hidden_size, config.num_labels)
         self.post_init()
-        self.apply_freezing()
 
-    def apply_freezing(self) -> None:
-        """Linear probing: with `config.freeze_ecg_encoder` only the head is trainable."""
-        self.ecg_model.requires_grad_(not self.config.freeze_ecg_encoder)
+    def freeze_ecg_encoder(self, frozen: bool = True) -> "MeritForECGClassification":
+        """
+        Linear probing: sets `requires_grad=not frozen` on every ECG encoder parameter, so that only the head is
+        trained (a frozen encoder takes no gradient and keeps no activations for the backward pass). Loading
+        re-creates every parameter trainable, so call it after `from_pretrained` as well as after construction.
 
+        Returns:
+            The model itself (like `nn.Module.requires_grad_`).
+        """
+        self.ecg_model.requires_grad_(not frozen)
+        return self
+
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         lead_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
@@ -1046,24 +1236,22 @@ class MeritForECGClassification(MeritPreTrainedModel):
                 indices for single-label classification. When `config.problem_type` is unset it is inferred from
                 them (and stored in the config).
             output_hidden_states (`bool`, *optional*): also return every encoder layer's states.
+            output_attentions (`bool`, *optional*): also return every encoder layer's attention probabilities
+                (eager attention only).
             return_dict (`bool`, *optional*): return a `SequenceClassifierOutput` rather than a tuple.
 
         Returns:
             `SequenceClassifierOutput` with `logits` of shape `(B, num_labels)`.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if self.config.freeze_ecg_encoder:
-            with torch.no_grad():
-                ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
-        else:
-            ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, output_hidden_states=output_hidden_states)
+        ecg_output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(ecg_output.pooler_output))
 
         loss = None
         if labels is not None:
             loss = self.classification_loss(logits, labels.to(logits.device))
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=ecg_output.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=ecg_output.hidden_states, attentions=ecg_output.attentions
+        )
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """BCE-with-logits (multi-label) or cross-entropy (single-label) of `logits` `(B, C)` against `labels`."""

@@ -184,6 +184,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
     (torch.Size([]), torch.Size([2, 11, 1000]))
     >>> model.eval().generate(torch.randn(1, 12, 1000), max_new_tokens=3).shape
     torch.Size([1, 3])
+
     ```
     """
 
@@ -198,7 +199,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         self.projector = MeritReportProjector(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
-        self.apply_freezing()
+        # `config.freeze_ecg_encoder` is part of what this model computes (`encode_ecg` runs without gradient, the
+        # encoder stays in eval mode); its parameters are created frozen to match
+        self.freeze_ecg_encoder(config.freeze_ecg_encoder)
 
     # ------------------------------------------------------------------------------------------------ set-up
 
@@ -251,11 +254,21 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         before, after = tokenize_prompt(tokenizer, self.config.instruction, self.config.system_prompt)
         self.config.prompt_ids_before_ecg, self.config.prompt_ids_after_ecg = before, after
 
-    def apply_freezing(self) -> None:
-        """With `config.freeze_ecg_encoder`, the ECG encoder has no trainable parameter (and stays in eval mode)."""
-        self.ecg_model.requires_grad_(not self.config.freeze_ecg_encoder)
-        if self.config.freeze_ecg_encoder:
+    def freeze_ecg_encoder(self, frozen: bool = True) -> "MeritForReportGeneration":
+        """
+        Sets `requires_grad=not frozen` on every ECG encoder parameter (and puts a frozen encoder in eval mode).
+
+        Construction applies `config.freeze_ecg_encoder`; `from_pretrained` re-creates every parameter trainable, so
+        call it again on a loaded model that is to be trained further. Whether `encode_ecg` computes gradients and
+        whether `train()` leaves the encoder in eval mode follow `config.freeze_ecg_encoder`.
+
+        Returns:
+            The model itself (like `nn.Module.requires_grad_`).
+        """
+        self.ecg_model.requires_grad_(not frozen)
+        if frozen:
             self.ecg_model.eval()
+        return self
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -28,17 +28,23 @@ REMOTE_LOAD = textwrap.dedent(
     from transformers import AutoModel, AutoModelForPreTraining, AutoProcessor
 
     checkpoint, record, out = sys.argv[1:4]
-    model = AutoModel.from_pretrained(checkpoint, trust_remote_code=True).eval()
-    pretraining = AutoModelForPreTraining.from_pretrained(checkpoint, trust_remote_code=True).eval()
+    model, info = AutoModel.from_pretrained(checkpoint, trust_remote_code=True, output_loading_info=True)
+    assert not any(info.values()), info  # the dual encoder inside the pretraining checkpoint, nothing left over
+    pretraining, info = AutoModelForPreTraining.from_pretrained(checkpoint, trust_remote_code=True, output_loading_info=True)
+    assert not any(info.values()), info
+    eager = AutoModel.from_pretrained(checkpoint, trust_remote_code=True, attn_implementation="eager").eval()
+    assert eager.ecg_model.layers[0].attention.config._attn_implementation == "eager"
+    model, pretraining = model.eval(), pretraining.eval()
     processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=True)
     inputs = processor(ecg=record, text=["sinus rhythm, normal ecg"], return_tensors="pt")
     with torch.no_grad():
         ecg = model.get_ecg_features(inputs["input_values"], inputs["lead_mask"])
+        ecg_eager = eager.get_ecg_features(inputs["input_values"], inputs["lead_mask"])
         text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
         noise = torch.linspace(0, 1, 12 * 20).reshape(1, 12, 20)
         loss = pretraining(**inputs, noise=noise).loss
-    np.savez(out, input_values=inputs["input_values"].numpy(), ecg=ecg.numpy(), text=text.numpy(),
-             loss=loss.numpy(), model_class=type(model).__module__ + "." + type(model).__name__)
+    np.savez(out, input_values=inputs["input_values"].numpy(), ecg=ecg.numpy(), ecg_eager=ecg_eager.numpy(),
+             text=text.numpy(), loss=loss.numpy(), model_class=type(model).__module__ + "." + type(model).__name__)
     """
 )
 
@@ -80,5 +86,6 @@ def test_trust_remote_code_in_fresh_process(tmp_path, ptbxl_sample_dir, tokenize
         loss = model(**inputs, noise=torch.linspace(0, 1, 12 * 20).reshape(1, 12, 20)).loss
     np.testing.assert_array_equal(remote["input_values"], inputs["input_values"].numpy())
     np.testing.assert_allclose(remote["ecg"], ecg.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(remote["ecg_eager"], ecg.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(remote["text"], text.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(remote["loss"], loss.numpy(), rtol=1e-6)

@@ -49,3 +49,61 @@ def test_a_0_1_0_checkpoint_re_saved_today_keeps_its_architecture(legacy_dir, tm
     MeritForPreTraining.from_pretrained(legacy_dir).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["projection_head"] == "linear" and saved["ecg_config"]["patch_embedding_norm"] == "none"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 0.2.0: `MeritForPreTraining` inherited from `MeritModel`, so its checkpoints have no `merit.` prefix on their keys.
+# `tests/fixtures/merit-tiny-v0.2.0` was saved by that code (see its make_fixture.py), with its outputs.
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def v0_2_0_dir(repo_root):
+    return repo_root / "tests" / "fixtures" / "merit-tiny-v0.2.0"
+
+
+@pytest.mark.parametrize("model_class", [MeritForPreTraining, MeritModel])
+def test_a_0_2_0_checkpoint_gives_its_saved_outputs(v0_2_0_dir, model_class):
+    expected = np.load(v0_2_0_dir / "expected_outputs.npz")
+    model = model_class.from_pretrained(v0_2_0_dir).eval()
+    input_values = torch.from_numpy(expected["input_values"])
+    input_ids = torch.from_numpy(expected["input_ids"])
+    lead_mask = torch.from_numpy(expected["lead_mask"])
+    with torch.no_grad():
+        pooled = model.ecg_model(input_values, lead_mask=lead_mask).pooler_output
+        ecg_features = model.get_ecg_features(input_values, lead_mask)
+        text_features = model.get_text_features(input_ids)
+    np.testing.assert_allclose(pooled.numpy(), expected["pooler_output"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ecg_features.numpy(), expected["ecg_features"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(text_features.numpy(), expected["text_features"], rtol=1e-5, atol=1e-5)
+    if model_class is MeritForPreTraining:
+        with torch.no_grad():
+            output = model(
+                input_values=input_values, input_ids=input_ids, lead_mask=lead_mask, noise=torch.from_numpy(expected["noise"])
+            )
+        np.testing.assert_allclose(output.reconstruction.numpy(), expected["reconstruction"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(output.logits_per_ecg.numpy(), expected["logits_per_ecg"], rtol=1e-5, atol=1e-5)
+        for name in ("loss", "reconstruction_loss", "contrastive_loss"):
+            np.testing.assert_allclose(getattr(output, name).numpy(), expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_a_0_2_0_checkpoint_loads_into_every_head_and_is_re_saved_with_the_new_layout(v0_2_0_dir, tmp_path):
+    from safetensors import safe_open
+
+    from modeling_merit import MeritECGModel, MeritForECGClassification
+
+    expected = np.load(v0_2_0_dir / "expected_outputs.npz")
+    input_values, lead_mask = torch.from_numpy(expected["input_values"]), torch.from_numpy(expected["lead_mask"])
+    model, info = MeritForPreTraining.from_pretrained(v0_2_0_dir, output_loading_info=True)
+    assert not any(info.values())  # every flat key found its place under `merit.`
+    model.save_pretrained(tmp_path)
+    with safe_open(tmp_path / "model.safetensors", "pt") as saved:
+        assert {key.split(".")[0] for key in saved.keys()} == {"merit", "decoder"}
+    for model_class, kwargs in ((MeritECGModel, {}), (MeritForECGClassification, {"num_labels": 2})):
+        for path in (v0_2_0_dir, tmp_path):  # the old layout and the new one
+            loaded, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+            assert not info["missing_keys"] or all(key.startswith("classifier.") for key in info["missing_keys"])
+            encoder = loaded.eval() if model_class is MeritECGModel else loaded.eval().ecg_model
+            with torch.no_grad():
+                pooled = encoder(input_values, lead_mask=lead_mask).pooler_output
+            np.testing.assert_allclose(pooled.numpy(), expected["pooler_output"], rtol=1e-5, atol=1e-5)

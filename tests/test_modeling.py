@@ -1,6 +1,8 @@
-"""MERIT model classes on tiny configs: shapes, masking, missing leads, losses, freezing, save/load."""
+"""MERIT model classes on tiny configs: shapes, masking, missing leads, losses, attention implementations and
+weights, freezing, save/load across heads."""
 
 import copy
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -102,6 +104,16 @@ def test_pretraining_shapes(decoder_mode, contrastive_view):
     torch.testing.assert_close(ecg_only.loss, ecg_only.reconstruction_loss)
 
 
+def test_pretraining_losses_are_always_computed_and_tuples_on_request():
+    model = MeritForPreTraining(tiny_config())
+    assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument
+    out = model(input_values=ecg_batch(), noise=torch.rand(BATCH, 12, 20), return_dict=False)
+    assert isinstance(out, tuple) and out[0].shape == ()
+    dual = MeritModel(tiny_config()).eval()
+    as_tuple = dual(input_values=ecg_batch(), input_ids=text_batch()[0], return_loss=True, return_dict=False)
+    assert as_tuple[0].shape == () and isinstance(as_tuple[-1], tuple)  # the nested tower outputs become tuples too
+
+
 def test_loss_weights():
     config = tiny_config(reconstruction_loss_weight=0.25, contrastive_loss_weight=2.0)
     model = MeritForPreTraining(config)
@@ -133,6 +145,8 @@ def test_classification_heads():
 def test_linear_probe_freezes_encoder_only():
     config = tiny_config(freeze_ecg_encoder=True, num_labels=4)
     model = MeritForECGClassification(config)
+    assert all(p.requires_grad for p in model.parameters())  # the config records the policy; the method applies it
+    assert model.freeze_ecg_encoder() is model
     out = model(ecg_batch(), labels=torch.tensor([0, 1, 3]))
     out.loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in model.ecg_model.parameters())
@@ -246,6 +260,104 @@ def test_sdpa_matches_eager_attention():
     )
 
 
+def _lead_mask_with_missing_leads() -> torch.Tensor:
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.long)
+    lead_mask[0, [1, 6, 11]] = 0
+    lead_mask[2, 5:] = 0
+    return lead_mask
+
+
+def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path):
+    """`from_pretrained(attn_implementation=...)` reaches every attention layer (encoder, decoder, text tower), and the
+    two kernels agree on every output, with missing leads (key padding) in the encoder and the joint decoder."""
+    MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": "joint"})).save_pretrained(tmp_path)
+    models = {
+        implementation: MeritForPreTraining.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        for implementation in ("eager", "sdpa")
+    }
+    for implementation, model in models.items():
+        assert model.config._attn_implementation == implementation
+        attention_layers = [module for module in model.modules() if type(module).__name__ == "MeritAttention"]
+        assert len(attention_layers) == 2 + 1  # encoder + decoder
+        assert {layer.config._attn_implementation for layer in attention_layers} == {implementation}
+        assert model.text_model.config._attn_implementation == implementation
+    input_ids, attention_mask = text_batch()
+    inputs = dict(
+        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask,
+        lead_mask=_lead_mask_with_missing_leads(), noise=torch.rand(BATCH, 12, 20),
+    )
+    with torch.no_grad():
+        eager, sdpa = (models[implementation](**inputs) for implementation in ("eager", "sdpa"))
+        for name in ("loss", "reconstruction", "logits_per_ecg", "ecg_embeds", "text_embeds"):
+            torch.testing.assert_close(sdpa[name], eager[name], atol=1e-5, rtol=1e-5, msg=name)
+        encoder_outputs = [
+            models[implementation].ecg_model(inputs["input_values"], lead_mask=inputs["lead_mask"])
+            for implementation in ("eager", "sdpa")
+        ]
+    torch.testing.assert_close(
+        encoder_outputs[1].last_hidden_state, encoder_outputs[0].last_hidden_state, atol=1e-5, rtol=1e-5
+    )
+
+
+def _check_attentions(attentions, num_layers: int, tokens_per_lead: int, lead_mask: torch.Tensor) -> None:
+    """Per-layer `(B, heads, S, S)` probabilities: rows sum to 1, keys of missing leads get nothing."""
+    tokens = 12 * tokens_per_lead
+    assert isinstance(attentions, tuple) and len(attentions) == num_layers
+    key_present = lead_mask.bool()[:, :, None].expand(-1, -1, tokens_per_lead).flatten(1)  # (B, S)
+    for weights in attentions:
+        assert weights.shape == (BATCH, 2, tokens, tokens)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(BATCH, 2, tokens))
+        assert torch.all(weights.masked_select(~key_present[:, None, None, :]) == 0)
+
+
+def test_output_attentions_from_every_model():
+    config = tiny_config(num_labels=3)
+    config._attn_implementation = "eager"
+    lead_mask = _lead_mask_with_missing_leads()
+    input_ids, attention_mask = text_batch()
+    keep = config.ecg_config.num_patches_to_keep
+
+    encoder = MeritECGModel(config.ecg_config).eval()
+    out = encoder(ecg_batch(), lead_mask=lead_mask, output_attentions=True, output_hidden_states=True)
+    _check_attentions(out.attentions, 2, 22, lead_mask)
+    assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (BATCH, 12 * 22, 64)
+    # without the flags nothing is recorded
+    plain = encoder(ecg_batch(), lead_mask=lead_mask)
+    assert plain.attentions is None and plain.hidden_states is None
+    torch.testing.assert_close(plain.last_hidden_state, out.last_hidden_state)
+
+    dual = MeritModel(config).eval()
+    out = dual(
+        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, lead_mask=lead_mask,
+        output_attentions=True,
+    )
+    _check_attentions(out.ecg_model_output.attentions, 2, 22, lead_mask)
+    assert len(out.text_model_output.attentions) == 2  # the text tower gets the flag too, as in CLIP
+
+    pretraining = MeritForPreTraining(config).eval()
+    out = pretraining(
+        input_values=ecg_batch(), input_ids=input_ids, lead_mask=lead_mask, output_attentions=True,
+        output_hidden_states=True,
+    )
+    _check_attentions(out.attentions, 2, keep + 2, lead_mask)  # those of the masked pass
+    assert len(out.hidden_states) == 3 and out.hidden_states[-1].shape == (BATCH, 12 * (keep + 2), 64)
+    assert out.reconstruction.shape == (BATCH, 12, 20, 50)
+
+    classifier = MeritForECGClassification(config).eval()
+    out = classifier(ecg_batch(), lead_mask=lead_mask, output_attentions=True)
+    _check_attentions(out.attentions, 2, 22, lead_mask)
+    as_tuple = classifier(ecg_batch(), lead_mask=lead_mask, output_attentions=True, return_dict=False)
+    torch.testing.assert_close(as_tuple[0], out.logits)
+    assert len(as_tuple[1]) == 2
+
+
+def test_sdpa_computes_no_attention_weights():
+    """As in transformers 5 (ViT, CLIP): SDPA does not fall back to eager; the weights need `attn_implementation="eager"`."""
+    model = MeritECGModel(tiny_config().ecg_config).eval()
+    assert model.config._attn_implementation == "sdpa"
+    assert model(ecg_batch(), output_attentions=True).attentions == ()
+
+
 def test_gradient_checkpointing_gives_same_gradients():
     model = MeritForPreTraining(tiny_config())
     input_ids, attention_mask = text_batch()
@@ -270,7 +382,7 @@ def test_gradient_checkpointing_gives_same_gradients():
 
 
 def _text_gradients(text_freeze) -> tuple[MeritForPreTraining, set[str]]:
-    model = MeritForPreTraining(tiny_config(text_freeze=text_freeze))
+    model = MeritForPreTraining(tiny_config(text_freeze=text_freeze)).freeze_text_tower()
     input_ids, attention_mask = text_batch()
     model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask).loss.backward()
     with_grad = {n for n, p in model.text_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
@@ -287,13 +399,14 @@ def test_text_freeze_all_blocks_every_text_gradient():
     model, with_grad = _text_gradients("all")
     assert with_grad == set()
     assert all(not p.requires_grad for p in model.text_model.parameters())
-    assert all(p.grad is not None for p in model.text_projection.parameters()) and model.logit_scale.grad is not None
-    assert all(p.grad is not None for p in model.ecg_projection.parameters())
+    assert all(p.grad is not None for p in model.merit.text_projection.parameters())
+    assert model.merit.logit_scale.grad is not None
+    assert all(p.grad is not None for p in model.merit.ecg_projection.parameters())
 
 
 def test_text_freeze_first_layers_only():
     model, with_grad = _text_gradients(1)
-    frozen = set(model.frozen_text_parameter_names())
+    frozen = set(model.merit.frozen_text_parameter_names())
     assert frozen and all(n.startswith(("embeddings.", "encoder.layer.0.")) for n in frozen)
     assert any(n.startswith("embeddings.") for n in frozen) and any(n.startswith("encoder.layer.0.") for n in frozen)
     assert with_grad == {n for n, _ in model.text_model.named_parameters()} - frozen
@@ -301,13 +414,31 @@ def test_text_freeze_first_layers_only():
 
 
 def test_text_freezing_survives_save_and_load(tmp_path):
-    MeritForPreTraining(tiny_config(text_freeze="all")).save_pretrained(tmp_path)
+    MeritForPreTraining(tiny_config(text_freeze="all")).freeze_text_tower().save_pretrained(tmp_path)
     loaded = MeritForPreTraining.from_pretrained(tmp_path)
+    assert loaded.config.text_freeze == "all"
+    assert all(p.requires_grad for p in loaded.parameters())  # loading freezes nothing by itself ...
+    loaded.freeze_text_tower()  # ... the method applies the saved policy
     assert all(not p.requires_grad for p in loaded.text_model.parameters())
     assert all(p.requires_grad for p in loaded.ecg_model.parameters())
     MeritForECGClassification(tiny_config(freeze_ecg_encoder=True, num_labels=2)).save_pretrained(tmp_path / "probe")
     probe = MeritForECGClassification.from_pretrained(tmp_path / "probe")
+    probe.freeze_ecg_encoder(probe.config.freeze_ecg_encoder)
     assert not any(p.requires_grad for p in probe.ecg_model.parameters()) and probe.classifier.weight.requires_grad
+
+
+def test_freeze_text_tower_takes_an_explicit_policy_and_validates_it():
+    model = MeritModel(tiny_config())
+    assert model.freeze_text_tower("all") is model
+    assert not any(p.requires_grad for p in model.text_model.parameters())
+    model.freeze_text_tower(2)
+    assert not any(p.requires_grad for p in model.text_model.parameters())  # embeddings + both layers of the tiny tower
+    model.freeze_text_tower()  # the config's policy, "none": everything trainable again
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"`layers` must be 'none', 'all' or a number of text layers in \[0, 2\].*got 3"):
+        model.freeze_text_tower(3)
+    with pytest.raises(ValueError, match=r"got 'some'"):
+        model.freeze_text_tower("some")
 
 
 # --------------------------------------------------------------------------------------------------------- training
@@ -379,13 +510,59 @@ def test_save_load_round_trip_across_heads(tmp_path):
 
     encoder = MeritECGModel.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(
-        pretrained.ecg_projection(encoder(input_values).pooler_output), expected_features
+        pretrained.merit.ecg_projection(encoder(input_values).pooler_output), expected_features
     )
 
     classifier = MeritForECGClassification.from_pretrained(tmp_path, num_labels=5).eval()
     torch.testing.assert_close(
         classifier.ecg_model(input_values).pooler_output, pretrained.ecg_model(input_values).pooler_output
     )
+
+
+def test_loading_across_heads_reports_only_the_weights_that_are_new(tmp_path):
+    """No encoder weight is reported missing (or silently re-initialised) when a checkpoint of one head is loaded
+    into another; what is reported is exactly what the target adds."""
+    from transformers import AutoModel
+
+    pretrained = MeritForPreTraining(tiny_config()).eval()
+    pretrained.save_pretrained(tmp_path / "pretraining")
+    saved_keys = set(pretrained.state_dict())
+    assert {key.split(".")[0] for key in saved_keys} == {"merit", "decoder"}
+
+    def load(model_class, path, **kwargs):
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+        return model.eval(), {name: sorted(keys) for name, keys in info.items() if keys}
+
+    dual, info = load(AutoModel, tmp_path / "pretraining")
+    assert type(dual) is MeritModel and info == {}
+    torch.testing.assert_close(dual.get_ecg_features(ecg_batch()), pretrained.get_ecg_features(ecg_batch()))
+    encoder, info = load(MeritECGModel, tmp_path / "pretraining")
+    assert info == {}
+    classifier, info = load(MeritForECGClassification, tmp_path / "pretraining", num_labels=4)
+    assert info == {"missing_keys": ["classifier.bias", "classifier.weight"]}
+    for model in (encoder, classifier.ecg_model):
+        torch.testing.assert_close(model(ecg_batch()).pooler_output, pretrained.ecg_model(ecg_batch()).pooler_output)
+
+    dual.save_pretrained(tmp_path / "dual")
+    pretraining, info = load(MeritForPreTraining, tmp_path / "dual")
+    assert info.keys() == {"missing_keys"} and all(key.startswith("decoder.") for key in info["missing_keys"])
+    torch.testing.assert_close(pretraining.get_text_features(*text_batch()), pretrained.get_text_features(*text_batch()))
+
+    classifier.save_pretrained(tmp_path / "classifier")
+    assert {key.split(".")[0] for key in classifier.state_dict()} == {"ecg_model", "classifier"}
+    again, info = load(MeritForECGClassification, tmp_path / "classifier")
+    assert info == {}
+    encoder.save_pretrained(tmp_path / "encoder")  # a bare ECG tower: the classifier adds its `ecg_model.` prefix
+    from_encoder, info = load(MeritForECGClassification, tmp_path / "encoder", config=classifier.config)
+    assert info == {"missing_keys": ["classifier.bias", "classifier.weight"]}
+    torch.testing.assert_close(from_encoder.ecg_model(ecg_batch()).pooler_output, encoder(ecg_batch()).pooler_output)
+
+
+def test_pretraining_holds_a_dual_encoder():
+    model = MeritForPreTraining(tiny_config())
+    assert isinstance(model.merit, MeritModel) and model.base_model is model.merit
+    assert model.ecg_model is model.merit.ecg_model and model.text_model is model.merit.text_model
+    assert {name for name, _ in model.named_children()} == {"merit", "decoder"}
 
 
 def test_standalone_ecg_model_round_trip(tmp_path):

@@ -72,7 +72,7 @@ def test_training_exports_a_loadable_generator_and_resumes_exactly(checkpoints, 
     # the encoder is untouched and the LLM changed only through the LoRA-adapted layers of the second stage
     merit = load_file(checkpoints / "merit" / "model.safetensors")
     exported = load_file(full / "model.safetensors")
-    assert torch.equal(exported["ecg_model.embeddings.patch_embedding.weight"], merit["ecg_model.embeddings.patch_embedding.weight"])
+    assert torch.equal(exported["ecg_model.embeddings.patch_embedding.weight"], merit["merit.ecg_model.embeddings.patch_embedding.weight"])
     llm = load_file(checkpoints / "llm" / "model.safetensors")
     assert not torch.equal(exported["language_model.model.layers.0.self_attn.q_proj.weight"], llm["model.layers.0.self_attn.q_proj.weight"])
     assert torch.equal(exported["language_model.model.embed_tokens.weight"], llm["model.embed_tokens.weight"])  # no LoRA there

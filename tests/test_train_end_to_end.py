@@ -36,7 +36,7 @@ def test_tiny_run_exports_a_loadable_model_logs_and_evaluates(tmp_path, caplog):
     model = AutoModel.from_pretrained(output_dir)
     processor = AutoProcessor.from_pretrained(output_dir)
     trained = weights(output_dir / "checkpoint-4" / "model.safetensors")
-    assert all(torch.equal(tensor, trained[name]) for name, tensor in model.state_dict().items())
+    assert all(torch.equal(tensor, trained[f"merit.{name}"]) for name, tensor in model.state_dict().items())
     assert processor.feature_extractor.num_samples == model.config.ecg_config.num_samples
 
     card = (output_dir / "README.md").read_text()

@@ -149,7 +149,7 @@ def test_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_pa
         if len(calls) == 5 and where == "loss":
             output.loss = output.loss * float("nan")
         if len(calls) == 5 and where == "gradient norm":  # a finite loss whose gradient overflows
-            self.logit_scale.register_hook(lambda gradient: gradient * float("inf"))
+            self.merit.logit_scale.register_hook(lambda gradient: gradient * float("inf"))
         return output
 
     monkeypatch.setattr(MeritForPreTraining, "forward", forward_going_non_finite_at_step_5)

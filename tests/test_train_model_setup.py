@@ -58,7 +58,7 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
 
 
 def test_optimizer_groups_decay_exactly_the_linear_weights():
-    model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1))
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny", text_freeze=1)).freeze_text_tower()
     decay, no_decay = model_setup.optimizer_parameter_groups(model, weight_decay=0.05)
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     decayed = {names[id(parameter)] for parameter in decay["params"]}
@@ -72,10 +72,10 @@ def test_optimizer_groups_decay_exactly_the_linear_weights():
     assert decayed == linear_weights & trainable
     # chosen by module type, not by name: the patch embedding is a Linear (decayed), the lead embedding and the
     # tokens are plain parameters, the norms (LayerNorm, BatchNorm) are not decayed
-    assert "ecg_model.embeddings.patch_embedding.weight" in decayed
-    assert {"logit_scale", "decoder.mask_token", "ecg_model.embeddings.lead_embedding"} <= not_decayed
-    assert "ecg_projection.norm.weight" in not_decayed and "ecg_model.embeddings.patch_embedding_norm.weight" in not_decayed
-    assert not any(name.startswith("text_model.embeddings") for name in trainable)  # text_freeze=1 froze them
+    assert "merit.ecg_model.embeddings.patch_embedding.weight" in decayed
+    assert {"merit.logit_scale", "decoder.mask_token", "merit.ecg_model.embeddings.lead_embedding"} <= not_decayed
+    assert "merit.ecg_projection.norm.weight" in not_decayed and "merit.ecg_model.embeddings.patch_embedding_norm.weight" in not_decayed
+    assert not any(name.startswith("merit.text_model.embeddings") for name in trainable)  # text_freeze=1 froze them
 
 
 def test_the_text_tower_gets_its_own_learning_rate():
@@ -85,8 +85,8 @@ def test_the_text_tower_gets_its_own_learning_rate():
     assert [group.get("lr") for group in groups] == [None, None, 3e-5, 3e-5]
     text_names = {names[id(parameter)] for group in groups[2:] for parameter in group["params"]}
     other_names = {names[id(parameter)] for group in groups[:2] for parameter in group["params"]}
-    assert text_names == {name for name in names.values() if name.startswith("text_model.")}
-    assert any(name.startswith("text_projection.") for name in other_names)  # new layers keep the main rate
+    assert text_names == {name for name in names.values() if name.startswith("merit.text_model.")}
+    assert any(name.startswith("merit.text_projection.") for name in other_names)  # new layers keep the main rate
     optimizer = torch.optim.AdamW(groups, lr=1e-3)
     assert [group["lr"] for group in optimizer.param_groups] == [1e-3, 1e-3, 3e-5, 3e-5]
 
