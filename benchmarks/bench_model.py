@@ -344,7 +344,7 @@ def run_timing_worker(args: argparse.Namespace) -> dict:
         timed = iteration >= args.warmup
         order = ATTENTION_IMPLEMENTATIONS if iteration % 2 == 0 else ATTENTION_IMPLEMENTATIONS[::-1]
         for name in order:
-            _, stats = measured(lambda: training_step(models[name], input_values, lead_mask))
+            _, stats = measured(lambda model=models[name]: training_step(model, input_values, lead_mask))
             logger.info("iteration %d %s: %s", iteration, name, stats)
             steps.append({"iteration": iteration, "attn_implementation": name, "timed": timed, **stats})
             bursts.append(burst(timed))

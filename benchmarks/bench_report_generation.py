@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_model import _proc_status_kib, _reset_peak_rss
 
 

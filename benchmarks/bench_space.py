@@ -103,8 +103,9 @@ def main(argv=None) -> dict:
                 "zero-shot": timed(lambda: space.zero_shot(record, candidate_labels=LABELS), args.repeats),
                 "feature-extraction": timed(lambda: space.feature_extraction(record), args.repeats),
                 "plot": timed(plot, args.repeats),
-                "space": timed(lambda: client.predict(example, [], "\n".join(LABELS), 0, api_name="/analyse"),
-                               args.repeats),  # fmt: skip
+                "space": timed(
+                    lambda: client.predict(example, [], "\n".join(LABELS), 0, api_name="/analyse"), args.repeats
+                ),
             }
         finally:
             demo.close()

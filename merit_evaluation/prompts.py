@@ -21,7 +21,9 @@ import os
 from collections.abc import Sequence
 from os import PathLike
 
-from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts
+# re-exported: the evaluation's prompt templates are exactly those of the zero-shot pipeline
+from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES as DEFAULT_TEMPLATES
+from modeling_merit.zero_shot_merit import build_class_prompts
 
 
 def class_prompts(
@@ -45,7 +47,10 @@ def class_prompts(
     Returns:
         `dict[str, list[str]]`: class name -> prompts.
     """
-    from dataset_scripts.registry import DATASETS, class_descriptions  # `import merit_evaluation` stays `datasets`-free
+    from dataset_scripts.registry import (  # `import merit_evaluation` stays `datasets`-free
+        DATASETS,
+        class_descriptions,
+    )
 
     if prompts_file is not None:
         return load_prompts_file(prompts_file, class_names)

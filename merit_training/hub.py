@@ -157,7 +157,7 @@ class HubPusher:
             pending, self.pending = self.pending, None
             try:
                 pending.result()
-            except Exception as error:  # noqa: BLE001 (any upload failure must not stop training)
+            except Exception as error:  # any upload failure must not stop training
                 logger.warning(f"A background push to {self.repo_id} failed ({error!r}); the next push retries")
 
     def push(self, folder: str | os.PathLike, message: str, blocking: bool = False) -> None:

@@ -26,7 +26,6 @@ from unittest import mock
 
 import torch
 from accelerate import Accelerator
-
 from transformers import AutoModelForPreTraining
 
 from modeling_merit import MeritConfig, MeritForPreTraining

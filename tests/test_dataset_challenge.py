@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import wfdb
-
 from dataset_layouts import CHALLENGE_LEAD_NAMES, random_digital_signal, write_challenge_record
+
 from dataset_scripts import BadRecordError, get_class_names, physical_signal
 from dataset_scripts.chapman import LABEL_TABLE as CHAPMAN_TABLE
 from dataset_scripts.chapman import load_chapman
@@ -62,7 +62,7 @@ def test_cpsc_label_table_is_the_nine_challenge_codes():
 
 
 def test_cpsc_rows(cpsc, cpsc_tree):
-    root, records = cpsc_tree
+    _root, records = cpsc_tree
     assert get_class_names(cpsc) == CPSC_CLASSES
     rows = all_rows(cpsc)
     assert sorted(rows) == sorted(records)
@@ -78,7 +78,7 @@ def test_cpsc_rows(cpsc, cpsc_tree):
 
 
 def test_cpsc_keeps_variable_lengths_and_matches_wfdb(cpsc, cpsc_tree):
-    root, records = cpsc_tree
+    root, _records = cpsc_tree
     rows = all_rows(cpsc)
     lengths = {np.asarray(row["signal"]).shape[1] for _, row in rows.values()}
     assert len(lengths) > 10

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-
 from dataset_layouts import MIMIC_LEAD_NAMES, MimicStudy, mimic_record_path, write_mimic_tree
+
 from dataset_scripts import BadRecordError, get_class_names, physical_signal
 from dataset_scripts.mimic_iv_ecg import build_report, load_mimic_iv_ecg
 
@@ -85,7 +85,7 @@ def test_split_by_subject_is_seeded_and_disjoint(pairs, tree, tmp_path):
     assert not subjects["train"] & subjects["validation"]
     assert not subjects["train"] & subjects["test"]
     assert not subjects["validation"] & subjects["test"]
-    for split, part in pairs.items():
+    for _split, part in pairs.items():
         assert part["patient_id"] == [subject_of[ecg_id] for ecg_id in part["ecg_id"]]
     root, _, _ = tree
     again = load_mimic_iv_ecg(root, cache_dir=tmp_path / "again", split_fractions=(0.6, 0.2, 0.2))
@@ -141,7 +141,7 @@ def test_external_split_file(tree, tmp_path):
 
 
 def test_bad_records(tree, tmp_path):
-    root, studies, _ = tree
+    _root, studies, _ = tree
     bad_root = tmp_path / "copy"
     kept = studies[3:7]
     write_mimic_tree(bad_root, kept, seed=1)

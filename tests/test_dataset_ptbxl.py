@@ -343,7 +343,7 @@ def test_bad_records_are_skipped_counted_and_reported(tmp_path, caplog):
     skipped = dataset.skipped_records
     assert len(skipped) == len(problems)
     reasons = " ".join(entry["reason"] for entry in skipped)
-    for ecg_id, problem in problems.items():
+    for problem in problems.values():
         assert EXPECTED_REASONS[problem] in reasons
     assert all(entry["split"] == "train" for entry in skipped)
     assert "skipped 6 bad records (train: 6)" in caplog.text

@@ -70,7 +70,7 @@ def ptbxl_train_multi_hot(scp_statements, label_set):
 
 @pytest.mark.parametrize("label_set", ["superdiagnostic", "subdiagnostic"])
 def test_label_fraction_on_real_sample_is_class_complete_reproducible_and_nested(scp_statements, label_set):
-    labels, classes = ptbxl_train_multi_hot(scp_statements, label_set)
+    labels, _classes = ptbxl_train_multi_hot(scp_statements, label_set)
     present = labels.sum(axis=0) > 0
     subsets = {}
     for fraction in (0.01, 0.1, 0.5):

@@ -27,8 +27,8 @@ from merit_evaluation.report_generation import (
     run_report_generation,
 )
 from merit_evaluation.report_metrics import tokenize_report
-from merit_training.report_generation import report_language
 from merit_evaluation.results import RESULTS_START_MARKER, read_results
+from merit_training.report_generation import report_language
 from modeling_merit import (
     MeritConfig,
     MeritFeatureExtractor,
@@ -184,7 +184,7 @@ def test_baselines_change_only_the_ecg_side(model, processor, splits):
     harness = make_harness(splits, processor)
     trained_encoder = model.ecg_model
     trained_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    rows, examples = run_report_generation(
+    _rows, examples = run_report_generation(
         harness, model, processor, seeds=[3], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=2
     )
     assert model.ecg_model is trained_encoder  # restored after the random-init baseline

@@ -506,7 +506,7 @@ def test_model_card_template_placeholders_are_documented_and_filled(filled_card_
     with pytest.raises(ValueError, match=r"missing \['training_data'\]"):
         fill_model_card_template(template, {n: "x" for n in MODEL_CARD_PLACEHOLDERS if n != "training_data"})
     with pytest.raises(ValueError, match=r"unknown \['extra'\]"):
-        fill_model_card_template(template, {**{n: "x" for n in MODEL_CARD_PLACEHOLDERS}, "extra": "x"})
+        fill_model_card_template(template, {**dict.fromkeys(MODEL_CARD_PLACEHOLDERS, "x"), "extra": "x"})
 
 
 def test_describe_preprocessing_follows_the_processor_config():

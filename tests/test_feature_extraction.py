@@ -40,7 +40,7 @@ def synthetic_ecg(num_leads=12, num_samples=1000, seed=0):
 
 
 def test_wfdb_record_is_mapped_to_canonical_lead_order(ptbxl_sample_dir):
-    signal, rate, names = read_record(ptbxl_sample_dir, 1, 100)
+    signal, _rate, names = read_record(ptbxl_sample_dir, 1, 100)
     assert names == PTBXL_HEADER_NAMES  # upper-case aVR/aVL/aVF in the header
     output = MeritFeatureExtractor(scaling="none")(str(record_path(ptbxl_sample_dir, 1, 100)))
     assert output["input_values"].shape == (1, 12, 1000)

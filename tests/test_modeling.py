@@ -550,7 +550,7 @@ def test_loading_across_heads_reports_only_the_weights_that_are_new(tmp_path):
 
     classifier.save_pretrained(tmp_path / "classifier")
     assert {key.split(".")[0] for key in classifier.state_dict()} == {"ecg_model", "classifier"}
-    again, info = load(MeritForECGClassification, tmp_path / "classifier")
+    _again, info = load(MeritForECGClassification, tmp_path / "classifier")
     assert info == {}
     encoder.save_pretrained(tmp_path / "encoder")  # a bare ECG tower: the classifier adds its `ecg_model.` prefix
     from_encoder, info = load(MeritForECGClassification, tmp_path / "encoder", config=classifier.config)

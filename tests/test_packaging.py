@@ -15,7 +15,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from test_readme import quick_start_snippet
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from tests.infra.fake_hub import FakeHub
 
 from merit_evaluation.harness import save_classifier
 from merit_evaluation.prompts import class_prompts
@@ -37,6 +36,7 @@ from modeling_merit import (
 )
 from modeling_merit.handler import EndpointHandler, decode_inputs
 from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts
+from tests.infra.fake_hub import FakeHub
 
 
 LABELS = ["normal ECG", "atrial fibrillation", "myocardial infarction"]

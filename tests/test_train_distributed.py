@@ -10,7 +10,14 @@ import json
 
 import pytest
 import torch
-from train_helpers import REPO_ROOT, run_judged_by_outputs, subprocess_env, tiny_train_args, two_process_command, weights
+from train_helpers import (
+    REPO_ROOT,
+    run_judged_by_outputs,
+    subprocess_env,
+    tiny_train_args,
+    two_process_command,
+    weights,
+)
 from transformers import AutoModelForPreTraining
 
 import modeling_merit  # noqa: F401 (registers the MERIT Auto classes)

@@ -14,11 +14,11 @@ import time
 from concurrent.futures import Future
 
 import pytest
-from tests.infra.fake_hub import FakeHub, _HubRequestHandler
 from train_helpers import REPO_ROOT, subprocess_env, tiny_train_args
 
 from merit_training.hub import HUB_IGNORE_PATTERNS, HubPusher
 from merit_training.model_card import template_placeholders
+from tests.infra.fake_hub import FakeHub, _HubRequestHandler
 
 
 REPO_ID = "user/merit-test"

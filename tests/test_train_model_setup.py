@@ -105,5 +105,5 @@ def test_flags_from_a_file(tmp_path, suffix):
     flags = {"model_preset": "tiny", "max_train_steps": 7, "output_dir": str(tmp_path / "out"), "report_to": "none"}
     path = tmp_path / f"args{suffix}"
     path.write_text(json.dumps(flags))  # JSON is valid YAML
-    model_args, data_args, training_args = train_merit.parse_arguments([str(path)])
+    model_args, _data_args, training_args = train_merit.parse_arguments([str(path)])
     assert (model_args.model_preset, training_args.max_train_steps, training_args.report_to) == ("tiny", 7, "none")

@@ -161,7 +161,7 @@ def violations(all_edges: set[tuple[str, str]], files: dict[str, Path]) -> list[
                 problems.append(f"upward arrow {source_unit} -> {target_unit}: {source} -> {target}")
     for module in sorted(files):
         if unit(module) == "merit_training":
-            for runner, chain in sorted(reached_runners(all_edges, module).items()):
+            for chain in sorted(reached_runners(all_edges, module).values()):
                 problems.append(f"training reaches an evaluation runner: {' -> '.join(chain)}")
     return problems
 

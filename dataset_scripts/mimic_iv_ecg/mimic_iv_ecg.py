@@ -187,7 +187,7 @@ class MimicIVECG(EcgBuilder):
         if "study_id" not in header or not report_columns:
             raise ValueError(f"{measurements_path} must have `study_id` and `report_0 ... report_17` columns")
         reports = {}
-        text_columns = {column: object for column in report_columns}
+        text_columns = dict.fromkeys(report_columns, object)
         for chunk in pd.read_csv(
             measurements_path, usecols=["study_id", *report_columns], dtype=text_columns, chunksize=100_000
         ):

@@ -47,7 +47,7 @@ SAMPLING_RATES = {100: "filename_lr", 500: "filename_hr"}
 RECORD_SECONDS = 10
 N_LEADS = 12
 _VERSION = datasets.Version("1.0.3")
-FOLD_TO_SPLIT = {**{fold: "train" for fold in range(1, 9)}, 9: "validation", 10: "test"}
+FOLD_TO_SPLIT = {**dict.fromkeys(range(1, 9), "train"), 9: "validation", 10: "test"}
 PHYSIONET_ARCHIVE_URL = (
     "https://physionet.org/static/published-projects/ptb-xl/"
     "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip"

@@ -12,9 +12,7 @@ import evaluate
 
 
 try:
-    from merit_evaluation.report_metrics import DEFAULT_BERTSCORE_LAYER
-    from merit_evaluation.report_metrics import BertScorer
-    from merit_evaluation.report_metrics import compute_report_metrics
+    from merit_evaluation.report_metrics import DEFAULT_BERTSCORE_LAYER, BertScorer, compute_report_metrics
 except ImportError as error:  # the module is copied into the `evaluate` cache, so the repository must be importable
     raise ImportError(
         "The `report_generation` metric computes with the `merit_evaluation` package of the MERIT repository, which "

@@ -303,19 +303,19 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ plumbing
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._dispatch("HEAD")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (signature of the base class)
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
 
     def _dispatch(self, method: str) -> None:
@@ -443,7 +443,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         """POST /api/validate-yaml: README metadata check before a commit touching README.md; accepts everything."""
         self._send_json({"errors": [], "warnings": []})
 
-    def _handle_repo_info(self, type: str, repo: str, rev: str = DEFAULT_BRANCH) -> None:  # noqa: A002
+    def _handle_repo_info(self, type: str, repo: str, rev: str = DEFAULT_BRANCH) -> None:
         """GET /api/{type}s/{repo}[/revision/{rev}]: repo info with `sha` and `siblings` (`HfApi.repo_info`).
 
         `snapshot_download` and transformers' `resolve_revision` read `sha` to pin every download to one commit.
@@ -496,7 +496,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
                 entries.setdefault(folder, {"type": "directory", "oid": folder_id, "size": 0, "path": folder, **extra})
         return entries
 
-    def _handle_tree(self, type: str, repo: str, rev: str, path: str = "") -> None:  # noqa: A002
+    def _handle_tree(self, type: str, repo: str, rev: str, path: str = "") -> None:
         """GET /api/{type}s/{repo}/tree/{rev}[/{path}]?recursive=&expand=: folder listing (`HfApi.list_repo_tree`).
 
         Everything is returned in one page (no `Link` pagination header); a missing folder is 404 `EntryNotFound`.
@@ -517,7 +517,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         ]
         self._send_json(listing, headers={"X-Repo-Commit": commit_id})
 
-    def _handle_paths_info(self, type: str, repo: str, rev: str) -> None:  # noqa: A002
+    def _handle_paths_info(self, type: str, repo: str, rev: str) -> None:
         """POST /api/{type}s/{repo}/paths-info/{rev}: entries of the paths that exist (`HfApi.get_paths_info`).
 
         The body is a form with repeated `paths` fields and `expand`.
@@ -530,7 +530,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         requested = [path.strip("/") for path in form.get("paths", [])]
         self._send_json([entries[path] for path in requested if path in entries])
 
-    def _handle_preupload(self, type: str, repo: str, rev: str) -> None:  # noqa: A002
+    def _handle_preupload(self, type: str, repo: str, rev: str) -> None:
         """POST /api/{type}s/{repo}/preupload/{rev}: upload mode per file (`_commit_api._fetch_upload_modes`).
 
         `"lfs"` for binary / large / `.gitattributes`-tracked files (uploaded through the LFS batch API, or
@@ -561,7 +561,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             )
         self._send_json({"files": answers})
 
-    def _handle_lfs_batch(self, repo: str, type: str = "model") -> None:  # noqa: A002
+    def _handle_lfs_batch(self, repo: str, type: str = "model") -> None:
         """POST /[{type}s/]{repo}.git/info/lfs/objects/batch: git LFS batch API (`lfs.post_lfs_batch_info`).
 
         Answers with the `basic` transfer. Objects already stored get no `actions` (the client skips them);
@@ -581,7 +581,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             objects.append(answer)
         self._send_json({"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
 
-    def _handle_lfs_upload(self, type: str, repo: str, oid: str) -> None:  # noqa: A002
+    def _handle_lfs_upload(self, type: str, repo: str, oid: str) -> None:
         """PUT /fake-lfs-upload/{type}s/{repo}/{sha256}: where a `basic` LFS upload goes (`lfs._upload_single_part`).
 
         Needs no token, like the Hub's presigned URLs. The content must hash to `sha256` (400 otherwise).
@@ -593,14 +593,14 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         self.server.hub.storage.store_object(type, repo, self.body)
         self._send(200, b"", {}, "text/plain")
 
-    def _handle_xet_token(self, type: str, repo: str, access: str, rev: str = "") -> None:  # noqa: A002
+    def _handle_xet_token(self, type: str, repo: str, access: str, rev: str = "") -> None:
         """GET /api/{type}s/{repo}/xet-{read|write}-token[/{rev}]: Xet is not supported; explain how to disable it."""
         raise HubError(
             400,
             "FakeHub has no Xet storage: set HF_HUB_DISABLE_XET=1 in the client environment (FakeHub.client_env does)",
         )
 
-    def _handle_commit(self, type: str, repo: str, rev: str) -> None:  # noqa: A002
+    def _handle_commit(self, type: str, repo: str, rev: str) -> None:
         """POST /api/{type}s/{repo}/commit/{rev}: NDJSON commit (`_commit_api._send_commit`).
 
         Lines are `{"key": "header"|"file"|"lfsFile"|"deletedFile"|"deletedFolder", "value": {...}}`: `file`
@@ -656,7 +656,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             }
         )
 
-    def _handle_resolve(self, repo: str, rev: str, path: str, type: str = "model") -> None:  # noqa: A002
+    def _handle_resolve(self, repo: str, rev: str, path: str, type: str = "model") -> None:
         """HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}: file download (`hf_hub_download`, `HfFileSystem`).
 
         Answers 200 with `X-Repo-Commit`, a quoted `ETag` (git blob id for regular files, SHA-256 for LFS

@@ -170,7 +170,7 @@ def test_preupload_modes_and_lfs_upload(hub):
     body = json.dumps({"key": "header", "value": {"summary": "lfs"}}) + "\n" + json.dumps(lfs_line) + "\n"
     assert request(hub, "POST", "/api/models/fake-user/lfs/commit/main", body.encode(), token=hub.token)[0] == 200
     assert hub.repo_files("fake-user/lfs")["data.raw"] == content
-    status, headers, _ = request(hub, "HEAD", "/fake-user/lfs/resolve/main/data.raw")
+    _status, headers, _ = request(hub, "HEAD", "/fake-user/lfs/resolve/main/data.raw")
     assert (headers["X-Linked-Etag"], headers["X-Linked-Size"]) == (f'"{oid}"', "3")
 
     # Once stored: no upload action for the object, and preupload reports its oid (unchanged files are skipped).
