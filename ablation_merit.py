@@ -38,8 +38,12 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, 
         "--data_dir", default=str(REPO_ROOT / "data" / "ptbxl-sample"), help="A PTB-XL copy (default: the excerpt)."
     )
     parser.add_argument("--max_train_steps", type=int, default=None, help="Pretraining steps (default: the demo's).")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="Pretraining seeds (one run per variant each).")
-    parser.add_argument("--label_sets", nargs="+", default=list(DEFAULT_LABEL_SETS), help="PTB-XL label sets to probe.")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[42], help="Pretraining seeds (one run per variant each)."
+    )
+    parser.add_argument(
+        "--label_sets", nargs="+", default=list(DEFAULT_LABEL_SETS), help="PTB-XL label sets to probe."
+    )
     parser.add_argument("--n_bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95 %% intervals.")
     argv = sys.argv[1:] if argv is None else argv
     extra = []

@@ -59,7 +59,9 @@ class NonFiniteLossError(RuntimeError):
     """Raised when the training loss (or the gradient norm) stops being finite."""
 
 
-def check_finite(accelerator: Accelerator, value: torch.Tensor, name: str, step: int, last_checkpoint: Path | None) -> None:
+def check_finite(
+    accelerator: Accelerator, value: torch.Tensor, name: str, step: int, last_checkpoint: Path | None
+) -> None:
     """
     Raises `NonFiniteLossError` on every process if `value` (a scalar tensor) is not finite on any of them, before
     the optimizer step, so the weights and the checkpoints on disk stay those of the last good step.
@@ -137,7 +139,10 @@ def validation_loss(model, dataloader, accelerator, seed: int) -> dict[str, floa
             contrastive = output.contrastive_loss
             chance = torch.tensor(math.log(output.logits_per_ecg.shape[1]))
         values = [output.loss, reconstruction, predict_zero, contrastive, chance]
-        totals += torch.stack([value.detach().to(accelerator.device).float() * size for value in values] + [torch.tensor(float(size), device=accelerator.device)])
+        totals += torch.stack(
+            [value.detach().to(accelerator.device).float() * size for value in values]
+            + [torch.tensor(float(size), device=accelerator.device)]
+        )
     totals = accelerator.reduce(totals, reduction="sum")
     model.train()
     metrics = {f"val/{name}": (totals[index] / totals[-1]).item() for index, name in enumerate(names)}
@@ -154,7 +159,9 @@ def zero_shot_validation_auroc(model, processor, dataloader, prompts: dict[str, 
     class_embeddings = embed_class_prompts(unwrapped, processor, prompts)  # the evaluation's and pipeline's code
     scores, labels = [], []
     for batch in dataloader:
-        ecg = torch.nn.functional.normalize(unwrapped.get_ecg_features(batch["input_values"], batch["lead_mask"]), dim=-1)
+        ecg = torch.nn.functional.normalize(
+            unwrapped.get_ecg_features(batch["input_values"], batch["lead_mask"]), dim=-1
+        )
         scores.append(accelerator.gather_for_metrics(ecg @ class_embeddings.t()).float().cpu())
         labels.append(accelerator.gather_for_metrics(batch["labels"]).cpu())
     unwrapped.train()
@@ -224,7 +231,9 @@ class BestModel:
     def restore(self, model: torch.nn.Module) -> None:
         """Loads the best weights into `model` (nothing when no validation step reported the metric)."""
         if self.state_dict is None:
-            logger.warning(f"--load_best_model_at_end: no validation step reported {self.metric}; keeping the last weights.")
+            logger.warning(
+                f"--load_best_model_at_end: no validation step reported {self.metric}; keeping the last weights."
+            )
             return
         model.load_state_dict(self.state_dict)
         logger.info(f"Exporting the weights of step {self.step} (best {self.metric} = {self.value:.4f}).")
@@ -236,7 +245,9 @@ def learning_summary(metrics: dict[str, float]) -> str:
     parts = []
     if "val/contrastive_loss" in metrics:
         loss, chance = metrics["val/contrastive_loss"], metrics["val/contrastive_chance"]
-        parts.append(f"validation contrastive loss {loss:.3f} vs chance ln B = {chance:.3f} (difference {loss - chance:+.3f})")
+        parts.append(
+            f"validation contrastive loss {loss:.3f} vs chance ln B = {chance:.3f} (difference {loss - chance:+.3f})"
+        )
     if "val/reconstruction_loss" in metrics:
         loss, zero = metrics["val/reconstruction_loss"], metrics["val/reconstruction_predict_zero"]
         parts.append(f"validation reconstruction loss {loss:.3f} = {loss / zero:.3f} x predict-zero ({zero:.3f})")
@@ -256,7 +267,9 @@ def build_accelerator(training_args: TrainingArguments, output_dir: Path) -> Acc
         gradient_accumulation_steps=training_args.gradient_accumulation_steps,
         mixed_precision=mixed_precision,
         log_with=None if training_args.report_to == "none" else training_args.report_to.split(","),
-        project_config=ProjectConfiguration(project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")),
+        project_config=ProjectConfiguration(
+            project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")
+        ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
 
@@ -268,7 +281,9 @@ def prepare_evaluation_loaders(accelerator: Accelerator, data: PretrainingData) 
         data.eval_dataloader = accelerator.prepare(data.eval_dataloader)
     if data.zero_shot_dataloader is not None and accelerator.distributed_type == DistributedType.FSDP:
         # get_ecg_features / get_text_features bypass the FSDP-wrapped forward, so the sharded weights are not gathered
-        logger.warning("The zero-shot validation AUROC is skipped under FSDP; run eval_merit.py on the exported model.")
+        logger.warning(
+            "The zero-shot validation AUROC is skipped under FSDP; run eval_merit.py on the exported model."
+        )
         data.zero_shot_dataloader = None
     if data.zero_shot_dataloader is not None:
         data.zero_shot_dataloader = accelerator.prepare(data.zero_shot_dataloader)
@@ -286,7 +301,9 @@ def resume_or_start(
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
     accelerator.load_state(os.fspath(checkpoint))
     progress = read_progress(checkpoint)
-    logger.info(f"Resumed from {checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})")
+    logger.info(
+        f"Resumed from {checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})"
+    )
     return progress, checkpoint
 
 
@@ -301,7 +318,13 @@ def clip_gradients(
 
 
 def training_step(
-    accelerator: Accelerator, model, optimizer, scheduler, batch: dict, max_grad_norm: float, step: int,
+    accelerator: Accelerator,
+    model,
+    optimizer,
+    scheduler,
+    batch: dict,
+    max_grad_norm: float,
+    step: int,
     last_checkpoint: Path | None,
 ):
     """One micro-batch of optimizer step `step`: forward, backward and, when the accumulation completes, clipping and
@@ -331,8 +354,15 @@ def log_training_step(accelerator: Accelerator, output, scheduler, output_dir: P
 
 
 def run_validation(
-    accelerator: Accelerator, model, processor, data: PretrainingData, training_args: TrainingArguments,
-    output_dir: Path, step: int, is_last: bool, best: BestModel,
+    accelerator: Accelerator,
+    model,
+    processor,
+    data: PretrainingData,
+    training_args: TrainingArguments,
+    output_dir: Path,
+    step: int,
+    is_last: bool,
+    best: BestModel,
 ) -> BestModel:
     """Validation at `step`: the validation losses and the zero-shot validation AUROC, logged; returns `best`
     updated with them (under `--load_best_model_at_end`)."""
@@ -387,8 +417,15 @@ class Publisher:
         if self.pusher is not None:
             self.pusher.wait()  # never rewrite files that a background upload is still reading
         card = model_card_values(
-            model, self.processor, self.run_config, self.model_id, self.dataset_name, self.num_train_records,
-            completed_steps, self.effective_batch_size, f"{self.accelerator.num_processes} x {self.accelerator.device}",
+            model,
+            self.processor,
+            self.run_config,
+            self.model_id,
+            self.dataset_name,
+            self.num_train_records,
+            completed_steps,
+            self.effective_batch_size,
+            f"{self.accelerator.num_processes} x {self.accelerator.device}",
             time.monotonic() - self.started,
         )
         export_model(model, self.processor, self.output_dir, card, state_dict)
@@ -397,7 +434,11 @@ class Publisher:
 
 
 def save_and_publish(
-    accelerator: Accelerator, model, publisher: Publisher, progress: TrainingProgress, checkpoints_total_limit: int,
+    accelerator: Accelerator,
+    model,
+    publisher: Publisher,
+    progress: TrainingProgress,
+    checkpoints_total_limit: int,
     is_last: bool,
 ) -> Path:
     """Saves a resumable checkpoint and, when pushing to the Hub, publishes the model in the background (the last
@@ -409,8 +450,14 @@ def save_and_publish(
 
 
 def finish_training(
-    accelerator: Accelerator, model, best: BestModel, publisher: Publisher, progress: TrainingProgress,
-    data_args: DataArguments, training_args: TrainingArguments, data_dir: str | None,
+    accelerator: Accelerator,
+    model,
+    best: BestModel,
+    publisher: Publisher,
+    progress: TrainingProgress,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    data_dir: str | None,
 ) -> Path:
     """After the last step: the best weights restored (`--load_best_model_at_end`), the loss curves drawn, the model
     exported and pushed, and (`evaluates_after_training`) the demo evaluation run on the exported model. Returns the
@@ -431,7 +478,11 @@ def finish_training(
         run_demo_evaluation(output_dir, data_dir, dataset=data_args.dataset_name)
     logger.info(
         f"Done. Model, processor and model card: {output_dir.resolve()}\n"
-        + (f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n" if evaluated else "")
+        + (
+            f"  Evaluation results: {(output_dir / 'results').resolve()} (and the model card's results table)\n"
+            if evaluated
+            else ""
+        )
         + f"  Load it with:  from transformers import AutoModel, AutoProcessor\n"
         f"                 model = AutoModel.from_pretrained('{output_dir}', trust_remote_code=True)\n"
         f"                 processor = AutoProcessor.from_pretrained('{output_dir}', trust_remote_code=True)\n"
@@ -460,7 +511,10 @@ def main(argv: list[str] | None = None) -> Path:
     output_dir = Path(training_args.output_dir)
     started = time.monotonic()
     accelerator = build_accelerator(training_args, output_dir)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+    )
     set_seed(training_args.seed)
 
     # Created first, so that a bad token or repository id fails before any data or model work.
@@ -476,18 +530,24 @@ def main(argv: list[str] | None = None) -> Path:
 
     optimizer = torch.optim.AdamW(
         optimizer_parameter_groups(model, training_args.weight_decay, training_args.text_learning_rate),
-        lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
+        lr=training_args.learning_rate,
+        betas=(training_args.adam_beta1, training_args.adam_beta2),
     )
-    steps_per_epoch = math.ceil(len(data.train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps)
+    steps_per_epoch = math.ceil(
+        len(data.train_dataloader) / accelerator.num_processes / training_args.gradient_accumulation_steps
+    )
     max_train_steps = training_args.max_train_steps or training_args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     # The prepared scheduler steps once per process at every optimizer step, hence the factor num_processes.
     scheduler = get_scheduler(
-        training_args.lr_scheduler_type, optimizer,
+        training_args.lr_scheduler_type,
+        optimizer,
         num_warmup_steps=int(training_args.warmup_ratio * max_train_steps) * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, data.train_dataloader, scheduler)
+    model, optimizer, train_dataloader, scheduler = accelerator.prepare(
+        model, optimizer, data.train_dataloader, scheduler
+    )
     prepare_evaluation_loaders(accelerator, data)
 
     batch_size = training_args.per_device_train_batch_size
@@ -500,28 +560,57 @@ def main(argv: list[str] | None = None) -> Path:
     )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    run_config = {**asdict(model_args), **asdict(data_args), **asdict(training_args), "hub_token": None, "data_dir": data_dir}
-    accelerator.init_trackers("merit", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))})
+    run_config = {
+        **asdict(model_args),
+        **asdict(data_args),
+        **asdict(training_args),
+        "hub_token": None,
+        "data_dir": data_dir,
+    }
+    accelerator.init_trackers(
+        "merit", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))}
+    )
 
     best = BestModel(training_args.metric_for_best_model)
     if training_args.load_best_model_at_end and accelerator.distributed_type == DistributedType.FSDP:
         raise ValueError("--load_best_model_at_end keeps a full copy of the weights: it is not supported under FSDP.")
     progress, last_checkpoint = resume_or_start(accelerator, training_args, output_dir)
     publisher = Publisher(
-        accelerator, processor, output_dir, pusher, run_config, training_args.hub_model_id or output_dir.name,
-        data_args.dataset_name, len(data.train_dataset), effective_batch, started,
+        accelerator,
+        processor,
+        output_dir,
+        pusher,
+        run_config,
+        training_args.hub_model_id or output_dir.name,
+        data_args.dataset_name,
+        len(data.train_dataset),
+        effective_batch,
+        started,
     )
 
-    with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process) as bar:
+    with tqdm(
+        total=max_train_steps,
+        initial=progress.completed_steps,
+        desc="pretraining",
+        disable=not accelerator.is_local_main_process,
+    ) as bar:
         model.train()
         for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
             # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
             # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
             # run drew.
-            torch.manual_seed(step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index))
+            torch.manual_seed(
+                step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index)
+            )
             output = training_step(
-                accelerator, model, optimizer, scheduler, batch, training_args.max_grad_norm,
-                progress.completed_steps + 1, last_checkpoint,
+                accelerator,
+                model,
+                optimizer,
+                scheduler,
+                batch,
+                training_args.max_grad_norm,
+                progress.completed_steps + 1,
+                last_checkpoint,
             )
             if not accelerator.sync_gradients:
                 continue
@@ -532,7 +621,9 @@ def main(argv: list[str] | None = None) -> Path:
             if step % training_args.logging_steps == 0 or step == max_train_steps:
                 log_training_step(accelerator, output, scheduler, output_dir, step, bar)
             if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
-                best = run_validation(accelerator, model, processor, data, training_args, output_dir, step, is_last, best)
+                best = run_validation(
+                    accelerator, model, processor, data, training_args, output_dir, step, is_last, best
+                )
             if step % training_args.checkpointing_steps == 0 or is_last:
                 last_checkpoint = save_and_publish(
                     accelerator, model, publisher, progress, training_args.checkpoints_total_limit, is_last

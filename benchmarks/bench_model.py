@@ -374,11 +374,28 @@ def run_timing_worker(args: argparse.Namespace) -> dict:
 def worker_command(args: argparse.Namespace, worker: str, attn_implementation: str | None = None) -> list[str]:
     """The command line that runs this script as a `--worker` with the benchmark settings of `args`."""
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", worker,
-        "--preset", args.preset, "--batch-size", str(args.batch_size), "--iterations", str(args.iterations),
-        "--warmup", str(args.warmup), "--threads", str(args.threads), "--missing-leads", str(args.missing_leads),
-        "--matmul-size", str(args.matmul_size), "--matmul-repeats", str(args.matmul_repeats),
-        "--profile-rows", str(args.profile_rows),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        worker,
+        "--preset",
+        args.preset,
+        "--batch-size",
+        str(args.batch_size),
+        "--iterations",
+        str(args.iterations),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+        "--missing-leads",
+        str(args.missing_leads),
+        "--matmul-size",
+        str(args.matmul_size),
+        "--matmul-repeats",
+        str(args.matmul_repeats),
+        "--profile-rows",
+        str(args.profile_rows),
     ]
     if attn_implementation is not None:
         command += ["--worker-attn", attn_implementation]
@@ -493,8 +510,18 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     return {
         "settings": {
             key: getattr(args, key)
-            for key in ("preset", "batch_size", "iterations", "warmup", "threads", "missing_leads", "matmul_size",
-                        "matmul_repeats", "max_wait_share", "malloc_keep_memory")
+            for key in (
+                "preset",
+                "batch_size",
+                "iterations",
+                "warmup",
+                "threads",
+                "missing_leads",
+                "matmul_size",
+                "matmul_repeats",
+                "max_wait_share",
+                "malloc_keep_memory",
+            )
         },
         "torch_version": __import__("torch").__version__,
         "flops_per_ecg": flops,
@@ -579,25 +606,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=5, help="timed steps per implementation (default: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per implementation (default: 1)")
     parser.add_argument(
-        "--threads", type=int, default=torch.get_num_threads(),
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
         help=f"intra-op threads for every worker (default: torch's default here, {torch.get_num_threads()})",
     )
     parser.add_argument(
-        "--missing-leads", type=int, default=0,
+        "--missing-leads",
+        type=int,
+        default=0,
         help="mark this many leads missing in every second ECG, which makes the encoder pass an attention mask",
     )
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the square fp32 matmul (default: 2048)")
     parser.add_argument(
-        "--matmul-repeats", type=int, default=5,
+        "--matmul-repeats",
+        type=int,
+        default=5,
         help="matmuls per reference burst, one burst between steps (default: 5)",
     )
     parser.add_argument(
-        "--max-wait-share", type=float, default=0.05,
+        "--max-wait-share",
+        type=float,
+        default=0.05,
         help="steps and bursts whose threads waited for a CPU at most this share of the time count as quiet "
         "(default: 0.05)",
     )
     parser.add_argument(
-        "--malloc-keep-memory", action="store_true",
+        "--malloc-keep-memory",
+        action="store_true",
         help=f"run the workers with glibc malloc keeping freed memory for reuse ({GLIBC_KEEP_MEMORY_TEXT}) instead of "
         "page-faulting it in again every step",
     )
@@ -629,8 +665,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict | None:
     """Entry point: a worker prints its JSON result; the orchestrator prints the table (and writes `--output`)."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s"
+    )
     workers = {
         "check": lambda: check_variants(args.preset, args.missing_leads, args.threads),
         "memory": lambda: run_memory_worker(args),

@@ -91,8 +91,9 @@ def run_worker(route: str, checkpoint: str, record: str, labels: list[str], thre
             return EndpointHandler(checkpoint)
 
         handler, *timings["load"] = timed(load)
-        files = {suffix: base64.b64encode(Path(f"{record}.{suffix}").read_bytes()).decode()
-                 for suffix in ("hea", "dat")}
+        files = {
+            suffix: base64.b64encode(Path(f"{record}.{suffix}").read_bytes()).decode() for suffix in ("hea", "dat")
+        }
         body = json.dumps({"inputs": files, "parameters": {"candidate_labels": labels}})
 
         def request():

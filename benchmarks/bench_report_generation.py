@@ -83,7 +83,10 @@ def build(args: argparse.Namespace, variant: str):
         model.language_model.requires_grad_(variant == "full")
     config = model.config
     collator = ReportCollator(
-        MeritProcessor(MeritFeatureExtractor(), tokenizer), config.eos_token_id_for_generation, config.pad_token_id_for_generation, 64
+        MeritProcessor(MeritFeatureExtractor(), tokenizer),
+        config.eos_token_id_for_generation,
+        config.pad_token_id_for_generation,
+        64,
     )
     batch = collator.reports(first_training_reports(args.batch_size))
     with torch.no_grad():
@@ -130,13 +133,26 @@ def run_worker(args: argparse.Namespace) -> dict:
 
 
 def run_variant(args: argparse.Namespace, variant: str) -> dict:
-    command = [sys.executable, __file__, "--worker", variant, "--batch-size", str(args.batch_size), "--steps",
-               str(args.steps), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        variant,
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+    ]
     for flag, value in (("--merit", args.merit), ("--language-model", args.language_model)):
         if value:
             command += [flag, value]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.fspath(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": str(args.threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.fspath(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": str(args.threads),
+    }
     child = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     if child.returncode != 0:
         raise RuntimeError(f"The {variant} worker failed:\n{child.stderr[-3000:]}")
@@ -170,7 +186,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="Timed steps per variant (after one warm-up step).")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="Comma-separated subset of lora,full,projector.")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="Comma-separated subset of lora,full,projector."
+    )
     parser.add_argument("--output", help="Also write the results as JSON to this file.")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

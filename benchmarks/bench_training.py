@@ -164,7 +164,16 @@ def measure_memory(args: argparse.Namespace, cache_dir: str) -> dict:
 
 def memory_in_subprocess(args: argparse.Namespace, view: str) -> dict:
     """Runs `measure_memory` for `view` in a fresh interpreter; returns its result."""
-    command = [sys.executable, __file__, "--memory_view", view, "--preset", args.preset, "--batch_size", str(args.batch_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--memory_view",
+        view,
+        "--preset",
+        args.preset,
+        "--batch_size",
+        str(args.batch_size),
+    ]
     for name in ("text_model_name_or_path", "num_workers", "threads"):
         if getattr(args, name) is not None:
             command += [f"--{name}", str(getattr(args, name))]
@@ -192,7 +201,10 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
         compute = {view: trainers[view].step(batch, step_seed(seed, iteration, 1, 0)) for view in order}
         if iteration >= args.warmup:
             rows.append({"wait": wait, **compute})
-        logger.info(f"iteration {iteration}: wait {wait * 1e3:.1f} ms, " + ", ".join(f"{view} {compute[view]:.2f} s" for view in VIEWS))
+        logger.info(
+            f"iteration {iteration}: wait {wait * 1e3:.1f} ms, "
+            + ", ".join(f"{view} {compute[view]:.2f} s" for view in VIEWS)
+        )
 
     del trainers, dataloader, batches
     gc.collect()
@@ -241,9 +253,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small", help="model preset (default: small)")
     parser.add_argument(
-        "--text_model_name_or_path", default=None, help="text tower (default: the script's, all-MiniLM-L6-v2; or 'scratch')"
+        "--text_model_name_or_path",
+        default=None,
+        help="text tower (default: the script's, all-MiniLM-L6-v2; or 'scratch')",
     )
-    parser.add_argument("--batch_size", type=int, default=TrainingArguments.per_device_train_batch_size, help="per-device batch (default: the script's)")
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=TrainingArguments.per_device_train_batch_size,
+        help="per-device batch (default: the script's)",
+    )
     parser.add_argument("--num_workers", type=int, default=None, help="loader workers (default: the script's default)")
     parser.add_argument("--iterations", type=int, default=8, help="measured iterations (one step of each view)")
     parser.add_argument("--warmup", type=int, default=1, help="iterations run before measuring")

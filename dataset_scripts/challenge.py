@@ -66,7 +66,6 @@ def read_label_table(path: str | os.PathLike) -> dict[str, str]:
     return dict(zip(table["snomed_ct_code"].str.strip(), table["class_name"].str.strip()))
 
 
-
 def read_label_descriptions(path: str | os.PathLike) -> dict[str, str]:
     """Reads the `description` column of a SNOMED-CT label table: class name -> description, sorted by class name.
 
@@ -87,6 +86,7 @@ def read_label_descriptions(path: str | os.PathLike) -> dict[str, str]:
         for class_name, group in table.groupby("class_name", sort=True)
         if class_name
     }
+
 
 def parse_challenge_comments(header: WfdbHeader, path: str) -> dict:
     """Reads `#Age:`, `#Sex:` and `#Dx:` from a Challenge header's comments.

@@ -567,4 +567,3 @@ def load_builder(
     dataset = datasets.DatasetDict(splits)
     dataset.skipped_records = builder.skipped_records
     return dataset
-

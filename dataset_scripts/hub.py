@@ -88,6 +88,4 @@ def push_to_hub(
                 repo_type="dataset",
                 commit_message="Add dataset card",
             )
-    dataset.push_to_hub(
-        repo_id, config_name=config_name, private=private, token=token, max_shard_size=max_shard_size
-    )
+    dataset.push_to_hub(repo_id, config_name=config_name, private=private, token=token, max_shard_size=max_shard_size)

@@ -67,7 +67,9 @@ def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str,
             for row in read_results(path):
                 if row.task not in ("linear-probe", "zero-shot") or row.fraction != 1.0:
                     continue
-                column = RANDOM_ENCODER if row.baseline == "random-init" else variant_name if row.baseline is None else None
+                column = (
+                    RANDOM_ENCODER if row.baseline == "random-init" else variant_name if row.baseline is None else None
+                )
                 if column is None:
                     continue
                 cells.setdefault((row.task, row.label_set, row.seed), {})[column] = row
@@ -80,7 +82,9 @@ def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str,
     for (task, label_set, seed), by_column in sorted(cells.items()):
         n_test = next(iter(by_column.values())).n_test
         lines.append(
-            f"| {task} | {label_set} | {seed} | {n_test} | " + " | ".join(_cell(by_column.get(column)) for column in columns) + " |"
+            f"| {task} | {label_set} | {seed} | {n_test} | "
+            + " | ".join(_cell(by_column.get(column)) for column in columns)
+            + " |"
         )
         for column, row in by_column.items():
             metric = row.metrics["macro_auroc"]

@@ -230,7 +230,8 @@ class EvaluationArguments:
         default=64, metadata={"help": "report-generation: longest generated report, in LLM tokens (greedy)."}
     )
     report_examples: int = field(
-        default=5, metadata={"help": "report-generation: test records whose reports are printed next to the reference."}
+        default=5,
+        metadata={"help": "report-generation: test records whose reports are printed next to the reference."},
     )
     report_language: str = field(
         default="all",

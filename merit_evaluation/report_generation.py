@@ -127,7 +127,9 @@ class ReportGenerationHarness:
             raise ValueError(f"The dataset lacks the splits {missing}; expected train, validation and test.")
         for name in ("train", "test"):
             if len(splits[name]) == 0 or "report" not in splits[name].column_names:
-                raise ValueError(f"The {name} split must hold records with a `report` column; it is empty or has none.")
+                raise ValueError(
+                    f"The {name} split must hold records with a `report` column; it is empty or has none."
+                )
         self.splits = splits
         self.feature_extractor = feature_extractor
         self.dataset = dataset

@@ -249,9 +249,7 @@ class BertScorer:
         self.model = AutoModel.from_pretrained(self.model_name_or_path).eval().to(device)
         n_layers = self.model.config.num_hidden_layers
         if not 0 <= layer <= n_layers:
-            raise ValueError(
-                f"`bertscore_layer` must be in 0..{n_layers} for {self.model_name_or_path}, got {layer}."
-            )
+            raise ValueError(f"`bertscore_layer` must be in 0..{n_layers} for {self.model_name_or_path}, got {layer}.")
         self.layer = layer
         self.batch_size = batch_size
         self.device = device
@@ -416,4 +414,3 @@ def compute_report_metrics(
             )
         bootstrap = {"n_resamples": n_bootstrap, "confidence_level": confidence_level, "seed": seed}
     return ReportMetrics(metrics=metrics, n_samples=n_samples, details=details, bootstrap=bootstrap)
-

@@ -71,9 +71,7 @@ def plot_training_curves(history: Sequence[Mapping], path: str | os.PathLike | N
         )
     for index, entry in enumerate(history):
         if not isinstance(entry, Mapping) or not _finite_number(entry.get("step")):
-            raise ValueError(
-                f"`history[{index}]` must be a dict with a numeric `step`, got {entry!r:.120}."
-            )
+            raise ValueError(f"`history[{index}]` must be a dict with a numeric `step`, got {entry!r:.120}.")
     known = {f"{split}/{metric}" for metric, _ in TRAINING_CURVE_PANELS for split in ("train", "val")}
     if not any(key in known for entry in history for key in entry):
         raise ValueError(
@@ -158,9 +156,7 @@ def plot_roc(
     labels = labels.astype(bool)
     if isinstance(class_names, str) or len(class_names) != labels.shape[1]:
         got = 1 if isinstance(class_names, str) else len(class_names)
-        raise ValueError(
-            f"`class_names` must name each of the {labels.shape[1]} score columns, got {got} name(s)."
-        )
+        raise ValueError(f"`class_names` must name each of the {labels.shape[1]} score columns, got {got} name(s).")
     aurocs = np.asarray(aurocs, dtype=np.float64)
     if aurocs.shape != (labels.shape[1],):
         raise ValueError(

@@ -88,7 +88,9 @@ def _checked_signal(signal, sampling_rate) -> tuple[np.ndarray, float]:
         )
     if np.isinf(values).any():
         raise ValueError("`signal` contains infinite values; use NaN for samples that were not recorded.")
-    is_number = isinstance(sampling_rate, (int, float, np.integer, np.floating)) and not isinstance(sampling_rate, bool)
+    is_number = isinstance(sampling_rate, (int, float, np.integer, np.floating)) and not isinstance(
+        sampling_rate, bool
+    )
     if not (is_number and np.isfinite(sampling_rate) and sampling_rate > 0):
         raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {sampling_rate!r}.")
     return values, float(sampling_rate)

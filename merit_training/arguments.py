@@ -17,10 +17,25 @@ from .checkpoints import STATE_FILE, list_checkpoints
 
 
 BEST_MODEL_METRICS = {
-    "val/loss": False, "val/reconstruction_loss": False, "val/contrastive_loss": False, "val/zero_shot_macro_auroc": True,
+    "val/loss": False,
+    "val/reconstruction_loss": False,
+    "val/contrastive_loss": False,
+    "val/zero_shot_macro_auroc": True,
 }
 """Validation metrics that --load_best_model_at_end can select on, with whether greater is better."""
-KNOWN_TRACKERS = ("none", "all", "tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
+KNOWN_TRACKERS = (
+    "none",
+    "all",
+    "tensorboard",
+    "wandb",
+    "trackio",
+    "comet_ml",
+    "aim",
+    "mlflow",
+    "clearml",
+    "dvclive",
+    "swanlab",
+)
 
 
 @dataclass
@@ -121,7 +136,8 @@ class TrainingArguments:
         default="outputs/merit-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
     )
     num_train_epochs: int = field(
-        default=30, metadata={"help": "Epochs (ignored when --max_train_steps is set); 30 = 240 steps on the demo's excerpt."}
+        default=30,
+        metadata={"help": "Epochs (ignored when --max_train_steps is set); 30 = 240 steps on the demo's excerpt."},
     )
     max_train_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps; overrides epochs."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
@@ -141,7 +157,9 @@ class TrainingArguments:
     )
     weight_decay: float = field(
         default=0.05,
-        metadata={"help": "AdamW weight decay, on the weights of linear layers only (not on norms, biases, embeddings, tokens)."},
+        metadata={
+            "help": "AdamW weight decay, on the weights of linear layers only (not on norms, biases, embeddings, tokens)."
+        },
     )
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
     adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
@@ -162,7 +180,8 @@ class TrainingArguments:
         default=None, metadata={"help": "'latest' (newest in --output_dir) or the path of a checkpoint folder."}
     )
     eval_steps: int = field(
-        default=40, metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."}
+        default=40,
+        metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."},
     )
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N steps."})
     report_to: str = field(
@@ -225,8 +244,15 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     problems += dataset_problems(data_args)
     if data_args.data_dir and not Path(data_args.data_dir).is_dir():
         problems.append(f"--data_dir {data_args.data_dir} is not a folder.")
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                 "num_train_epochs", "checkpointing_steps", "checkpoints_total_limit", "logging_steps"):
+    for name in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "checkpointing_steps",
+        "checkpoints_total_limit",
+        "logging_steps",
+    ):
         if getattr(training_args, name) <= 0:
             problems.append(f"--{name} must be positive, got {getattr(training_args, name)}.")
     if training_args.max_train_steps is not None and training_args.max_train_steps <= 0:
@@ -252,12 +278,16 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     trackers = [name.strip() for name in training_args.report_to.split(",")]
     unknown_trackers = [name for name in trackers if name not in KNOWN_TRACKERS]
     if unknown_trackers or ("none" in trackers and len(trackers) > 1):
-        problems.append(f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {training_args.report_to!r}.")
+        problems.append(
+            f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {training_args.report_to!r}."
+        )
     resume = training_args.resume_from_checkpoint
     if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
         problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
     if resume == "latest" and not list_checkpoints(training_args.output_dir):
-        problems.append(f"--resume_from_checkpoint latest: --output_dir {training_args.output_dir} holds no checkpoint.")
+        problems.append(
+            f"--resume_from_checkpoint latest: --output_dir {training_args.output_dir} holds no checkpoint."
+        )
     if training_args.metric_for_best_model not in BEST_MODEL_METRICS:
         problems.append(
             f"--metric_for_best_model must be one of {sorted(BEST_MODEL_METRICS)}, got {training_args.metric_for_best_model!r}."

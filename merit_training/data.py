@@ -140,7 +140,9 @@ class ECGReportCollator:
         if self.crop != "random":
             return None
         if ROW_INDEX not in rows[0]:
-            raise ValueError(f"Random crops need rows from `IndexedRows` (a {ROW_INDEX!r} key); got {sorted(rows[0])}.")
+            raise ValueError(
+                f"Random crops need rows from `IndexedRows` (a {ROW_INDEX!r} key); got {sorted(rows[0])}."
+            )
         return derived_seed(self.seed, *(int(row[ROW_INDEX]) for row in rows))
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
@@ -156,7 +158,9 @@ class ECGReportCollator:
         )
         batch = dict(batch)
         if self.with_labels:
-            batch["labels"] = torch.as_tensor(np.stack([np.asarray(row["multi_hot"]) for row in rows]), dtype=torch.float32)
+            batch["labels"] = torch.as_tensor(
+                np.stack([np.asarray(row["multi_hot"]) for row in rows]), dtype=torch.float32
+            )
         return batch
 
 
@@ -214,7 +218,9 @@ def check_pretraining_columns(name: str, dataset: datasets.Dataset, signal_colum
         )
 
 
-def prepare_pretraining_data(data_args, training_args, data_dir: str | None, processor, accelerator) -> PretrainingData:
+def prepare_pretraining_data(
+    data_args, training_args, data_dir: str | None, processor, accelerator
+) -> PretrainingData:
     """
     The splits and loaders of a pretraining run, as `train_merit.py` configures them: the ECG-report pairs of
     `--dataset_name` (`load_pretraining_splits`; the main process prepares them first), cut to `--max_train_samples`
@@ -238,8 +244,12 @@ def prepare_pretraining_data(data_args, training_args, data_dir: str | None, pro
     label_set = resolved_zero_shot_label_set(data_args)
     with accelerator.main_process_first():
         splits = load_pretraining_splits(
-            data_args.dataset_name, data_dir, data_args.dataset_config_name, data_args.ptbxl_sampling_rate,
-            data_args.cache_dir, data_args.preprocessing_num_workers,
+            data_args.dataset_name,
+            data_dir,
+            data_args.dataset_config_name,
+            data_args.ptbxl_sampling_rate,
+            data_args.cache_dir,
+            data_args.preprocessing_num_workers,
         )
         zero_shot_split, zero_shot_classes = zero_shot_validation_split(
             data_args.dataset_name, data_dir, splits, label_set, data_args.ptbxl_sampling_rate, data_args.cache_dir
@@ -268,13 +278,16 @@ def prepare_pretraining_data(data_args, training_args, data_dir: str | None, pro
     if eval_dataset is not None and len(eval_dataset):
         eval_collator = ECGReportCollator(processor, data_args.signal_column, data_args.text_column, crop="center")
         data.eval_dataloader = torch.utils.data.DataLoader(
-            eval_dataset.with_format("numpy"), batch_size=eval_batch_size, collate_fn=eval_collator,
+            eval_dataset.with_format("numpy"),
+            batch_size=eval_batch_size,
+            collate_fn=eval_collator,
             num_workers=num_workers,
         )
     if zero_shot_split is not None and len(zero_shot_split):
         data.zero_shot_prompts = class_prompts(data_args.dataset_name, data_dir, label_set, zero_shot_classes)
         data.zero_shot_dataloader = torch.utils.data.DataLoader(
-            zero_shot_split.with_format("numpy"), batch_size=eval_batch_size,
+            zero_shot_split.with_format("numpy"),
+            batch_size=eval_batch_size,
             collate_fn=ECGReportCollator(processor, "signal", None, crop="center", with_labels=True),
             num_workers=num_workers,
         )

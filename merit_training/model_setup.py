@@ -107,9 +107,7 @@ def optimizer_parameter_groups(
     main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
     is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
     """
-    decayed_weights = {
-        id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)
-    }
+    decayed_weights = {id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)}
     groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -131,4 +129,3 @@ def optimizer_parameter_groups(
 def step_seed(seed: int, completed_steps: int, batch_index: int, process_index: int) -> int:
     """The torch seed of one micro-batch: a deterministic function of the run seed and the position in training."""
     return derived_seed(seed, completed_steps, batch_index, process_index)
-

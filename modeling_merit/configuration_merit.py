@@ -17,20 +17,44 @@ CANONICAL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4"
 # encoder compute per token); `small` and `base` follow ST-MEM / ViT.
 ECG_PRESETS = {
     "tiny": dict(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-        decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
     ),
     "compact": dict(
-        hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024,
-        decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=512,
+        hidden_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        decoder_hidden_size=128,
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=512,
     ),
     "small": dict(
-        hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        decoder_hidden_size=256,
+        decoder_num_hidden_layers=4,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=1024,
     ),
     "base": dict(
-        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        decoder_hidden_size=256,
+        decoder_num_hidden_layers=4,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=1024,
     ),
 }
 
@@ -39,20 +63,40 @@ ECG_PRESETS = {
 # `base` has the shape of BERT-base / MedCPT-Query-Encoder.
 TEXT_PRESETS = {
     "tiny": dict(
-        model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        model_type="bert",
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     ),
     "compact": dict(
-        model_type="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-        intermediate_size=1536, max_position_embeddings=512,
+        model_type="bert",
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
     ),
     "small": dict(
-        model_type="bert", vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-        intermediate_size=1536, max_position_embeddings=512,
+        model_type="bert",
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
     ),
     "base": dict(
-        model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-        intermediate_size=3072, max_position_embeddings=512,
+        model_type="bert",
+        vocab_size=30522,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
     ),
 }
 
@@ -199,15 +243,27 @@ class MeritECGConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         for field in (
-            "num_leads", "sampling_rate", "num_samples", "patch_size", "hidden_size", "num_hidden_layers",
-            "num_attention_heads", "intermediate_size", "decoder_hidden_size", "decoder_num_hidden_layers",
-            "decoder_num_attention_heads", "decoder_intermediate_size",
+            "num_leads",
+            "sampling_rate",
+            "num_samples",
+            "patch_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "decoder_hidden_size",
+            "decoder_num_hidden_layers",
+            "decoder_num_attention_heads",
+            "decoder_intermediate_size",
         ):
             _check_positive_int(field, getattr(self, field))
         _check_divisible("num_samples", self.num_samples, "patch_size", self.patch_size)
         _check_divisible("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
         _check_divisible(
-            "decoder_hidden_size", self.decoder_hidden_size, "decoder_num_attention_heads", self.decoder_num_attention_heads
+            "decoder_hidden_size",
+            self.decoder_hidden_size,
+            "decoder_num_attention_heads",
+            self.decoder_num_attention_heads,
         )
         _check_probability("mask_ratio", self.mask_ratio)
         _check_probability("hidden_dropout_prob", self.hidden_dropout_prob)

@@ -9,10 +9,21 @@ from .configuration_merit import MeritECGConfig, _check_choice, _check_positive_
 
 # The shape of SmolLM2-135M-Instruct, the offline default language model (see merit_training/language_models.py).
 SMOLLM2_135M_CONFIG = dict(
-    model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-    num_attention_heads=9, num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5,
-    rope_parameters={"rope_theta": 100000.0, "rope_type": "default"}, tie_word_embeddings=True, bos_token_id=1,
-    eos_token_id=2, pad_token_id=2,
+    model_type="llama",
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-5,
+    rope_parameters={"rope_theta": 100000.0, "rope_type": "default"},
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
 )
 
 PREFIX_FEATURES = ("pooled", "per_lead", "time_tokens")

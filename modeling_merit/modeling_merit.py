@@ -208,9 +208,13 @@ class MeritECGEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         norm = config.patch_embedding_norm
-        self.patch_norm = nn.LayerNorm(config.patch_size, eps=config.layer_norm_eps) if norm == "pre_and_post" else None
+        self.patch_norm = (
+            nn.LayerNorm(config.patch_size, eps=config.layer_norm_eps) if norm == "pre_and_post" else None
+        )
         self.patch_embedding = nn.Linear(config.patch_size, config.hidden_size)
-        self.patch_embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if norm != "none" else None
+        self.patch_embedding_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if norm != "none" else None
+        )
         self.lead_embedding = nn.Parameter(torch.zeros(config.num_leads, config.hidden_size))
         self.separator_token = nn.Parameter(torch.zeros(config.hidden_size))
         # positions 0 and N + 1 are the separators, 1..N the patches
@@ -229,9 +233,7 @@ class MeritECGEmbeddings(nn.Module):
             embedded = self.patch_embedding_norm(embedded)
         return embedded
 
-    def forward(
-        self, patches: torch.Tensor, ids_keep: torch.LongTensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, ids_keep: torch.LongTensor | None = None) -> torch.Tensor:
         """
         Args:
             patches (`torch.FloatTensor` of shape `(B, L, N, P)`): the patchified ECG.
@@ -404,7 +406,10 @@ class MeritPreTrainedModel(PreTrainedModel):
                 "AutoModelForPreTraining": "modeling_merit.MeritForPreTraining",
             }
         else:
-            auto_map = {"AutoConfig": "configuration_merit.MeritECGConfig", "AutoModel": "modeling_merit.MeritECGModel"}
+            auto_map = {
+                "AutoConfig": "configuration_merit.MeritECGConfig",
+                "AutoModel": "modeling_merit.MeritECGModel",
+            }
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
         from .pipeline_merit import add_pipelines_to_checkpoint  # lazy: transformers.pipelines is a slow import
 
@@ -509,7 +514,9 @@ class MeritECGModel(MeritPreTrainedModel):
         """`(B, L, N, P)` -> `(B, L, T)`; raises a `ValueError` quoting expected vs actual sizes."""
         expected = (self.config.num_leads, self.config.num_patches_per_lead, self.config.patch_size)
         if patches.dim() != 4 or tuple(patches.shape[1:]) != expected:
-            raise ValueError(f"`patches` must have shape (batch, {', '.join(map(str, expected))}), got {tuple(patches.shape)}.")
+            raise ValueError(
+                f"`patches` must have shape (batch, {', '.join(map(str, expected))}), got {tuple(patches.shape)}."
+            )
         return patches.flatten(-2)
 
     def _checked_lead_mask(self, input_values: torch.Tensor, lead_mask: torch.Tensor | None) -> torch.Tensor:
@@ -556,7 +563,9 @@ class MeritECGModel(MeritPreTrainedModel):
         """
         patches = self.patchify(input_values)
         lead_mask = self._checked_lead_mask(input_values, lead_mask)
-        patches = torch.where(lead_mask[:, :, None, None], patches, torch.zeros((), dtype=patches.dtype, device=patches.device))
+        patches = torch.where(
+            lead_mask[:, :, None, None], patches, torch.zeros((), dtype=patches.dtype, device=patches.device)
+        )
         batch_size, num_leads, num_patches, _ = patches.shape
 
         mask = ids_restore = ids_keep = None
@@ -579,7 +588,9 @@ class MeritECGModel(MeritPreTrainedModel):
         pooled = (patch_tokens * weights).sum(dim=(1, 2)) / (weights.sum(dim=(1, 2)) * patch_tokens.shape[2])
         pooled = self.pooler_norm(pooled)
 
-        return MeritECGModelOutput(last_hidden_state=hidden_states, pooler_output=pooled, mask=mask, ids_restore=ids_restore)
+        return MeritECGModelOutput(
+            last_hidden_state=hidden_states, pooler_output=pooled, mask=mask, ids_restore=ids_restore
+        )
 
 
 # A checkpoint of MeritForPreTraining holds the ECG tower under `merit.ecg_model.`, one level deeper than the
@@ -782,8 +793,12 @@ class MeritModel(MeritPreTrainedModel):
         super().__init__(config)
         self.ecg_model = MeritECGModel._from_config(config.ecg_config)
         self.text_model = AutoModel.from_config(config.text_config, **self._text_model_kwargs(config))
-        self.ecg_projection = build_projection(config.projection_head, config.ecg_config.hidden_size, config.projection_dim)
-        self.text_projection = build_projection(config.projection_head, config.text_config.hidden_size, config.projection_dim)
+        self.ecg_projection = build_projection(
+            config.projection_head, config.ecg_config.hidden_size, config.projection_dim
+        )
+        self.text_projection = build_projection(
+            config.projection_head, config.text_config.hidden_size, config.projection_dim
+        )
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
 
@@ -1089,7 +1104,9 @@ class MeritForPreTraining(MeritPreTrainedModel):
         per_patch = ((reconstruction - target) ** 2).mean(dim=-1)
         weights = mask * lead_mask[:, :, None].to(mask.dtype)
         # where(), not a product: a missing lead may hold NaNs, and NaN * 0 is NaN
-        per_patch = torch.where(weights > 0, per_patch, torch.zeros((), dtype=per_patch.dtype, device=per_patch.device))
+        per_patch = torch.where(
+            weights > 0, per_patch, torch.zeros((), dtype=per_patch.dtype, device=per_patch.device)
+        )
         return (per_patch * weights).sum() / weights.sum().clamp(min=1.0)
 
     @can_return_tuple

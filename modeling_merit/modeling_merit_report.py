@@ -71,7 +71,9 @@ def tokenize_prompt(tokenizer, instruction: str, system_prompt: str | None = Non
     return before_ids, tokenizer(after, add_special_tokens=False)["input_ids"]
 
 
-def tokenize_reports(tokenizer, reports: list[str], eos_token_id: int, max_length: int | None = None) -> list[list[int]]:
+def tokenize_reports(
+    tokenizer, reports: list[str], eos_token_id: int, max_length: int | None = None
+) -> list[list[int]]:
     """Token ids of each report (no special tokens), truncated to `max_length - 1`, then the end-of-report id."""
     ids = tokenizer(list(reports), add_special_tokens=False)["input_ids"]
     if max_length is not None:
@@ -422,8 +424,11 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             ids_before = torch.tensor(before, dtype=torch.long, device=device)
             ids_after = torch.tensor(after, dtype=torch.long, device=device)
             pieces = [embedding(ids_before), prefix_embeds[index], embedding(ids_after)]
-            masks = [torch.ones(len(before), dtype=torch.long, device=device), prefix_mask[index].long(),
-                     torch.ones(len(after), dtype=torch.long, device=device)]
+            masks = [
+                torch.ones(len(before), dtype=torch.long, device=device),
+                prefix_mask[index].long(),
+                torch.ones(len(after), dtype=torch.long, device=device),
+            ]
             labels = [torch.full((len(before) + prefix_embeds.shape[1] + len(after),), -100, device=device)]
             if report_ids is not None:
                 keep = report_mask[index].bool()
@@ -480,7 +485,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if input_ids is None and (labels is not None or attention_mask is not None):
-            raise ValueError("`labels` and `attention_mask` describe the report tokens: pass the reports as `input_ids`.")
+            raise ValueError(
+                "`labels` and `attention_mask` describe the report tokens: pass the reports as `input_ids`."
+            )
         prefix_embeds, prefix_mask = self._prefix_inputs(input_values, lead_mask, ecg_features, ecg_feature_mask)
         prompt_ids = [self._default_prompt_ids()] * prefix_embeds.shape[0]
         inputs_embeds, full_mask, full_labels = self.build_inputs(
@@ -532,13 +539,17 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         """
         prefix_embeds, prefix_mask = self._prefix_inputs(input_values, lead_mask, ecg_features, ecg_feature_mask)
         prompt_ids = self._prompt_ids(prompt, prefix_embeds.shape[0], tokenizer)
-        inputs_embeds, attention_mask, _ = self.build_inputs(prefix_embeds, prefix_mask, prompt_ids, padding_side="left")
+        inputs_embeds, attention_mask, _ = self.build_inputs(
+            prefix_embeds, prefix_mask, prompt_ids, padding_side="left"
+        )
         if "max_new_tokens" not in generation_kwargs and "max_length" not in generation_kwargs:
             generation_kwargs["max_new_tokens"] = 64
         generation_kwargs.setdefault("do_sample", False)
         generation_kwargs.setdefault("pad_token_id", self.config.pad_token_id_for_generation)
         generation_kwargs.setdefault("eos_token_id", self.config.eos_token_id_for_generation)
-        return self.language_model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generation_kwargs)
+        return self.language_model.generate(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, **generation_kwargs
+        )
 
     # ------------------------------------------------------------------------------------------------ LoRA
 

@@ -93,7 +93,9 @@ def _read_bytes(value, what: str) -> bytes:
         if not os.path.isfile(value):
             raise ValueError(f"The {what} file {os.fspath(value)!r} does not exist.")
         return Path(value).read_bytes()
-    raise ValueError(f"The {what} of an uploaded WFDB record must be bytes or a file path, got {type(value).__name__}.")
+    raise ValueError(
+        f"The {what} of an uploaded WFDB record must be bytes or a file path, got {type(value).__name__}."
+    )
 
 
 def _wfdb_header_files(header: str) -> tuple[str, list[str]]:
@@ -416,8 +418,10 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
             prompts = {}
             for label, texts in candidate_labels.items():
                 texts = [texts] if isinstance(texts, str) else texts
-                if not isinstance(texts, (list, tuple)) or not texts or not all(
-                    isinstance(text, str) and text.strip() for text in texts
+                if (
+                    not isinstance(texts, (list, tuple))
+                    or not texts
+                    or not all(isinstance(text, str) and text.strip() for text in texts)
                 ):
                     raise ValueError(
                         f"The prompts of label {label!r} must be a non-empty string or list of strings, got {texts!r}."

@@ -193,8 +193,7 @@ class MeritSpace:
         missing = [lead for lead in STANDARD_LEAD_NAMES if lead not in recorded]
         summary = (
             f"**{name}**: {len(recorded)} standard leads, {plot_rate:g} Hz, {signal.shape[1] / plot_rate:.1f} s; "
-            f"embedding of {len(embedding)} values."
-            + (f" Not recorded: {', '.join(missing)}." if missing else "")
+            f"embedding of {len(embedding)} values." + (f" Not recorded: {', '.join(missing)}." if missing else "")
         )
         label_scores = {entry["label"]: entry["score"] for entry in scores}
         return str(plot_path), label_scores, str(embedding_path), report, summary

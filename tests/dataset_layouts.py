@@ -62,9 +62,10 @@ def write_mimic_tree(root: Path, studies: Sequence[MimicStudy], seed: int = 0) -
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     signals = {}
-    with open(root / "record_list.csv", "w", newline="") as list_file, open(
-        root / "machine_measurements.csv", "w", newline=""
-    ) as measurements_file:
+    with (
+        open(root / "record_list.csv", "w", newline="") as list_file,
+        open(root / "machine_measurements.csv", "w", newline="") as measurements_file,
+    ):
         record_list = csv.writer(list_file)
         record_list.writerow(["subject_id", "study_id", "file_name", "ecg_time", "path"])
         measurements = csv.writer(measurements_file)

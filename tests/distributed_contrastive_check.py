@@ -58,11 +58,15 @@ def single_process_reference(model: MeritForPreTraining, batch: dict[str, torch.
         output = model(**batch)
         output.loss.backward()
     losses = {"loss": output.loss.item(), "contrastive_loss": output.contrastive_loss.item()}
-    gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters() if parameter.grad is not None}
+    gradients = {
+        name: parameter.grad.clone() for name, parameter in model.named_parameters() if parameter.grad is not None
+    }
     return losses, gradients
 
 
-def distributed_losses_and_gradients(accelerator: Accelerator, model: MeritForPreTraining, batch: dict) -> tuple[dict, dict]:
+def distributed_losses_and_gradients(
+    accelerator: Accelerator, model: MeritForPreTraining, batch: dict
+) -> tuple[dict, dict]:
     """Losses averaged over the processes and DDP-averaged gradients, each process holding its slice of `batch`."""
     local_size = GLOBAL_BATCH // accelerator.num_processes
     start = accelerator.process_index * local_size
@@ -70,20 +74,26 @@ def distributed_losses_and_gradients(accelerator: Accelerator, model: MeritForPr
     ddp_model = accelerator.prepare(model)
     output = ddp_model(**local_batch)
     if tuple(output.logits_per_ecg.shape) != (local_size, GLOBAL_BATCH):
-        raise AssertionError(f"logits_per_ecg has shape {tuple(output.logits_per_ecg.shape)}, expected ({local_size}, {GLOBAL_BATCH})")
+        raise AssertionError(
+            f"logits_per_ecg has shape {tuple(output.logits_per_ecg.shape)}, expected ({local_size}, {GLOBAL_BATCH})"
+        )
     accelerator.backward(output.loss)
     local = torch.stack([output.loss.detach(), output.contrastive_loss.detach()])
     averaged = accelerator.reduce(local, reduction="mean")
     losses = {"loss": averaged[0].item(), "contrastive_loss": averaged[1].item()}
     unwrapped = accelerator.unwrap_model(ddp_model)
-    gradients = {name: parameter.grad.clone() for name, parameter in unwrapped.named_parameters() if parameter.grad is not None}
+    gradients = {
+        name: parameter.grad.clone() for name, parameter in unwrapped.named_parameters() if parameter.grad is not None
+    }
     return losses, gradients
 
 
 def largest_gradient_difference(reference: dict, candidate: dict) -> tuple[float, str]:
     """Largest absolute difference over all parameters, relative to the largest reference gradient entry."""
     if reference.keys() != candidate.keys():
-        raise AssertionError(f"Different parameters received gradients: {sorted(reference.keys() ^ candidate.keys())[:5]}")
+        raise AssertionError(
+            f"Different parameters received gradients: {sorted(reference.keys() ^ candidate.keys())[:5]}"
+        )
     scale = max(gradient.abs().max().item() for gradient in reference.values())
     worst = max(((reference[name] - candidate[name]).abs().max().item(), name) for name in reference)
     return worst[0] / scale, worst[1]
@@ -97,7 +107,9 @@ def main() -> None:
     accelerator = Accelerator(cpu=True)
     world_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     if accelerator.num_processes != 2 or world_size != 2:
-        raise AssertionError(f"Expected 2 processes, got accelerator.num_processes={accelerator.num_processes}, world size {world_size}")
+        raise AssertionError(
+            f"Expected 2 processes, got accelerator.num_processes={accelerator.num_processes}, world size {world_size}"
+        )
 
     torch.manual_seed(0)
     # Dropout off (the ECG tower has none by default) so that both computations see the same network; the masking
@@ -124,17 +136,23 @@ def main() -> None:
     if gradient_error > GRADIENT_TOLERANCE:
         raise AssertionError(f"Gradients differ by {gradient_error:.2e} (relative) at {worst_parameter}")
     if local_only_error < 100 * GRADIENT_TOLERANCE:
-        raise AssertionError(f"Local-only gathering matched the reference gradients ({local_only_error:.2e}); the check is blind")
+        raise AssertionError(
+            f"Local-only gathering matched the reference gradients ({local_only_error:.2e}); the check is blind"
+        )
 
     # One optimizer step, then save from the 2-process run and load the result.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     optimizer.step()
     checkpoint = args.output_dir / "checkpoint"
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).save_pretrained(checkpoint, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    accelerator.unwrap_model(model).save_pretrained(
+        checkpoint, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+    )
     accelerator.wait_for_everyone()
     loaded = AutoModelForPreTraining.from_pretrained(checkpoint)
-    mismatched = [name for name, tensor in loaded.state_dict().items() if not torch.equal(tensor, model.state_dict()[name])]
+    mismatched = [
+        name for name, tensor in loaded.state_dict().items() if not torch.equal(tensor, model.state_dict()[name])
+    ]
     if mismatched:
         raise AssertionError(f"The saved checkpoint differs from the trained weights in {mismatched[:5]}")
 

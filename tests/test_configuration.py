@@ -43,7 +43,10 @@ def test_round_trip(tmp_path):
     "kwargs, message",
     [
         ({"num_samples": 1001}, r"`num_samples` \(1001\) must be divisible by `patch_size` \(50\)"),
-        ({"hidden_size": 100, "num_attention_heads": 6}, r"`hidden_size` \(100\) must be divisible by `num_attention_heads` \(6\)"),
+        (
+            {"hidden_size": 100, "num_attention_heads": 6},
+            r"`hidden_size` \(100\) must be divisible by `num_attention_heads` \(6\)",
+        ),
         ({"mask_ratio": 1.0}, r"`mask_ratio` must be in \[0, 1\), got 1.0"),
         ({"mask_ratio": -0.1}, r"`mask_ratio` must be in \[0, 1\), got -0.1"),
         ({"mask_ratio": 0.99}, r"leaves no visible patch out of the 20 patches"),

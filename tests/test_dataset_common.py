@@ -33,8 +33,15 @@ def test_format_212_matches_wfdb(tmp_path, n_samples):
     rng = np.random.default_rng(0)
     digital = rng.integers(-2000, 2000, size=(n_samples, 3))
     wfdb.wrsamp(
-        "rec212", fs=250, units=["mV"] * 3, sig_name=["I", "II", "V1"], d_signal=digital, fmt=["212"] * 3,
-        adc_gain=[200.0] * 3, baseline=[5, -3, 0], write_dir=str(tmp_path),
+        "rec212",
+        fs=250,
+        units=["mV"] * 3,
+        sig_name=["I", "II", "V1"],
+        d_signal=digital,
+        fmt=["212"] * 3,
+        adc_gain=[200.0] * 3,
+        baseline=[5, -3, 0],
+        write_dir=str(tmp_path),
     )
     header, signal = read_record(tmp_path / "rec212.hea")
     assert signal.dtype == np.int16 and signal.shape == (3, n_samples)
@@ -47,8 +54,15 @@ def test_format_212_matches_wfdb(tmp_path, n_samples):
 def test_microvolt_headers_are_converted_to_units_per_millivolt(tmp_path):
     digital = np.arange(-50, 50).reshape(50, 2)
     wfdb.wrsamp(
-        "uv", fs=500, units=["uV", "uV"], sig_name=["I", "II"], d_signal=digital, fmt=["16", "16"],
-        adc_gain=[2.0, 2.0], baseline=[0, 0], write_dir=str(tmp_path),
+        "uv",
+        fs=500,
+        units=["uV", "uV"],
+        sig_name=["I", "II"],
+        d_signal=digital,
+        fmt=["16", "16"],
+        adc_gain=[2.0, 2.0],
+        baseline=[0, 0],
+        write_dir=str(tmp_path),
     )
     header, signal = read_record(tmp_path / "uv.hea")
     assert header.adc_gains == [2000.0, 2000.0]

@@ -351,8 +351,13 @@ def test_bad_records_are_skipped_counted_and_reported(tmp_path, caplog):
     again = load_ptbxl(data_dir, task="all", cache_dir=tmp_path / "cache", record_ids=ids, skip_bad_records=True)
     assert again.skipped_records == skipped
     parallel = load_ptbxl(
-        data_dir, task="all", cache_dir=tmp_path / "parallel", record_ids=ids, skip_bad_records=True,
-        num_proc=2, records_per_shard=2,
+        data_dir,
+        task="all",
+        cache_dir=tmp_path / "parallel",
+        record_ids=ids,
+        skip_bad_records=True,
+        num_proc=2,
+        records_per_shard=2,
     )
     assert parallel.skipped_records == skipped
     with pytest.raises(BadRecordError, match="00003_lr.dat: signal file not found"):

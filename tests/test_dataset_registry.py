@@ -113,14 +113,18 @@ def test_a_registered_dataset_passes_training_argument_checks_from_its_spec(load
     with pytest.raises(ValueError, match=f"--dataset_name {FAKE} needs --data_dir"):
         train_merit.parse_arguments(["--dataset_name", FAKE])
     with pytest.raises(ValueError, match="--zero_shot_label_set 'superdiagnostic' is not a label set"):
-        train_merit.parse_arguments(["--dataset_name", FAKE, "--data_dir", str(tmp_path), "--zero_shot_label_set", "superdiagnostic"])
+        train_merit.parse_arguments(
+            ["--dataset_name", FAKE, "--data_dir", str(tmp_path), "--zero_shot_label_set", "superdiagnostic"]
+        )
     _, data_args, training_args = train_merit.parse_arguments(["--dataset_name", FAKE, "--data_dir", str(tmp_path)])
     assert resolved_data_dir(data_args) == str(tmp_path)
     assert evaluates_after_training(data_args, training_args)  # labelled: the demo evaluation can score it
 
     parser = train_merit.build_parser()
     with pytest.raises(ValueError, match="--dataset_name cpsc2018 has no reports, and pretraining needs"):
-        validate_arguments(*parser.parse_args_into_dataclasses(args=["--dataset_name", "cpsc2018", "--data_dir", str(tmp_path)]))
+        validate_arguments(
+            *parser.parse_args_into_dataclasses(args=["--dataset_name", "cpsc2018", "--data_dir", str(tmp_path)])
+        )
     unlabelled = ["--dataset_name", "mimic_iv_ecg", "--data_dir", str(tmp_path), "--evaluate_after_training", "true"]
     with pytest.raises(ValueError, match=f"it needs --dataset_name ptbxl or --dataset_name {FAKE}"):
         validate_arguments(*parser.parse_args_into_dataclasses(args=unlabelled))
@@ -139,7 +143,14 @@ def test_a_registered_dataset_flows_through_training_data_loading(loader_calls, 
 
 
 def test_a_registered_dataset_flows_through_evaluation_arguments_and_loading(loader_calls, tmp_path):
-    base = ["--model_name_or_path", str(tmp_path / "model"), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path)]
+    base = [
+        "--model_name_or_path",
+        str(tmp_path / "model"),
+        "--data_dir",
+        str(tmp_path),
+        "--output_dir",
+        str(tmp_path),
+    ]
     _, data_args, _ = cli.parse_arguments([*base, "--task", "zero-shot", "--dataset", FAKE])
     assert data_args.dataset == FAKE  # a --dataset choice as soon as it is registered
     with pytest.raises(ValueError, match="--label_set 'superdiagnostic' is not a label set of --dataset fake_ecg"):

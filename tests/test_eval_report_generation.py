@@ -145,7 +145,9 @@ def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_pat
 
 def _retrieved(examples_markdown: str) -> list[str]:
     prefix = "- nearest-neighbour: "
-    return [ast.literal_eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)]
+    return [
+        ast.literal_eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)
+    ]
 
 
 def test_test_reports_are_read_once_after_every_generation(model, processor, splits, monkeypatch):
@@ -195,9 +197,9 @@ def test_baselines_change_only_the_ecg_side(model, processor, splits):
     random_encoder = random_init_encoder(trained_encoder, seed=3)
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     assert type(random_encoder) is type(trained_encoder)
-    assert not torch.equal(
-        next(random_encoder.parameters()), next(trained_encoder.parameters())
-    ), "the random-init encoder must not be the trained one"
+    assert not torch.equal(next(random_encoder.parameters()), next(trained_encoder.parameters())), (
+        "the random-init encoder must not be the trained one"
+    )
     assert all(
         torch.equal(a, b)
         for a, b in zip(random_encoder.parameters(), random_init_encoder(trained_encoder, seed=3).parameters())

@@ -73,7 +73,11 @@ def test_trust_remote_code_in_fresh_process(tmp_path, ptbxl_sample_dir, tokenize
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
     result = subprocess.run(
         [sys.executable, str(script), str(checkpoint), record, str(tmp_path / "remote.npz")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = np.load(tmp_path / "remote.npz")

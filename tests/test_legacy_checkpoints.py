@@ -79,12 +79,17 @@ def test_a_0_2_0_checkpoint_gives_its_saved_outputs(v0_2_0_dir, model_class):
     if model_class is MeritForPreTraining:
         with torch.no_grad():
             output = model(
-                input_values=input_values, input_ids=input_ids, lead_mask=lead_mask, noise=torch.from_numpy(expected["noise"])
+                input_values=input_values,
+                input_ids=input_ids,
+                lead_mask=lead_mask,
+                noise=torch.from_numpy(expected["noise"]),
             )
         np.testing.assert_allclose(output.reconstruction.numpy(), expected["reconstruction"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(output.logits_per_ecg.numpy(), expected["logits_per_ecg"], rtol=1e-5, atol=1e-5)
         for name in ("loss", "reconstruction_loss", "contrastive_loss"):
-            np.testing.assert_allclose(getattr(output, name).numpy(), expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+            np.testing.assert_allclose(
+                getattr(output, name).numpy(), expected[name], rtol=1e-5, atol=1e-5, err_msg=name
+            )
 
 
 def test_a_0_2_0_checkpoint_loads_into_every_head_and_is_re_saved_with_the_new_layout(v0_2_0_dir, tmp_path):

@@ -70,7 +70,9 @@ def test_card_from_real_results_has_valid_metadata(exported):
     assert data.model_name == MODEL_ID and data.pipeline_tag == "feature-extraction"
     merit_rows = [row for row in rows if row.baseline is None]
     assert len(data.eval_results) == sum(len(row.metrics) for row in merit_rows)
-    auroc = {result.metric_name: result.metric_value for result in data.eval_results if result.metric_type == "roc_auc"}
+    auroc = {
+        result.metric_name: result.metric_value for result in data.eval_results if result.metric_type == "roc_auc"
+    }
     for row in merit_rows:
         name = f"Macro AUROC ({row.task}, {row.fraction * 100:g}% labels, seed {row.seed})"
         assert auroc[name] == round(row.metrics["macro_auroc"].value, 4)

@@ -217,7 +217,9 @@ def test_missing_leads_cannot_change_the_output(attn_implementation):
     out_garbage = model(garbage, lead_mask=lead_mask)
     torch.testing.assert_close(out_clean.pooler_output, out_garbage.pooler_output)
     present_tokens = lead_mask[:, :, None].expand(-1, -1, 22).flatten(1).bool()
-    torch.testing.assert_close(out_clean.last_hidden_state[present_tokens], out_garbage.last_hidden_state[present_tokens])
+    torch.testing.assert_close(
+        out_clean.last_hidden_state[present_tokens], out_garbage.last_hidden_state[present_tokens]
+    )
     assert torch.isfinite(out_garbage.pooler_output).all()
     # ... while the lead mask itself does matter
     assert not torch.allclose(model(clean).pooler_output[0], out_clean.pooler_output[0])
@@ -283,8 +285,11 @@ def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path):
         assert model.text_model.config._attn_implementation == implementation
     input_ids, attention_mask = text_batch()
     inputs = dict(
-        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask,
-        lead_mask=_lead_mask_with_missing_leads(), noise=torch.rand(BATCH, 12, 20),
+        input_values=ecg_batch(),
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        lead_mask=_lead_mask_with_missing_leads(),
+        noise=torch.rand(BATCH, 12, 20),
     )
     with torch.no_grad():
         eager, sdpa = (models[implementation](**inputs) for implementation in ("eager", "sdpa"))
@@ -328,7 +333,10 @@ def test_output_attentions_from_every_model():
 
     dual = MeritModel(config).eval()
     out = dual(
-        input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, lead_mask=lead_mask,
+        input_values=ecg_batch(),
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        lead_mask=lead_mask,
         output_attentions=True,
     )
     _check_attentions(out.ecg_model_output.attentions, 2, 22, lead_mask)
@@ -336,7 +344,10 @@ def test_output_attentions_from_every_model():
 
     pretraining = MeritForPreTraining(config).eval()
     out = pretraining(
-        input_values=ecg_batch(), input_ids=input_ids, lead_mask=lead_mask, output_attentions=True,
+        input_values=ecg_batch(),
+        input_ids=input_ids,
+        lead_mask=lead_mask,
+        output_attentions=True,
         output_hidden_states=True,
     )
     _check_attentions(out.attentions, 2, keep + 2, lead_mask)  # those of the masked pass
@@ -366,7 +377,9 @@ def test_gradient_checkpointing_gives_same_gradients():
     def gradients():
         torch.manual_seed(1)  # same dropout masks in the text tower
         model.zero_grad()
-        model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, noise=noise).loss.backward()
+        model(
+            input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask, noise=noise
+        ).loss.backward()
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     plain = gradients()
@@ -432,10 +445,14 @@ def test_freeze_text_tower_takes_an_explicit_policy_and_validates_it():
     assert model.freeze_text_tower("all") is model
     assert not any(p.requires_grad for p in model.text_model.parameters())
     model.freeze_text_tower(2)
-    assert not any(p.requires_grad for p in model.text_model.parameters())  # embeddings + both layers of the tiny tower
+    assert not any(
+        p.requires_grad for p in model.text_model.parameters()
+    )  # embeddings + both layers of the tiny tower
     model.freeze_text_tower()  # the config's policy, "none": everything trainable again
     assert all(p.requires_grad for p in model.parameters())
-    with pytest.raises(ValueError, match=r"`layers` must be 'none', 'all' or a number of text layers in \[0, 2\].*got 3"):
+    with pytest.raises(
+        ValueError, match=r"`layers` must be 'none', 'all' or a number of text layers in \[0, 2\].*got 3"
+    ):
         model.freeze_text_tower(3)
     with pytest.raises(ValueError, match=r"got 'some'"):
         model.freeze_text_tower("some")
@@ -506,12 +523,12 @@ def test_save_load_round_trip_across_heads(tmp_path):
     dual = AutoModel.from_pretrained(tmp_path).eval()
     assert type(dual) is MeritModel
     torch.testing.assert_close(dual.get_ecg_features(input_values), expected_features)
-    torch.testing.assert_close(dual.get_text_features(input_ids, attention_mask), pretrained.get_text_features(input_ids, attention_mask))
+    torch.testing.assert_close(
+        dual.get_text_features(input_ids, attention_mask), pretrained.get_text_features(input_ids, attention_mask)
+    )
 
     encoder = MeritECGModel.from_pretrained(tmp_path).eval()
-    torch.testing.assert_close(
-        pretrained.merit.ecg_projection(encoder(input_values).pooler_output), expected_features
-    )
+    torch.testing.assert_close(pretrained.merit.ecg_projection(encoder(input_values).pooler_output), expected_features)
 
     classifier = MeritForECGClassification.from_pretrained(tmp_path, num_labels=5).eval()
     torch.testing.assert_close(
@@ -546,7 +563,9 @@ def test_loading_across_heads_reports_only_the_weights_that_are_new(tmp_path):
     dual.save_pretrained(tmp_path / "dual")
     pretraining, info = load(MeritForPreTraining, tmp_path / "dual")
     assert info.keys() == {"missing_keys"} and all(key.startswith("decoder.") for key in info["missing_keys"])
-    torch.testing.assert_close(pretraining.get_text_features(*text_batch()), pretrained.get_text_features(*text_batch()))
+    torch.testing.assert_close(
+        pretraining.get_text_features(*text_batch()), pretrained.get_text_features(*text_batch())
+    )
 
     classifier.save_pretrained(tmp_path / "classifier")
     assert {key.split(".")[0] for key in classifier.state_dict()} == {"ecg_model", "classifier"}
@@ -573,7 +592,4 @@ def test_standalone_ecg_model_round_trip(tmp_path):
     reloaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(reloaded) is MeritECGModel
     torch.testing.assert_close(reloaded(ecg_batch()).pooler_output, model(ecg_batch()).pooler_output)
-    torch.testing.assert_close(
-        reloaded.embeddings.time_position_embedding, model.embeddings.time_position_embedding
-    )
-
+    torch.testing.assert_close(reloaded.embeddings.time_position_embedding, model.embeddings.time_position_embedding)

@@ -132,7 +132,10 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
     processor.feature_extractor.save_pretrained(ecg_only)
     expected = {
         dual_checkpoint: ({"zero-shot-ecg-classification", "ecg-feature-extraction"}, "AutoModel"),
-        classifier_checkpoint: ({"ecg-classification", "ecg-feature-extraction"}, "AutoModelForSequenceClassification"),
+        classifier_checkpoint: (
+            {"ecg-classification", "ecg-feature-extraction"},
+            "AutoModelForSequenceClassification",
+        ),
         ecg_only: ({"ecg-feature-extraction"}, "AutoModel"),
         report_checkpoint: ({"ecg-report-generation", "ecg-feature-extraction"}, "AutoModel"),
     }
@@ -142,9 +145,15 @@ def test_every_checkpoint_carries_its_pipelines_and_the_handler(
         for info in config["custom_pipelines"].values():
             assert info["pt"] == [auto_class]
             module, class_name = info["impl"].split(".")
-            assert module == "pipeline_merit" and class_name in {cls.__name__ for cls in (
-                ZeroShotECGClassificationPipeline, ECGClassificationPipeline, ECGFeatureExtractionPipeline,
-                ECGReportGenerationPipeline)}
+            assert module == "pipeline_merit" and class_name in {
+                cls.__name__
+                for cls in (
+                    ZeroShotECGClassificationPipeline,
+                    ECGClassificationPipeline,
+                    ECGFeatureExtractionPipeline,
+                    ECGReportGenerationPipeline,
+                )
+            }
         assert auto_class in config["auto_map"]
         files = {path.name for path in directory.iterdir()}
         assert {"pipeline_merit.py", "zero_shot_merit.py", "handler.py", "modeling_merit.py",
@@ -180,8 +189,9 @@ def test_zero_shot_matches_the_evaluation_code(zero_shot, dual_model, processor,
     assert len(prompts[LABELS[0]]) == len(DEFAULT_TEMPLATES)
 
 
-def test_zero_shot_with_the_evaluation_prompts_of_a_benchmark(zero_shot, dual_model, processor, record,
-                                                                ptbxl_sample_dir):
+def test_zero_shot_with_the_evaluation_prompts_of_a_benchmark(
+    zero_shot, dual_model, processor, record, ptbxl_sample_dir
+):
     """Given the prompts eval_merit.py uses for PTB-XL superclasses (English and German), the pipeline scores a record
     exactly as the evaluation does."""
     prompts = class_prompts("ptbxl", ptbxl_sample_dir, "superdiagnostic", SUPERCLASSES)
@@ -557,7 +567,11 @@ def test_zero_shot_pipeline_from_a_hub_repository(dual_checkpoint, zero_shot, re
         env["OMP_NUM_THREADS"] = "1"
         result = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(FROM_HUB), str(dual_checkpoint), record, json.dumps(LABELS)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr[-4000:]
         assert "handler.py" in hub.repo_files("user/merit-pipelines")

@@ -30,8 +30,10 @@ LEGACY = {"projection_head": "linear", "ecg_config": {"patch_embedding_norm": "n
 def tiny_config(**overrides) -> MeritConfig:
     ecg_overrides = overrides.pop("ecg_config", {})
     return MeritConfig.from_preset(
-        "tiny", text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-        ecg_config=ecg_overrides, **overrides,
+        "tiny",
+        text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        ecg_config=ecg_overrides,
+        **overrides,
     )
 
 
@@ -48,7 +50,9 @@ def real_batch(ptbxl_sample_dir, tokenizer):
                 break
     extractor = MeritFeatureExtractor()
     ecg = extractor([str(ptbxl_sample_dir / row["filename_lr"]) for row in rows], return_tensors="pt")
-    text = tokenizer([row["report"] for row in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    text = tokenizer(
+        [row["report"] for row in rows], padding=True, truncation=True, max_length=32, return_tensors="pt"
+    )
     return {"input_values": ecg["input_values"], "lead_mask": ecg["lead_mask"], **text}
 
 
@@ -72,7 +76,9 @@ def train_and_measure(config: MeritConfig, batch: dict) -> dict[str, float]:
     torch.manual_seed(0)
     model = MeritForPreTraining(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
-    noise = torch.rand(NUM_RECORDS, 12, config.ecg_config.num_patches_per_lead, generator=torch.Generator().manual_seed(1))
+    noise = torch.rand(
+        NUM_RECORDS, 12, config.ecg_config.num_patches_per_lead, generator=torch.Generator().manual_seed(1)
+    )
     for step in range(STEPS):
         torch.manual_seed(100 + step)
         model(**batch).loss.backward()

@@ -29,13 +29,24 @@ BERT_SEP, BERT_PAD = 102, 0  # the MiniLM (BERT WordPiece) tokenizer serves as t
 
 def tiny_text_config(vocab_size: int = 30522) -> dict:
     return {
-        "model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
-        "eos_token_id": BERT_SEP, "pad_token_id": BERT_PAD, "bos_token_id": None, "tie_word_embeddings": True,
+        "model_type": "llama",
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 256,
+        "eos_token_id": BERT_SEP,
+        "pad_token_id": BERT_PAD,
+        "bos_token_id": None,
+        "tie_word_embeddings": True,
     }
 
 
-def tiny_model(seed: int = 0, tokenizer=None, ecg_config: dict = TINY_ECG, **config_kwargs) -> MeritForReportGeneration:
+def tiny_model(
+    seed: int = 0, tokenizer=None, ecg_config: dict = TINY_ECG, **config_kwargs
+) -> MeritForReportGeneration:
     config = MeritReportGenerationConfig(
         ecg_config=ecg_config, text_config=tiny_text_config(), projector_hidden_size=64, **config_kwargs
     )
@@ -124,7 +135,9 @@ def test_loss_masks_prompt_and_prefix_and_equals_shifted_cross_entropy():
     labels[0, 0] = -100
     partial = model(ecg, input_ids=reports, attention_mask=report_mask, labels=labels)
     targets[0, start] = -100
-    expected = F.cross_entropy(partial.logits[:, :-1].reshape(-1, partial.logits.shape[-1]), targets[:, 1:].reshape(-1))
+    expected = F.cross_entropy(
+        partial.logits[:, :-1].reshape(-1, partial.logits.shape[-1]), targets[:, 1:].reshape(-1)
+    )
     torch.testing.assert_close(partial.loss, expected)
 
 
@@ -160,7 +173,10 @@ def test_batched_left_padded_generate_equals_one_by_one(tokenizer):
     assert batched.shape[0] == 3
     for index in range(3):
         alone = model.generate(
-            ecg[index : index + 1], lead_mask[index : index + 1], prompt=prompts[index], tokenizer=tokenizer,
+            ecg[index : index + 1],
+            lead_mask[index : index + 1],
+            prompt=prompts[index],
+            tokenizer=tokenizer,
             max_new_tokens=12,
         )
         assert trim_at_eos(batched[index].tolist(), BERT_SEP) == trim_at_eos(alone[0].tolist(), BERT_SEP)
@@ -192,7 +208,9 @@ def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.0)
     model.train()
     for _ in range(150):
-        loss = model(ecg_features=features, ecg_feature_mask=feature_mask, input_ids=input_ids, attention_mask=attention_mask).loss
+        loss = model(
+            ecg_features=features, ecg_feature_mask=feature_mask, input_ids=input_ids, attention_mask=attention_mask
+        ).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -201,7 +219,9 @@ def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
     decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
     assert decoded == reports, f"loss {loss.item():.4f}"
     permutation = [2, 0, 3, 1]
-    permuted = tokenizer.batch_decode(model.generate(ecg[permutation], max_new_tokens=length), skip_special_tokens=True)
+    permuted = tokenizer.batch_decode(
+        model.generate(ecg[permutation], max_new_tokens=length), skip_special_tokens=True
+    )
     assert permuted == [reports[index] for index in permutation]
 
 
@@ -214,7 +234,9 @@ def test_from_merit_and_language_model_copies_both_checkpoints(tmp_path, tokeniz
     merit.save_pretrained(tmp_path / "merit")
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    language_model = AutoModelForCausalLM.from_config(LlamaConfig(**{k: v for k, v in tiny_text_config().items() if k != "model_type"}))
+    language_model = AutoModelForCausalLM.from_config(
+        LlamaConfig(**{k: v for k, v in tiny_text_config().items() if k != "model_type"})
+    )
     language_model.save_pretrained(tmp_path / "llm")
     model = MeritForReportGeneration.from_merit_and_language_model(
         tmp_path / "merit", tmp_path / "llm", tokenizer=tokenizer, num_prefix_tokens=2
@@ -262,7 +284,12 @@ def test_save_load_in_fresh_process_with_remote_code(tmp_path, ptbxl_sample_dir,
     model.save_pretrained(checkpoint)
     processor.save_pretrained(checkpoint)
     saved = {path.name for path in checkpoint.iterdir()}
-    assert {"model.safetensors", "configuration_merit_report.py", "modeling_merit_report.py", "modeling_merit.py"} <= saved
+    assert {
+        "model.safetensors",
+        "configuration_merit_report.py",
+        "modeling_merit_report.py",
+        "modeling_merit.py",
+    } <= saved
     assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in saved)
     auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModel"] == "modeling_merit_report.MeritForReportGeneration"
@@ -274,7 +301,11 @@ def test_save_load_in_fresh_process_with_remote_code(tmp_path, ptbxl_sample_dir,
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1")
     result = subprocess.run(
         [sys.executable, str(script), str(checkpoint), record, str(tmp_path / "remote.npz")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = np.load(tmp_path / "remote.npz")
@@ -330,7 +361,10 @@ def test_checkpoint_with_unmerged_adapter_raises(tmp_path):
     model.enable_lora(rank=2)
     folder = tmp_path / "unmerged"
     model.config.save_pretrained(folder)
-    save_file({name: tensor.clone().contiguous() for name, tensor in model.state_dict().items()}, folder / "model.safetensors")
+    save_file(
+        {name: tensor.clone().contiguous() for name, tensor in model.state_dict().items()},
+        folder / "model.safetensors",
+    )
     with pytest.raises(ValueError, match="LoRA adapter weights that were never merged"):
         AutoModel.from_pretrained(folder)
 
@@ -362,7 +396,9 @@ def test_smollm2_two_lora_steps_and_generation(tmp_path, smollm2_dir, tokenizer)
     reports = ["sinus rhythm. normal ecg.", "sinusrhythmus linkstyp sonst normales ekg"]
     report_ids = tokenize_reports(llm_tokenizer, reports, model.config.eos_token_id_for_generation)
     length = max(map(len, report_ids))
-    input_ids = torch.tensor([ids + [model.config.pad_token_id_for_generation] * (length - len(ids)) for ids in report_ids])
+    input_ids = torch.tensor(
+        [ids + [model.config.pad_token_id_for_generation] * (length - len(ids)) for ids in report_ids]
+    )
     attention_mask = torch.tensor([[1] * len(ids) + [0] * (length - len(ids)) for ids in report_ids])
     ecg = torch.randn(2, 12, 1000)
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
@@ -399,6 +435,8 @@ def test_readme_report_generation_snippet_runs(tmp_path, repo_root, tokenizer):
     snippet = snippet.replace('"outputs/merit-report-ptbxl-sample"', repr(str(checkpoint)))
     snippet += "\nassert ids.shape[0] == 1 and ids.shape[1] <= 48\nprint('report snippet ok')\n"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", snippet], cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=repo_root, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "report snippet ok" in result.stdout

@@ -24,9 +24,17 @@ def checkpoints(tmp_path_factory, tokenizer):
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(root / "merit")
     llm = LlamaForCausalLM(
         LlamaConfig(
-            vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, bos_token_id=None,
-            eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=256,
+            bos_token_id=None,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
         )
     )
     llm.save_pretrained(root / "llm")
@@ -36,11 +44,29 @@ def checkpoints(tmp_path_factory, tokenizer):
 
 def run(checkpoints, output_dir, *extra):
     argv = [
-        "--task", "report_generation", "--model_name_or_path", str(checkpoints / "merit"),
-        "--language_model_name_or_path", str(checkpoints / "llm"), "--output_dir", str(output_dir),
-        "--cache_dir", str(checkpoints / "datasets"), "--max_train_samples", "16", "--max_eval_samples", "4",
-        "--per_device_train_batch_size", "4", "--report_to", "none", "--config_overrides",
-        '{"projector_hidden_size": 32, "num_prefix_tokens": 2}', "--lora_rank", "2", *extra,
+        "--task",
+        "report_generation",
+        "--model_name_or_path",
+        str(checkpoints / "merit"),
+        "--language_model_name_or_path",
+        str(checkpoints / "llm"),
+        "--output_dir",
+        str(output_dir),
+        "--cache_dir",
+        str(checkpoints / "datasets"),
+        "--max_train_samples",
+        "16",
+        "--max_eval_samples",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--config_overrides",
+        '{"projector_hidden_size": 32, "num_prefix_tokens": 2}',
+        "--lora_rank",
+        "2",
+        *extra,
     ]
     return train_merit.main(argv)
 
@@ -72,22 +98,39 @@ def test_training_exports_a_loadable_generator_and_resumes_exactly(checkpoints, 
     # the encoder is untouched and the LLM changed only through the LoRA-adapted layers of the second stage
     merit = load_file(checkpoints / "merit" / "model.safetensors")
     exported = load_file(full / "model.safetensors")
-    assert torch.equal(exported["ecg_model.embeddings.patch_embedding.weight"], merit["merit.ecg_model.embeddings.patch_embedding.weight"])
+    assert torch.equal(
+        exported["ecg_model.embeddings.patch_embedding.weight"],
+        merit["merit.ecg_model.embeddings.patch_embedding.weight"],
+    )
     llm = load_file(checkpoints / "llm" / "model.safetensors")
-    assert not torch.equal(exported["language_model.model.layers.0.self_attn.q_proj.weight"], llm["model.layers.0.self_attn.q_proj.weight"])
-    assert torch.equal(exported["language_model.model.embed_tokens.weight"], llm["model.embed_tokens.weight"])  # no LoRA there
+    assert not torch.equal(
+        exported["language_model.model.layers.0.self_attn.q_proj.weight"],
+        llm["model.layers.0.self_attn.q_proj.weight"],
+    )
+    assert torch.equal(
+        exported["language_model.model.embed_tokens.weight"], llm["model.embed_tokens.weight"]
+    )  # no LoRA there
 
     projector_only = run(checkpoints, tmp_path / "projector", "--max_train_steps", "2", "--use_lora", "false")
     exported = load_file(projector_only / "model.safetensors")
-    assert torch.equal(exported["language_model.model.layers.0.self_attn.q_proj.weight"], llm["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(
+        exported["language_model.model.layers.0.self_attn.q_proj.weight"],
+        llm["model.layers.0.self_attn.q_proj.weight"],
+    )
 
     # "interrupted after step 2" (the last projector-only step): a fresh folder holding only checkpoint-2, resumed
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
     shutil.copytree(full / "checkpoint-2", interrupted / "checkpoint-2")
     resumed = run(
-        checkpoints, interrupted, "--max_train_steps", "4", "--checkpointing_steps", "2",
-        "--resume_from_checkpoint", "latest",
+        checkpoints,
+        interrupted,
+        "--max_train_steps",
+        "4",
+        "--checkpointing_steps",
+        "2",
+        "--resume_from_checkpoint",
+        "latest",
     )
     expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name, tensor in expected.items():
@@ -103,11 +146,24 @@ def test_benchmark_runs_with_tiny_models(checkpoints, tmp_path, repo_root):
 
     output = tmp_path / "bench.json"
     command = [
-        sys.executable, str(repo_root / "benchmarks" / "bench_report_generation.py"), "--merit", str(checkpoints / "merit"),
-        "--language-model", str(checkpoints / "llm"), "--batch-size", "2", "--steps", "1", "--variants", "lora,full",
-        "--output", str(output),
+        sys.executable,
+        str(repo_root / "benchmarks" / "bench_report_generation.py"),
+        "--merit",
+        str(checkpoints / "merit"),
+        "--language-model",
+        str(checkpoints / "llm"),
+        "--batch-size",
+        "2",
+        "--steps",
+        "1",
+        "--variants",
+        "lora,full",
+        "--output",
+        str(output),
     ]
-    result = subprocess.run(command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "full / LoRA step time" in result.stdout
     results = json.loads(output.read_text())

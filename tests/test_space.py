@@ -308,7 +308,9 @@ def test_bench_space_runs(space_checkpoint, tmp_path):
     spec.loader.exec_module(bench)
     threads = torch.get_num_threads()
     try:
-        timings = bench.main(["--model", str(space_checkpoint), "--repeats", "1", "--output", str(tmp_path / "b.json")])
+        timings = bench.main(
+            ["--model", str(space_checkpoint), "--repeats", "1", "--output", str(tmp_path / "b.json")]
+        )
     finally:
         torch.set_num_threads(threads)
     assert set(timings) == {"zero-shot", "feature-extraction", "plot", "space"}

@@ -61,7 +61,10 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--model_preset", "huge"], ["--model_preset"]),
         (["--config_file", "/does/not/exist.json"], ["--config_file"]),
         (["--config_overrides", "[1, 2]"], ["--config_overrides"]),
-        (["--text_model_name_or_path", "scratch", "--model_name_or_path", "ckpt"], ["--text_model_name_or_path", "--model_name_or_path"]),
+        (
+            ["--text_model_name_or_path", "scratch", "--model_name_or_path", "ckpt"],
+            ["--text_model_name_or_path", "--model_name_or_path"],
+        ),
         (["--dataset_name", "mimic_iv_ecg"], ["--dataset_name mimic_iv_ecg", "--data_dir"]),
         (["--data_dir", "/does/not/exist"], ["--data_dir"]),
         (["--ptbxl_sampling_rate", "250"], ["--ptbxl_sampling_rate"]),
@@ -79,11 +82,16 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--hub_private_repo"], ["--hub_private_repo", "--push_to_hub"]),
         (["--resume_from_checkpoint", "/does/not/exist"], ["--resume_from_checkpoint"]),
         (["--resume_from_checkpoint", "latest"], ["--resume_from_checkpoint latest", "--output_dir"]),
-        (["--dataset_name", "org/ecg-reports", "--evaluate_after_training", "true"], ["--evaluate_after_training", "--dataset_name ptbxl"]),
+        (
+            ["--dataset_name", "org/ecg-reports", "--evaluate_after_training", "true"],
+            ["--evaluate_after_training", "--dataset_name ptbxl"],
+        ),
     ],
 )
 def test_invalid_combinations_name_the_flags(tmp_path, flags, named):
-    parsed = train_merit.build_parser().parse_args_into_dataclasses(args=[*flags, "--output_dir", str(tmp_path / "out")])
+    parsed = train_merit.build_parser().parse_args_into_dataclasses(
+        args=[*flags, "--output_dir", str(tmp_path / "out")]
+    )
     with pytest.raises(ValueError, match="Invalid arguments") as caught:
         validate_arguments(*parsed)
     for flag in named:

@@ -28,7 +28,11 @@ def test_every_config_is_listed_and_documented():
 def test_config_loads(name):
     config = load_config_from_file(str(CONFIG_DIR / name))
     distributed_type, num_machines, mixed_precision = EXPECTED[name]
-    assert (config.distributed_type, config.num_machines, config.mixed_precision) == (distributed_type, num_machines, mixed_precision)
+    assert (config.distributed_type, config.num_machines, config.mixed_precision) == (
+        distributed_type,
+        num_machines,
+        mixed_precision,
+    )
     assert config.num_processes >= 2 and config.num_processes % config.num_machines == 0
     if name == "fsdp.yaml":
         assert config.fsdp_config["fsdp_version"] == 2

@@ -56,7 +56,10 @@ def test_train_merit_with_two_processes(tmp_path):
     assert "Processes: 2 |" in result.stderr and "MULTI_CPU" in result.stderr
     assert "effective batch: 8 (4 per device x 2 processes x 1 accumulation)" in result.stderr
     checkpoint = output_dir / "checkpoint-3"
-    assert sorted(path.name for path in checkpoint.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
+    assert sorted(path.name for path in checkpoint.glob("random_states_*.pkl")) == [
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     assert json.loads((checkpoint / "training_state.json").read_text())["completed_steps"] == 3
 
     model = AutoModelForPreTraining.from_pretrained(output_dir)

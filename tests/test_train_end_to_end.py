@@ -62,7 +62,9 @@ def test_load_best_model_at_end_exports_the_best_validation_step(tmp_path, caplo
     )  # fmt: skip
     train_merit.main(args)
     history = train_merit.read_training_log(output_dir)
-    validated = {entry["step"]: entry["val/reconstruction_loss"] for entry in history if "val/reconstruction_loss" in entry}
+    validated = {
+        entry["step"]: entry["val/reconstruction_loss"] for entry in history if "val/reconstruction_loss" in entry
+    }
     best_step = min(validated, key=validated.get)
     assert f"Exporting the weights of step {best_step}" in caplog.text
     exported = weights(output_dir / "model.safetensors")

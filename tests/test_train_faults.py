@@ -46,7 +46,9 @@ def assert_same_weights(expected_file, actual_file):
         (20, 2, 5, 2),  # 5 micro-batches per epoch, accumulated 2 + 2 + 1: resume before the short last step
     ],
 )
-def test_interrupt_and_resume_gives_bitwise_identical_weights(tmp_path, cache_dir, records, accumulation, max_steps, resume_step):
+def test_interrupt_and_resume_gives_bitwise_identical_weights(
+    tmp_path, cache_dir, records, accumulation, max_steps, resume_step
+):
     common = [
         "--max_train_samples", str(records),
         "--max_train_steps", str(max_steps),
@@ -66,7 +68,10 @@ def test_interrupt_and_resume_gives_bitwise_identical_weights(tmp_path, cache_di
     train_merit.main(tiny_train_args(resumed, cache_dir, *common, "--resume_from_checkpoint", "latest"))
 
     assert_same_weights(uninterrupted / "model.safetensors", resumed / "model.safetensors")
-    assert_same_weights(uninterrupted / f"checkpoint-{max_steps}" / "model.safetensors", resumed / f"checkpoint-{max_steps}" / "model.safetensors")
+    assert_same_weights(
+        uninterrupted / f"checkpoint-{max_steps}" / "model.safetensors",
+        resumed / f"checkpoint-{max_steps}" / "model.safetensors",
+    )
     state = json.loads((resumed / f"checkpoint-{max_steps}" / "training_state.json").read_text())
     assert state["completed_steps"] == max_steps
 
@@ -75,7 +80,13 @@ def test_random_crops_depend_on_the_records_not_on_the_global_rng(tiny_processor
     collator = ECGReportCollator(tiny_processor_with_crops, crop="random", seed=7)
     rng = np.random.default_rng(0)
     rows = [
-        {"signal": rng.standard_normal((12, 1000)).astype(np.float32), "lead_names": LEADS, "sampling_rate": 100, "report": "sinus rhythm", ROW_INDEX: index}
+        {
+            "signal": rng.standard_normal((12, 1000)).astype(np.float32),
+            "lead_names": LEADS,
+            "sampling_rate": 100,
+            "report": "sinus rhythm",
+            ROW_INDEX: index,
+        }
         for index in range(4)
     ]
     torch.manual_seed(1)
@@ -121,7 +132,9 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, cache_dir, mon
 
     monkeypatch.setattr(Accelerator, "save_state", crashing_save_state)
     # total limit 1: rotating before the new checkpoint is complete would delete checkpoint-2
-    args = tiny_train_args(output_dir, cache_dir, "--max_train_steps", "6", "--checkpointing_steps", "2", "--checkpoints_total_limit", "1")
+    args = tiny_train_args(
+        output_dir, cache_dir, "--max_train_steps", "6", "--checkpointing_steps", "2", "--checkpoints_total_limit", "1"
+    )
     with pytest.raises(KeyboardInterrupt, match="simulated crash"):
         train_merit.main(args)
 
@@ -163,5 +176,7 @@ def test_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_pa
     assert list_checkpoints(output_dir) == [output_dir / "checkpoint-2", output_dir / "checkpoint-4"]
     state = json.loads((output_dir / "checkpoint-4" / "training_state.json").read_text())
     assert state["completed_steps"] == 4
-    assert all(torch.isfinite(tensor).all() for tensor in weights(output_dir / "checkpoint-4" / "model.safetensors").values())
+    assert all(
+        torch.isfinite(tensor).all() for tensor in weights(output_dir / "checkpoint-4" / "model.safetensors").values()
+    )
     assert not (output_dir / "model.safetensors").exists()  # nothing exported from a failed run

@@ -96,7 +96,9 @@ def test_push_to_hub_in_the_background_and_load_with_remote_code(tmp_path, slow_
     # Background pushes during training, then the final blocking one; commits take 2.5 s each, and training went on
     # meanwhile: later checkpoints found the previous upload still running and were not pushed.
     summaries = hub.commit_summaries(REPO_ID)
-    pushed_steps = [int(summary.rsplit(" ", 1)[1]) for summary in summaries if summary.startswith("MERIT pretraining, step")]
+    pushed_steps = [
+        int(summary.rsplit(" ", 1)[1]) for summary in summaries if summary.startswith("MERIT pretraining, step")
+    ]
     assert pushed_steps[-1] == MAX_STEPS and len(pushed_steps) >= 2 and pushed_steps[0] < MAX_STEPS
     assert pushed_steps == sorted(pushed_steps)
     assert "is still uploading" in training.stderr
@@ -108,7 +110,9 @@ def test_push_to_hub_in_the_background_and_load_with_remote_code(tmp_path, slow_
     code = f"REPO_ID, TOKEN = {REPO_ID!r}, {hub.token!r}\n" + textwrap.dedent(LOAD_FROM_HUB)
     load_env = hub.client_env(tmp_path / "hf-home-load", token=None)
     load_env.pop("PYTHONPATH", None)
-    loading = subprocess.run([sys.executable, "-c", code], cwd=outside, env=load_env, capture_output=True, text=True, timeout=300)
+    loading = subprocess.run(
+        [sys.executable, "-c", code], cwd=outside, env=load_env, capture_output=True, text=True, timeout=300
+    )
     assert loading.returncode == 0, loading.stderr[-6000:]
     loaded = json.loads(loading.stdout.strip().splitlines()[-1])
     assert loaded["model_class"] == "MeritModel"  # AutoModel's entry of auto_map

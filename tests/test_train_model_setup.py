@@ -16,14 +16,20 @@ from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraini
 def test_merge_config_dicts_merges_nested_configs():
     base = {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.75}}
     merged = model_setup.merge_config_dicts(base, {"ecg_config": {"mask_ratio": 0.5}, "contrastive_view": "masked"})
-    assert merged == {"projection_dim": 32, "ecg_config": {"hidden_size": 64, "mask_ratio": 0.5}, "contrastive_view": "masked"}
+    assert merged == {
+        "projection_dim": 32,
+        "ecg_config": {"hidden_size": 64, "mask_ratio": 0.5},
+        "contrastive_view": "masked",
+    }
     assert base["ecg_config"]["mask_ratio"] == 0.75  # not modified in place
 
 
 def test_config_file_with_nested_overrides_keeps_the_other_fields(tmp_path):
     MeritConfig.from_preset("tiny").save_pretrained(tmp_path)
     model, processor = model_setup.build_model_and_processor(
-        ModelArguments(config_file=str(tmp_path / "config.json"), config_overrides='{"ecg_config": {"mask_ratio": 0.5}}')
+        ModelArguments(
+            config_file=str(tmp_path / "config.json"), config_overrides='{"ecg_config": {"mask_ratio": 0.5}}'
+        )
     )
     ecg = model.config.ecg_config
     assert (ecg.hidden_size, ecg.num_hidden_layers, ecg.mask_ratio) == (64, 2, 0.5)
@@ -35,19 +41,32 @@ def test_continued_pretraining_loads_the_weights_and_applies_overrides(tmp_path,
     torch.manual_seed(0)
     saved = MeritForPreTraining(MeritConfig.from_preset("tiny"))
     saved.save_pretrained(tmp_path)
-    MeritProcessor(MeritFeatureExtractor(sampling_rate=100, num_samples=1000), AutoTokenizer.from_pretrained(minilm_dir)).save_pretrained(tmp_path)
+    MeritProcessor(
+        MeritFeatureExtractor(sampling_rate=100, num_samples=1000), AutoTokenizer.from_pretrained(minilm_dir)
+    ).save_pretrained(tmp_path)
 
     model, processor = model_setup.build_model_and_processor(
-        ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"contrastive_view": "masked", "ecg_config": {"mask_ratio": 0.5}}')
+        ModelArguments(
+            model_name_or_path=str(tmp_path),
+            config_overrides='{"contrastive_view": "masked", "ecg_config": {"mask_ratio": 0.5}}',
+        )
     )
-    assert (model.config.contrastive_view, model.config.ecg_config.mask_ratio, model.config.ecg_config.hidden_size) == ("masked", 0.5, 64)
+    assert (
+        model.config.contrastive_view,
+        model.config.ecg_config.mask_ratio,
+        model.config.ecg_config.hidden_size,
+    ) == ("masked", 0.5, 64)
     assert all(torch.equal(tensor, saved.state_dict()[name]) for name, tensor in model.state_dict().items())
     assert isinstance(processor, MeritProcessor)
 
 
 def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
     model, processor = model_setup.build_model_and_processor(
-        ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), config_overrides='{"text_config": {"hidden_dropout_prob": 0.0}}')
+        ModelArguments(
+            model_preset="tiny",
+            text_model_name_or_path=str(minilm_dir),
+            config_overrides='{"text_config": {"hidden_dropout_prob": 0.0}}',
+        )
     )
     minilm = AutoModel.from_pretrained(minilm_dir)
     assert model.config.text_config.hidden_size == minilm.config.hidden_size == 384
@@ -74,7 +93,10 @@ def test_optimizer_groups_decay_exactly_the_linear_weights():
     # tokens are plain parameters, the norms (LayerNorm, BatchNorm) are not decayed
     assert "merit.ecg_model.embeddings.patch_embedding.weight" in decayed
     assert {"merit.logit_scale", "decoder.mask_token", "merit.ecg_model.embeddings.lead_embedding"} <= not_decayed
-    assert "merit.ecg_projection.norm.weight" in not_decayed and "merit.ecg_model.embeddings.patch_embedding_norm.weight" in not_decayed
+    assert (
+        "merit.ecg_projection.norm.weight" in not_decayed
+        and "merit.ecg_model.embeddings.patch_embedding_norm.weight" in not_decayed
+    )
     assert not any(name.startswith("merit.text_model.embeddings") for name in trainable)  # text_freeze=1 froze them
 
 
@@ -93,10 +115,15 @@ def test_the_text_tower_gets_its_own_learning_rate():
 
 def test_step_seeds_are_fixed_by_the_position_in_training():
     seeds = {
-        model_setup.step_seed(42, step, batch, process) for step in range(20) for batch in range(3) for process in range(2)
+        model_setup.step_seed(42, step, batch, process)
+        for step in range(20)
+        for batch in range(3)
+        for process in range(2)
     }
     assert len(seeds) == 120
-    assert model_setup.step_seed(42, 3, 1, 0) == model_setup.step_seed(42, 3, 1, 0) != model_setup.step_seed(43, 3, 1, 0)
+    assert (
+        model_setup.step_seed(42, 3, 1, 0) == model_setup.step_seed(42, 3, 1, 0) != model_setup.step_seed(43, 3, 1, 0)
+    )
     assert all(0 <= seed < 2**63 for seed in seeds)
 
 

@@ -74,7 +74,16 @@ TWO_CPU_PROCESSES_CONFIG = REPO_ROOT / "configs" / "accelerate" / "cpu_2_process
 def two_process_command(script: str, *args: str) -> list[str]:
     """`accelerate launch` of `script` as two real gloo processes on the CPU (with `ACCELERATE_USE_CPU=1` set)."""
     launcher = Path(sys.executable).with_name("accelerate")
-    return [str(launcher), "launch", "--config_file", str(TWO_CPU_PROCESSES_CONFIG), "--main_process_port", str(free_port()), script, *args]
+    return [
+        str(launcher),
+        "launch",
+        "--config_file",
+        str(TWO_CPU_PROCESSES_CONFIG),
+        "--main_process_port",
+        str(free_port()),
+        script,
+        *args,
+    ]
 
 
 def free_port() -> int:
@@ -92,7 +101,12 @@ def run_judged_by_outputs(command: list[str], completed, **kwargs) -> subprocess
     """
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if not completed():
-        pytest.fail(f"{command[:4]} ... exited with {result.returncode} without writing its outputs:\n{result.stderr[-8000:]}")
+        pytest.fail(
+            f"{command[:4]} ... exited with {result.returncode} without writing its outputs:\n{result.stderr[-8000:]}"
+        )
     if result.returncode != 0:
-        warnings.warn(f"The run exited with {result.returncode} after writing all its outputs (known abort at exit)", stacklevel=2)
+        warnings.warn(
+            f"The run exited with {result.returncode} after writing all its outputs (known abort at exit)",
+            stacklevel=2,
+        )
     return result

@@ -357,7 +357,7 @@ def test_dataset_push_to_hub_then_load_dataset(hub, tmp_path):
     assert hub.is_private("fake-user/ecg-reports", repo_type="dataset")
 
 
-TINY_CONFIGURATION = '''
+TINY_CONFIGURATION = """
 from transformers import PretrainedConfig
 
 
@@ -368,9 +368,9 @@ class TinyEcgConfig(PretrainedConfig):
         self.num_leads = num_leads
         self.hidden_size = hidden_size
         super().__init__(**kwargs)
-'''
+"""
 
-TINY_MODELING = '''
+TINY_MODELING = """
 import torch
 from transformers import PreTrainedModel
 
@@ -388,7 +388,7 @@ class TinyEcgModel(PreTrainedModel):
 
     def forward(self, signal):
         return self.projection(signal.transpose(1, 2)).mean(dim=1)
-'''
+"""
 
 TRANSFORMERS_PUSH = """
     import json, os, sys
