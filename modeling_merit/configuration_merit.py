@@ -61,6 +61,15 @@ ECG_PRESETS = {
 # BERT-shaped text towers per preset (vocabulary of the uncased BERT WordPiece tokenizer, 30,522 tokens).
 # `compact` and `small` have exactly the shape of all-MiniLM-L6-v2 so its pretrained weights can be loaded into them;
 # `base` has the shape of BERT-base / MedCPT-Query-Encoder.
+MINILM_L6_SHAPE = dict(
+    model_type="bert",
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+)
 TEXT_PRESETS = {
     "tiny": dict(
         model_type="bert",
@@ -71,24 +80,8 @@ TEXT_PRESETS = {
         intermediate_size=64,
         max_position_embeddings=128,
     ),
-    "compact": dict(
-        model_type="bert",
-        vocab_size=30522,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-    ),
-    "small": dict(
-        model_type="bert",
-        vocab_size=30522,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-    ),
+    "compact": MINILM_L6_SHAPE,
+    "small": MINILM_L6_SHAPE,
     "base": dict(
         model_type="bert",
         vocab_size=30522,
