@@ -57,3 +57,17 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    """The default feature extractor with the MiniLM tokenizer, reports cut at 32 tokens (tiny tests)."""
+    from modeling_merit import MeritFeatureExtractor, MeritProcessor
+
+    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One `datasets` cache per test module: the PTB-XL sample is prepared once per module."""
+    return tmp_path_factory.mktemp("datasets-cache")

@@ -44,11 +44,6 @@ MAX_NEW_TOKENS = 4
 
 
 @pytest.fixture(scope="module")
-def processor(tokenizer):
-    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
-
-
-@pytest.fixture(scope="module")
 def model(tokenizer):
     """A tiny random report generator: the `tiny` MERIT encoder, a 1-layer Llama over the MiniLM vocabulary."""
     torch.manual_seed(0)
@@ -82,11 +77,6 @@ def other_checkpoint(tmp_path_factory, model, processor):
     MeritForReportGeneration(model.config).save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
 
 
 @pytest.fixture(scope="module")

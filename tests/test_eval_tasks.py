@@ -38,7 +38,6 @@ from modeling_merit import (
     MeritFeatureExtractor,
     MeritForECGClassification,
     MeritForPreTraining,
-    MeritProcessor,
 )
 
 
@@ -49,11 +48,6 @@ METRICS = ("macro_auroc", "macro_f1", "fmax")
 
 
 @pytest.fixture(scope="module")
-def processor(tokenizer):
-    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
-
-
-@pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, processor):
     """A tiny random MERIT pretraining checkpoint saved with its processor."""
     directory = tmp_path_factory.mktemp("checkpoint")
@@ -61,11 +55,6 @@ def checkpoint(tmp_path_factory, processor):
     MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
 
 
 @pytest.fixture(scope="module")

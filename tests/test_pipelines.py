@@ -25,12 +25,10 @@ from modeling_merit import (
     ECGReportGenerationPipeline,
     MeritConfig,
     MeritECGModel,
-    MeritFeatureExtractor,
     MeritForECGClassification,
     MeritForPreTraining,
     MeritForReportGeneration,
     MeritModel,
-    MeritProcessor,
     MeritReportGenerationConfig,
     ZeroShotECGClassificationPipeline,
 )
@@ -48,11 +46,6 @@ FRESH_PROCESS_SCRIPT = Path(__file__).with_name("pipelines_fresh_process.py")
 def record(ptbxl_sample_dir) -> str:
     """A real 500 Hz PTB-XL record (resampled to the processor's 100 Hz)."""
     return str(ptbxl_sample_dir / "records500" / "00000" / "00001_hr")
-
-
-@pytest.fixture(scope="module")
-def processor(tokenizer):
-    return MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
 
 
 @pytest.fixture(scope="module")

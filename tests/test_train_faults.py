@@ -25,12 +25,6 @@ from modeling_merit import MeritForPreTraining
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One `datasets` cache for the module: the PTB-XL sample is prepared once."""
-    return tmp_path_factory.mktemp("datasets-cache")
-
-
 def assert_same_weights(expected_file, actual_file):
     expected, actual = weights(expected_file), weights(actual_file)
     assert expected.keys() == actual.keys()
