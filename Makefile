@@ -106,6 +106,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/bench_feature_extraction.py
+	$(BIN)/python benchmarks/bench_pipelines.py
 	$(BIN)/python benchmarks/bench_report_generation.py
 	$(BIN)/python benchmarks/bench_space.py
 
