@@ -4,6 +4,15 @@
 ROC curves. Used by the Space, the docs, training and evaluation. PNGs are written through matplotlib (no Cairo).
 """
 
+try:
+    import ecg_plot  # noqa: F401
+    import matplotlib  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        f"merit_plotting needs ecg-plot and matplotlib, which the package installs only with its `plot` extra "
+        f"({error}); install them with `pip install 'merit-ecg[plot]'` (or `pip install ecg-plot matplotlib`)."
+    ) from error
+
 from .curves import plot_roc, plot_training_curves
 from .ecg import STANDARD_LEAD_NAMES, plot_ecg, standard_lead_name
 

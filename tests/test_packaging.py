@@ -1,11 +1,13 @@
-"""A non-editable `pip install .` in a fresh virtual environment works without the source tree.
+"""A non-editable `pip install .` in a fresh virtual environment works without the source tree or any extra.
 
-The fresh environment takes MERIT from the installed wheel only. Its third-party dependencies come from the
-environment running the tests, which a `.pth` file adds to its path (the tests run offline, so nothing can be
-downloaded). That environment's own `.pth` files are not processed, so the editable install of the checkout stays
-invisible to it.
+The fresh environment takes MERIT from the installed package only. Its third-party dependencies are exactly the
+closure of the package's core requirements (`install_requires`, no extras), linked from the environment running
+the tests into a folder the fresh environment reads through a `.pth` file (the tests run offline, so nothing can
+be downloaded). A module the core requirements do not bring is therefore missing there, as it would be after a
+plain `pip install merit-ecg`.
 """
 
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -15,10 +17,13 @@ import venv
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from test_readme import quick_start_snippet
 
 
-PACKAGES = ("modeling_merit", "dataset_scripts", "merit_training", "merit_evaluation", "merit_plotting")
+CORE_PACKAGES = ("modeling_merit", "dataset_scripts", "merit_training", "merit_evaluation")
+PACKAGES = (*CORE_PACKAGES, "merit_plotting")  # merit_plotting needs the `plot` extra
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +59,8 @@ def installed(tmp_path_factory, repo_root):
             check=True,
         ).stdout.strip()
     )
-    (site_packages / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    dependencies = site_packages / "test-dependencies.pth"
+    dependencies.write_text(sysconfig.get_paths()["purelib"] + "\n")  # setuptools, for the build only
 
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index"]
@@ -64,7 +70,39 @@ def installed(tmp_path_factory, repo_root):
         timeout=600,
     )
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+
+    (metadata,) = site_packages.glob("merit_ecg-*.dist-info")
+    core_site = work / "core-dependencies"
+    core_site.mkdir()
+    for distribution in dependency_closure(importlib.metadata.Distribution.at(metadata).requires or []):
+        for entry in top_level_entries(distribution):
+            if not (core_site / entry.name).exists():
+                (core_site / entry.name).symlink_to(entry)
+    dependencies.write_text(f"{core_site}\n")
     return python, site_packages, files
+
+
+def dependency_closure(requirements: list[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions that `requirements` (without extras) need, transitively."""
+    found, pending = {}, [Requirement(text) for text in requirements]
+    while pending:
+        requirement = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name not in found:
+            found[name] = importlib.metadata.distribution(requirement.name)
+            pending.extend(Requirement(text) for text in found[name].requires or [])
+    return list(found.values())
+
+
+def top_level_entries(distribution: importlib.metadata.Distribution) -> list[Path]:
+    """The top-level modules, packages and metadata folder a distribution installed into its site-packages."""
+    root = Path(distribution.locate_file(""))
+    names = {
+        file.parts[0] for file in distribution.files or [] if file.parts and file.parts[0] not in ("..", "__pycache__")
+    }
+    return [root / name for name in sorted(names) if (root / name).exists()]
 
 
 def run_outside_checkout(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -82,16 +120,23 @@ def test_packages_import_from_the_installed_copy(installed, tmp_path):
     python, site_packages, _ = installed
     code = textwrap.dedent(
         f"""
-        import {", ".join(PACKAGES)}
-        for module in ({", ".join(PACKAGES)}):
+        import {", ".join(CORE_PACKAGES)}
+        for module in ({", ".join(CORE_PACKAGES)}):
             print(module.__file__)
         """
     )
     result = run_outside_checkout(python, code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     locations = result.stdout.split()
-    assert len(locations) == len(PACKAGES)
+    assert len(locations) == len(CORE_PACKAGES)
     assert all(Path(location).is_relative_to(site_packages) for location in locations), locations
+
+
+def test_plotting_without_its_extra_names_the_extra_to_install(installed, tmp_path):
+    python, _, _ = installed
+    result = run_outside_checkout(python, "import merit_plotting", tmp_path)
+    assert result.returncode != 0
+    assert "pip install 'merit-ecg[plot]'" in result.stderr
 
 
 def test_every_data_file_of_the_packages_is_installed(installed):
