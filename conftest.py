@@ -9,7 +9,6 @@ import doctest
 from pathlib import Path
 
 from _pytest.doctest import DoctestModule
-from transformers.testing_utils import HfDocTestParser
 
 
 DOCTESTED_PACKAGE = Path(__file__).resolve().parent / "modeling_merit"
@@ -24,6 +23,10 @@ class FencedDoctestModule(DoctestModule):
     """
 
     def collect(self):
+        # imported here, not at the top: it imports torch and transformers (seconds), which the pytest-xdist
+        # controller process would otherwise load before starting its workers
+        from transformers.testing_utils import HfDocTestParser
+
         defaults = doctest.DocTestFinder.__init__.__defaults__
         verbose, _, recurse, exclude_empty = defaults
         doctest.DocTestFinder.__init__.__defaults__ = (verbose, HfDocTestParser(), recurse, exclude_empty)

@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # a pytest run in a subprocess
 def test_every_docstring_example_of_the_model_package_is_collected(repo_root):
     files_with_examples = sorted(
         path.name for path in (repo_root / "modeling_merit").glob("*.py") if ">>> " in path.read_text()

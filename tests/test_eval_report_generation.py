@@ -140,6 +140,7 @@ def _retrieved(examples_markdown: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_test_reports_are_read_once_after_every_generation(model, processor, splits, monkeypatch):
     harness = make_harness(splits, processor)
     events = []
