@@ -153,10 +153,6 @@ def _load_chapman(data_dir, config, sampling_rate, cache_dir, num_proc):
 # ------------------------------------------------------------------------------------------------ class descriptions
 
 
-def _ptbxl_descriptions(data_dir, label_set):
-    return ptbxl_copy_class_descriptions(data_dir, label_set)
-
-
 def _cpsc2018_descriptions(data_dir, label_set):
     from .cpsc2018 import LABEL_TABLE
 
@@ -186,7 +182,7 @@ DATASETS: dict[str, DatasetSpec] = {
             report_config="pretraining",
             sampling_rates=(100, 500),
             default_data_dir=REPOSITORY_DATA_DIR / "ptbxl-sample",
-            class_descriptions=_ptbxl_descriptions,
+            class_descriptions=ptbxl_copy_class_descriptions,
             report_language_descriptions=PTBXL_REPORT_LANGUAGE_DESCRIPTIONS,
             report_language_templates=GERMAN_TEMPLATES,
         ),
@@ -257,6 +253,9 @@ LABELLED_DATASETS = DatasetNames(lambda spec: spec.is_labelled)
 
 REPORT_DATASETS = DatasetNames(lambda spec: spec.has_reports)
 """Datasets whose records have reports: the registered choices of pretraining and report generation."""
+
+LABELLED_REPORT_DATASETS = DatasetNames(lambda spec: spec.is_labelled and spec.has_reports)
+"""Datasets with reports and label sets: training's evaluation after pretraining, report-generation evaluation."""
 
 
 # ---------------------------------------------------------------------------------------------------------- functions

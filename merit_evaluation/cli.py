@@ -26,7 +26,13 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoProcessor, HfArgumentParser
 
-from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, LABELLED_DATASETS, dataset_spec
+from dataset_scripts.registry import (
+    DATASETS,
+    DEFAULT_DATASET,
+    LABELLED_DATASETS,
+    LABELLED_REPORT_DATASETS,
+    dataset_spec,
+)
 from modeling_merit import MeritModel  # importing modeling_merit registers the MERIT Auto classes
 
 from .data import load_evaluation_dataset
@@ -270,7 +276,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
                 f"--task {REPORT_TASK} evaluates a report-generation checkpoint and runs alone; got --task "
                 f"{' '.join(tasks)}. Run the classification tasks in a separate call."
             )
-        with_reports = [name for name in LABELLED_DATASETS if DATASETS[name].has_reports]
+        with_reports = list(LABELLED_REPORT_DATASETS)
         if data_args.dataset not in (None, *with_reports) or data_args.label_set is not None:
             raise ValueError(
                 f"--task {REPORT_TASK} evaluates on a dataset's reports (every record, the dataset's own train / "

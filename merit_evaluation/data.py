@@ -15,7 +15,6 @@ Label sets, sampling rates and class descriptions of each dataset are in its `Da
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
@@ -24,8 +23,6 @@ import numpy as np
 
 from dataset_scripts.registry import LABELLED_DATASETS, dataset_spec, load_dataset_splits
 
-
-logger = logging.getLogger(__name__)
 
 RecordTransform = Callable[[np.ndarray, float, list[str], int], tuple[np.ndarray, float]]
 """`(signal (leads, time) in mV, sampling_rate, lead_names, record_index) -> (signal, sampling_rate)`. Leads set to

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, REPORT_DATASETS
+from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, LABELLED_REPORT_DATASETS, REPORT_DATASETS
 
 from .checkpoints import STATE_FILE, list_checkpoints
 
@@ -288,8 +288,8 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(
             f"--metric_for_best_model must be one of {sorted(BEST_MODEL_METRICS)}, got {training_args.metric_for_best_model!r}."
         )
-    if training_args.evaluate_after_training and not is_labelled_dataset(data_args.dataset_name):
-        needed = " or ".join(f"--dataset_name {name}" for name in REPORT_DATASETS if is_labelled_dataset(name))
+    if training_args.evaluate_after_training and data_args.dataset_name not in LABELLED_REPORT_DATASETS:
+        needed = " or ".join(f"--dataset_name {name}" for name in LABELLED_REPORT_DATASETS)
         problems.append(
             f"--evaluate_after_training evaluates on the labels of the training dataset: it needs {needed} (got "
             f"--dataset_name {data_args.dataset_name})."
@@ -336,16 +336,11 @@ def dataset_problems(data_args: DataArguments) -> list[str]:
     return problems
 
 
-def is_labelled_dataset(dataset_name: str) -> bool:
-    """Whether `dataset_name` is a registered dataset with label sets (which the demo evaluation can score)."""
-    return dataset_name in DATASETS and DATASETS[dataset_name].is_labelled
-
-
 def evaluates_after_training(data_args: DataArguments, training_args: TrainingArguments) -> bool:
     """`--evaluate_after_training`, defaulting to on for a registered labelled dataset (PTB-XL: the demo) and off for
     other datasets."""
     if training_args.evaluate_after_training is None:
-        return is_labelled_dataset(data_args.dataset_name)
+        return data_args.dataset_name in LABELLED_REPORT_DATASETS
     return training_args.evaluate_after_training
 
 

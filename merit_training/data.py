@@ -5,7 +5,6 @@ ECG-report pairs, a label set for the zero-shot validation AUROC. Any other `--d
 `DatasetDict.save_to_disk` or a Hub dataset id.
 """
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +14,6 @@ import torch
 
 from dataset_scripts import get_class_names, physical_signal
 from dataset_scripts.registry import DATASETS, REPORT_DATASETS, load_dataset_splits
-
-
-logger = logging.getLogger(__name__)
 
 
 def load_pretraining_splits(

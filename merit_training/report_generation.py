@@ -51,6 +51,7 @@ from .checkpoints import (
     resumable_batches,
     save_checkpoint,
 )
+from .data import first_records
 from .model_setup import step_seed
 
 
@@ -688,10 +689,8 @@ def main(argv: list[str]) -> Path:
     with accelerator.main_process_first():
         splits, data_dir = load_report_splits(args)
     train_split, eval_split = splits["train"], splits.get("validation")
-    if args.max_train_samples:
-        train_split = train_split.select(range(min(args.max_train_samples, len(train_split))))
-    if eval_split is not None and args.max_eval_samples:
-        eval_split = eval_split.select(range(min(args.max_eval_samples, len(eval_split))))
+    train_split = first_records(train_split, args.max_train_samples)
+    eval_split = first_records(eval_split, args.max_eval_samples)
     batch_size = args.per_device_train_batch_size
     if len(train_split) < batch_size * accelerator.num_processes:
         raise ValueError(

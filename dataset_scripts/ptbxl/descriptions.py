@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .labels import BENCHMARK_TASKS
+from .ptbxl import STATEMENTS_FILE
 
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-STATEMENTS_FILE = "scp_statements.csv"
 
 PTBXL_SUPERCLASS_DESCRIPTIONS = {
     "CD": "conduction disturbance",
