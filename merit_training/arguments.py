@@ -271,19 +271,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         if getattr(training_args, name) and not training_args.push_to_hub:
             problems.append(f"--{name} is only used with --push_to_hub; add --push_to_hub or drop it.")
     problems += non_positive_problems(data_args, ("max_train_samples", "max_eval_samples"))
-    trackers = [name.strip() for name in training_args.report_to.split(",")]
-    unknown_trackers = [name for name in trackers if name not in KNOWN_TRACKERS]
-    if unknown_trackers or ("none" in trackers and len(trackers) > 1):
-        problems.append(
-            f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {training_args.report_to!r}."
-        )
-    resume = training_args.resume_from_checkpoint
-    if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
-        problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
-    if resume == "latest" and not list_checkpoints(training_args.output_dir):
-        problems.append(
-            f"--resume_from_checkpoint latest: --output_dir {training_args.output_dir} holds no checkpoint."
-        )
+    problems += tracker_and_resume_problems(training_args)
     if training_args.metric_for_best_model not in BEST_MODEL_METRICS:
         problems.append(
             f"--metric_for_best_model must be one of {sorted(BEST_MODEL_METRICS)}, got {training_args.metric_for_best_model!r}."
@@ -296,6 +284,23 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         )
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
+
+
+def tracker_and_resume_problems(arguments) -> list[str]:
+    """Problems with `--report_to` (known trackers, or `none` alone) and `--resume_from_checkpoint` (a complete
+    checkpoint folder, or `latest` with a checkpoint in `--output_dir`), for any arguments that have these flags."""
+    problems = []
+    trackers = [name.strip() for name in arguments.report_to.split(",")]
+    if any(name not in KNOWN_TRACKERS for name in trackers) or ("none" in trackers and len(trackers) > 1):
+        problems.append(
+            f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {arguments.report_to!r}."
+        )
+    resume = arguments.resume_from_checkpoint
+    if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
+        problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
+    if resume == "latest" and not list_checkpoints(arguments.output_dir):
+        problems.append(f"--resume_from_checkpoint latest: --output_dir {arguments.output_dir} holds no checkpoint.")
+    return problems
 
 
 def non_positive_problems(arguments, names: Sequence[str]) -> list[str]:

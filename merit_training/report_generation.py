@@ -41,11 +41,9 @@ from torch.utils.data import DataLoader
 
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
 
-from .arguments import KNOWN_TRACKERS, non_positive_problems, resolved_data_dir
+from .arguments import non_positive_problems, resolved_data_dir, tracker_and_resume_problems
 from .checkpoints import (
-    STATE_FILE,
     TrainingProgress,
-    list_checkpoints,
     read_progress,
     resolve_checkpoint,
     resumable_batches,
@@ -359,16 +357,7 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
         problems.append(f"--data_dir {args.data_dir} is not a folder.")
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id.")
-    trackers = [name.strip() for name in args.report_to.split(",")]
-    if any(name not in KNOWN_TRACKERS for name in trackers) or ("none" in trackers and len(trackers) > 1):
-        problems.append(
-            f"--report_to must be 'none' or a comma-separated list of {KNOWN_TRACKERS[1:]}, got {args.report_to!r}."
-        )
-    resume = args.resume_from_checkpoint
-    if resume and resume != "latest" and not (Path(resume) / STATE_FILE).is_file():
-        problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
-    if resume == "latest" and not list_checkpoints(args.output_dir):
-        problems.append(f"--resume_from_checkpoint latest: --output_dir {args.output_dir} holds no checkpoint.")
+    problems += tracker_and_resume_problems(args)
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
 
