@@ -387,9 +387,15 @@ def download_and_extract(url: str, target_dir: str | os.PathLike, sha256: str | 
 # ----------------------------------------------------------------------------------------------
 
 
-def _source_hash() -> str:
-    """A digest of this package's code and label tables, so that code changes invalidate caches."""
+def _source_hash(data_dir: str | os.PathLike | None = None, metadata_files: Sequence[str] = ()) -> str:
+    """A digest of this package's code and label tables, and of the `metadata_files` found in `data_dir`, so that
+    code changes and changed metadata tables invalidate caches."""
     digest = hashlib.sha256()
+    for name in metadata_files if data_dir is not None else ():
+        path = Path(data_dir) / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
     for path in sorted(_PACKAGE_DIR.rglob("*")):
         if path.suffix in (".py", ".csv") and "__pycache__" not in path.parts:
             digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())
@@ -427,8 +433,11 @@ class EcgBuilder(datasets.GeneratorBasedBuilder):
     # Rows buffered per Arrow record batch: ~3 MB at 100 Hz, ~31 MB at 500 Hz (12 x 5000 int16).
     DEFAULT_WRITER_BATCH_SIZE = 256
 
+    METADATA_FILES: tuple[str, ...] = ()
+    """Tables of `data_dir` whose content is part of the cache key (a changed table invalidates the cache)."""
+
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("hash", _source_hash())
+        kwargs.setdefault("hash", _source_hash(kwargs.get("data_dir"), self.METADATA_FILES))
         # The cache folder name includes these options: make paths independent of the working
         # directory and sequences hashable.
         for name in ("data_dir", "split_file", "label_table"):
@@ -566,4 +575,52 @@ def load_builder(
             splits[split] = datasets.Dataset.from_dict({name: [] for name in features}, features=features, split=split)
     dataset = datasets.DatasetDict(splits)
     dataset.skipped_records = builder.skipped_records
+    return dataset
+
+
+def load_builder_in_chunks(
+    make_builder,
+    record_ids: Sequence,
+    chunk_records: int,
+    num_proc: int | None = None,
+    download_mode: str | None = None,
+) -> datasets.DatasetDict:
+    """Prepares a large dataset as consecutive chunks of `chunk_records` records, each a builder of its own (with
+    `record_ids` = the chunk), and returns their splits concatenated.
+
+    `datasets` prepares a builder all at once: a preparation killed midway leaves an `.incomplete` folder that the
+    next run deletes, so everything is redone. Each chunk here is a complete, cached preparation of its own (the
+    cache folder name includes the chunk's `record_ids`), so a killed run restarted with the same arguments reuses
+    every finished chunk and redoes at most the one in progress. Records keep their split (splits are assigned per
+    record by a seeded hash, e.g. [`group_split`]) and their order within each split.
+
+    Args:
+        make_builder (`Callable[[tuple], EcgBuilder]`): a configured builder for a tuple of record ids.
+        record_ids (`Sequence`): every record id to prepare, in order.
+        chunk_records (`int`): records per chunk (>= 1).
+        num_proc (`int`, *optional*): worker processes within a chunk.
+        download_mode (`str`, *optional*): e.g. `"force_redownload"` to rebuild every chunk.
+
+    Returns:
+        `datasets.DatasetDict` with `train`, `validation` and `test`, and the `skipped_records` of every chunk.
+    """
+    if chunk_records < 1:
+        raise ValueError(f"chunk_records must be >= 1 (records per resumable chunk); got {chunk_records}.")
+    record_ids = list(record_ids)
+    parts, skipped = {split: [] for split in SPLITS}, []
+    for start in range(0, len(record_ids), chunk_records):
+        chunk = load_builder(make_builder(tuple(record_ids[start : start + chunk_records])), num_proc, download_mode)
+        for split in SPLITS:
+            if len(chunk[split]):
+                parts[split].append(chunk[split])
+        skipped.extend(chunk.skipped_records)
+    splits = {}
+    for split in SPLITS:
+        if parts[split]:
+            splits[split] = datasets.concatenate_datasets(parts[split], split=split)
+        else:
+            features = chunk[SPLITS[0]].features
+            splits[split] = datasets.Dataset.from_dict({name: [] for name in features}, features=features, split=split)
+    dataset = datasets.DatasetDict(splits)
+    dataset.skipped_records = skipped
     return dataset

@@ -94,6 +94,8 @@ def _parse_gain(field_text: str, adc_zero: int, path: str) -> tuple[float, int]:
         gain_text, _, baseline_text = gain_text.partition("(")
         baseline = int(baseline_text.rstrip(")"))
     gain = float(gain_text) or DEFAULT_ADC_GAIN
+    if not (np.isfinite(gain) and gain > 0):
+        raise BadRecordError(path, f"ADC gain {gain_text!r}; expected a positive finite number (0: the default 200)")
     units_per_millivolt = UNITS_PER_MILLIVOLT.get(units.lower())
     if units_per_millivolt is None:
         raise BadRecordError(path, f"unsupported physical units {units!r}; expected one of mV, uV, V")
@@ -135,6 +137,8 @@ def parse_header(text: str, path: str = "<header>") -> WfdbHeader:
         sig_len = int(record_fields[3]) if len(record_fields) > 3 else None
     except ValueError:
         raise BadRecordError(path, f"malformed record line {lines[0]!r}") from None
+    if not (np.isfinite(sampling_rate) and sampling_rate > 0):
+        raise BadRecordError(path, f"sampling rate {record_fields[2]!r}; expected a positive finite number of Hz")
     if len(lines) - 1 != n_sig:
         raise BadRecordError(path, f"header declares {n_sig} signals but describes {len(lines) - 1}")
 

@@ -91,6 +91,12 @@ def test_header_errors():
         parse_header("rec 1 500 10\nrec.dat 16 200/mmHg 16 0 0 0 0 I\n")
     with pytest.raises(BadRecordError, match="empty header"):
         parse_header("# only a comment\n")
+    for rate in ("-500", "nan", "0", "inf"):  # never read at a nonsense rate
+        with pytest.raises(BadRecordError, match=f"sampling rate '{rate}'; expected a positive finite"):
+            parse_header(f"rec 1 {rate} 10\nrec.dat 16 200/mV 16 0 0 0 0 I\n")
+    for gain in ("-200", "nan"):
+        with pytest.raises(BadRecordError, match=f"ADC gain '{gain}'; expected a positive finite"):
+            parse_header(f"rec 1 500 10\nrec.dat 16 {gain}/mV 16 0 0 0 0 I\n")
 
 
 def test_missing_header_names_the_file(tmp_path):
@@ -186,6 +192,12 @@ def test_split_argument_errors(tmp_path):
 
 def test_shipped_sha256sums_verify_the_sample():
     sums = read_sha256sums(SAMPLE / "SHA256SUMS.txt")
-    assert len(sums) == 240
-    for name in ("records100/00000/00001_lr.dat", "records100/00000/00100_lr.hea", "records500/00000/00020_hr.dat"):
+    assert len(sums) == 240 + 2 * 999  # records 1-100 (100 Hz) and 1-20 (500 Hz), then every file of ids 501-1499
+    for name in (
+        "records100/00000/00001_lr.dat",
+        "records100/00000/00100_lr.hea",
+        "records500/00000/00020_hr.dat",
+        "records100/00000/00501_lr.dat",
+        "records100/01000/01499_lr.hea",
+    ):
         assert sha256_file(SAMPLE / name) == sums[name]

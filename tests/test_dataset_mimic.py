@@ -163,3 +163,78 @@ def test_bad_records(tree, tmp_path):
 def test_empty_data_dir(tmp_path):
     with pytest.raises(ValueError, match="record_list.csv not found"):
         load_mimic_iv_ecg(tmp_path, cache_dir=tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The synthetic corpus of benchmarks/bench_mimic_scale.py: the official layout, read by the builder and by wfdb.
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("distinct_signals", [None, 4])
+def test_the_synthetic_corpus_has_the_official_layout_and_loads(tmp_path, distinct_signals):
+    import pandas as pd
+    from dataset_layouts import MIMIC_MEASUREMENT_COLUMNS
+
+    from dataset_scripts.mimic_iv_ecg.synthetic import write_synthetic_mimic_iv_ecg
+
+    root = tmp_path / "mimic"
+    stats = write_synthetic_mimic_iv_ecg(root, 60, seed=3, distinct_signals=distinct_signals, empty_report_rate=0.2)
+    records = pd.read_csv(root / "record_list.csv")
+    measurements = pd.read_csv(root / "machine_measurements.csv", dtype=str)
+    assert list(records.columns) == ["subject_id", "study_id", "file_name", "ecg_time", "path"]
+    assert list(measurements.columns) == MIMIC_MEASUREMENT_COLUMNS
+    assert len(records) == 60 and records["study_id"].is_unique
+    assert all(
+        path == mimic_record_path(s, t) for s, t, path in zip(records.subject_id, records.study_id, records.path)
+    )
+    assert records.groupby("subject_id").size().max() > 1  # subjects with several studies
+    no_report = measurements[[f"report_{i}" for i in range(18)]].isna().all(axis=1)
+    assert no_report.sum() == stats["num_empty_reports"] > 0
+
+    # wfdb, the reference reader, agrees with the files: 12 leads in MIMIC's order, 500 Hz x 10 s, gain 200
+    first = wfdb.rdrecord(str(root / records.path[0]), physical=False)
+    assert (first.fs, first.sig_len, first.sig_name, first.adc_gain[0]) == (500, 5000, MIMIC_LEAD_NAMES, 200.0)
+
+    pairs = load_mimic_iv_ecg(root, cache_dir=tmp_path / "cache", report_min_words=0)  # checksums verified
+    loaded = [row for split in pairs.values() for row in split]
+    assert len(loaded) == 60
+    by_id = {row["ecg_id"]: row for row in loaded}
+    for study_id, path in zip(records.study_id[:5], records.path[:5]):
+        digital = wfdb.rdrecord(str(root / path), physical=False).d_signal.T
+        np.testing.assert_array_equal(np.asarray(by_id[study_id]["signal"]), digital)
+    if distinct_signals is not None:  # records share 4 files through hard links
+        inodes = {(root / f"{path}.dat").stat().st_ino for path in records.path}
+        assert len(inodes) == 4 and stats["bytes_on_disk"] == 4 * 12 * 5000 * 2
+
+
+def test_a_preparation_in_chunks_resumes_after_a_failure_and_equals_one_preparation(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from dataset_scripts.mimic_iv_ecg.synthetic import write_synthetic_mimic_iv_ecg
+
+    root = tmp_path / "mimic"
+    write_synthetic_mimic_iv_ecg(root, 40, seed=5, empty_report_rate=0.0)
+    paths = pd.read_csv(root / "record_list.csv")["path"].tolist()
+    broken = root / f"{paths[30]}.dat"  # in the third chunk of 12
+    intact = broken.read_bytes()
+    broken.write_bytes(intact[:1000])  # truncated: preparation stops there, as a kill would
+    cache = tmp_path / "cache"
+    with pytest.raises(BadRecordError, match="truncated"):
+        load_mimic_iv_ecg(root, cache_dir=cache, chunk_records=12, report_min_words=0)
+    finished = {path: path.stat().st_mtime_ns for path in cache.rglob("*.arrow") if ".incomplete" not in str(path)}
+    assert len({path.parent for path in finished}) == 2  # the first two chunks are complete and cached
+
+    broken.write_bytes(intact)
+    chunked = load_mimic_iv_ecg(root, cache_dir=cache, chunk_records=12, report_min_words=0)
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # reused, not redone
+    whole = load_mimic_iv_ecg(root, cache_dir=tmp_path / "cache-whole", report_min_words=0)
+    for split in ("train", "validation", "test"):
+        assert chunked[split]["ecg_id"] == whole[split]["ecg_id"]
+        assert chunked[split]["report"] == whole[split]["report"]
+    assert sum(len(part) for part in chunked.values()) == 40
+    np.testing.assert_array_equal(np.asarray(chunked["train"][-1]["signal"]), np.asarray(whole["train"][-1]["signal"]))
+    shutil.rmtree(cache)
+    with pytest.raises(ValueError, match="chunk_records must be >= 1"):
+        load_mimic_iv_ecg(root, cache_dir=cache, chunk_records=0)

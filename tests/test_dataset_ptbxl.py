@@ -373,3 +373,48 @@ def test_empty_data_dir(tmp_path):
 
 def test_all_tasks_are_configs():
     assert [config.name for config in PTBXL.BUILDER_CONFIGS] == list(TASKS)
+
+
+# -- records without a report, unknown patients, records at one rate only (ids 501-1499 of the sample) -----------------
+
+
+def test_rows_without_a_report_are_kept_and_flagged(tmp_path):
+    database = pd.read_csv(SAMPLE / "ptbxl_database.csv", index_col="ecg_id")
+    without_report = database.index[database["report"].isna()]
+    assert (
+        len(database) == 1399
+        and len(without_report) == 495
+        and database.loc[without_report, "patient_id"].isna().all()
+    )
+    ids = (1, 501, int(without_report[0]), int(without_report[1]))
+    dataset = load_ptbxl(SAMPLE, task="pretraining", cache_dir=tmp_path, record_ids=ids)
+    rows = {row["ecg_id"]: row for split in dataset.values() for row in split}
+    assert sorted(rows) == sorted(ids)
+    for ecg_id in ids:
+        original = database.loc[ecg_id, "report"]
+        if isinstance(original, str):
+            assert rows[ecg_id]["report"] == original.strip() and rows[ecg_id]["has_report"]
+            assert rows[ecg_id]["patient_id"] == int(database.loc[ecg_id, "patient_id"])
+        else:  # never invented: an empty report, flagged, and the patient unknown
+            assert rows[ecg_id]["report"] == "" and not rows[ecg_id]["has_report"]
+            assert rows[ecg_id]["patient_id"] == -1
+            assert rows[ecg_id]["labels"]  # the real labels are there
+
+
+def test_records_absent_at_the_requested_rate_are_skipped_and_counted(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="dataset_scripts.ptbxl.ptbxl"):
+        dataset = load_ptbxl(SAMPLE, task="all", sampling_rate=500, cache_dir=tmp_path)
+    assert sum(len(split) for split in dataset.values()) == 20  # the only records shipped at 500 Hz
+    assert "PTB-XL at 500 Hz: skipped 1379 of 1399 records whose filename_hr file is not in" in caplog.text
+
+
+def test_a_changed_database_table_invalidates_the_cache(tmp_path):
+    data_dir = copy_sample(tmp_path / "copy", (1, 2, 3))
+    first = load_ptbxl(data_dir, task="pretraining", cache_dir=tmp_path / "cache", record_ids=(1, 2, 3))
+    database = pd.read_csv(data_dir / "ptbxl_database.csv", index_col="ecg_id")
+    database.loc[2, "report"] = "a corrected report"
+    database.to_csv(data_dir / "ptbxl_database.csv")
+    second = load_ptbxl(data_dir, task="pretraining", cache_dir=tmp_path / "cache", record_ids=(1, 2, 3))
+    reports = {row["ecg_id"]: row["report"] for split in second.values() for row in split}
+    assert reports[2] == "a corrected report"
+    assert {row["ecg_id"]: row["report"] for split in first.values() for row in split}[2] != "a corrected report"

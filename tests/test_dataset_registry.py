@@ -173,7 +173,7 @@ def test_a_registered_dataset_flows_through_evaluation_arguments_and_loading(loa
 @pytest.mark.usefixtures("single_torch_thread")
 def test_a_registered_dataset_trains_and_is_evaluated_end_to_end(loader_calls, tmp_path, caplog):
     """`train_merit.py --dataset_name fake_ecg`: pretraining on its reports, zero-shot validation on its label set,
-    then the demo evaluation (linear probe and zero-shot) on its test split, all through the registry."""
+    then the demo evaluation (linear probe, zero-shot and retrieval) on its test split, all through the registry."""
     caplog.set_level(logging.INFO, logger="train_merit")
     output_dir = tmp_path / "run"
     args = tiny_train_args(output_dir, tmp_path / "cache", "--max_train_steps", "2", "--eval_steps", "2")
@@ -184,7 +184,7 @@ def test_a_registered_dataset_trains_and_is_evaluated_end_to_end(loader_calls, t
     assert "`fake_ecg`, training split: 24 ECG-report pairs" in (output_dir / "README.md").read_text()
     results = json.loads((output_dir / "results" / "results.json").read_text())["results"]
     assert {(row["task"], row["dataset"], row["label_set"]) for row in results} == {
-        ("linear-probe", FAKE, "rhythm"), ("zero-shot", FAKE, "rhythm"),
+        ("linear-probe", FAKE, "rhythm"), ("zero-shot", FAKE, "rhythm"), ("retrieval", FAKE, "report"),
     }  # fmt: skip
     assert ("pairs", None) in loader_calls and ("rhythm", None) in loader_calls
 

@@ -26,7 +26,16 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from ..common import SPLITS, EcgBuilder, EcgBuilderConfig, ecg_features, group_split, load_builder, read_split_file
+from ..common import (
+    SPLITS,
+    EcgBuilder,
+    EcgBuilderConfig,
+    ecg_features,
+    group_split,
+    load_builder,
+    load_builder_in_chunks,
+    read_split_file,
+)
 from ..wfdb_io import BadRecordError, read_digital_signal, read_header
 
 
@@ -241,6 +250,7 @@ def load_mimic_iv_ecg(
     num_proc: int | None = None,
     skip_bad_records: bool = False,
     download_mode: str | None = None,
+    chunk_records: int | None = None,
     **config_kwargs,
 ) -> datasets.DatasetDict:
     """Prepares (or reuses) the MIMIC-IV-ECG ECG-report pairs and returns their splits.
@@ -251,6 +261,9 @@ def load_mimic_iv_ecg(
         num_proc (`int`, *optional*): worker processes for preparation.
         skip_bad_records (`bool`, *optional*, defaults to `False`): skip and count bad records.
         download_mode (`str`, *optional*): `"force_redownload"` rebuilds the cache.
+        chunk_records (`int`, *optional*): prepare in resumable chunks of this many studies (in `record_list.csv`
+            order, or `record_ids` order): a preparation killed midway and restarted reuses every finished chunk
+            ([`load_builder_in_chunks`]). Default: one preparation, redone from the start if it is killed.
         config_kwargs: other [`MimicIVECGConfig`] fields (`report_min_words`, `split_fractions`,
             `seed`, `split_file`, `record_ids`, ...).
 
@@ -258,10 +271,24 @@ def load_mimic_iv_ecg(
         `datasets.DatasetDict` with `train`, `validation`, `test` (no `labels`/`multi_hot` columns:
         the pairs are unlabelled) and a `skipped_records` attribute.
     """
-    builder = MimicIVECG(
-        data_dir=os.fspath(data_dir),
-        cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-        skip_bad_records=skip_bad_records,
-        **config_kwargs,
-    )
-    return load_builder(builder, num_proc=num_proc, download_mode=download_mode)
+
+    def make_builder(record_ids=None) -> MimicIVECG:
+        kwargs = config_kwargs if record_ids is None else {**config_kwargs, "record_ids": record_ids}
+        return MimicIVECG(
+            data_dir=os.fspath(data_dir),
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            skip_bad_records=skip_bad_records,
+            **kwargs,
+        )
+
+    if chunk_records is None:
+        return load_builder(make_builder(), num_proc=num_proc, download_mode=download_mode)
+    record_ids = config_kwargs.get("record_ids")
+    if record_ids is None:
+        if not (Path(data_dir) / RECORD_LIST_FILE).is_file():
+            raise ValueError(
+                f"{Path(data_dir) / RECORD_LIST_FILE} not found: data_dir must be a MIMIC-IV-ECG copy in its "
+                f"PhysioNet layout ({RECORD_LIST_FILE}, {MEASUREMENTS_FILE}, files/)"
+            )
+        record_ids = _read_columns(Path(data_dir) / RECORD_LIST_FILE, ["study_id"])["study_id"].tolist()
+    return load_builder_in_chunks(make_builder, record_ids, chunk_records, num_proc, download_mode)

@@ -46,6 +46,8 @@ CHECKSUMS_FILE = "SHA256SUMS.txt"
 SAMPLING_RATES = {100: "filename_lr", 500: "filename_hr"}
 RECORD_SECONDS = 10
 N_LEADS = 12
+UNKNOWN_PATIENT_ID = -1
+"""`patient_id` of rows whose patient is not recorded (rows rebuilt from PTB-XL's label matrix have none)."""
 _VERSION = datasets.Version("1.0.3")
 FOLD_TO_SPLIT = {**dict.fromkeys(range(1, 9), "train"), 9: "validation", 10: "test"}
 PHYSIONET_ARCHIVE_URL = (
@@ -99,9 +101,15 @@ class PTBXLConfig(EcgBuilderConfig):
 
 
 class PTBXL(EcgBuilder):
-    """PTB-XL: 21,799 10-s 12-lead ECGs; splits by `strat_fold` (1-8 train, 9 validation, 10 test)."""
+    """PTB-XL: 21,799 10-s 12-lead ECGs; splits by `strat_fold` (1-8 train, 9 validation, 10 test).
+
+    Rows with an empty `report` are kept with `report=""` and `has_report=False` (never invented text), rows without a
+    `patient_id` get `UNKNOWN_PATIENT_ID`, and records whose file at the requested rate is not in `data_dir` are
+    skipped with a warning that counts them (a copy may ship some records at 100 Hz only).
+    """
 
     VERSION = _VERSION
+    METADATA_FILES = (DATABASE_FILE, STATEMENTS_FILE)
     BUILDER_CONFIG_CLASS = PTBXLConfig
     BUILDER_CONFIGS = [
         PTBXLConfig(name=task, version=_VERSION, task=task, description=_DESCRIPTIONS[task]) for task in TASKS
@@ -122,7 +130,7 @@ class PTBXL(EcgBuilder):
                 n_samples=RECORD_SECONDS * self.config.sampling_rate,
                 class_names=LABEL_SETS[self.config.task],
                 id_dtype="int32",
-                extra={"strat_fold": datasets.Value("int8")},
+                extra={"strat_fold": datasets.Value("int8"), "has_report": datasets.Value("bool")},
             ),
             homepage="https://physionet.org/content/ptb-xl/1.0.3/",
             license="cc-by-4.0",
@@ -161,6 +169,7 @@ class PTBXL(EcgBuilder):
         code_labels = statement_labels(statements, task)
         records_by_split = {"train": [], "validation": [], "test": []}
         unverified = dropped = 0
+        absent = []  # records of the database whose file at this rate is not in data_dir
         for ecg_id, *values in database[columns].itertuples(name=None):
             row = dict(zip(columns, values))
             fold = int(row["strat_fold"])
@@ -176,6 +185,9 @@ class PTBXL(EcgBuilder):
                 dropped += 1
                 continue
             record_path = row[filename_column]
+            if not (data_dir / f"{record_path}.hea").is_file():
+                absent.append(int(ecg_id))
+                continue
             sha256 = None
             if checksums is not None:
                 sha256 = {suffix: checksums.get(f"{record_path}{suffix}") for suffix in (".hea", ".dat")}
@@ -183,15 +195,26 @@ class PTBXL(EcgBuilder):
             records_by_split[split].append(
                 {
                     "ecg_id": int(ecg_id),
-                    "patient_id": int(row["patient_id"]),
+                    "patient_id": UNKNOWN_PATIENT_ID if pd.isna(row["patient_id"]) else int(row["patient_id"]),
                     "record_path": record_path,
-                    "report": row["report"] if isinstance(row["report"], str) else "",
+                    "report": row["report"].strip() if isinstance(row["report"], str) else "",
                     "labels": labels,
                     "strat_fold": fold,
                     "age": row["age"],
                     "sex": row["sex"],
                     "sha256": sha256,
                 }
+            )
+        if absent:
+            logger.warning(
+                "PTB-XL at %d Hz: skipped %d of %d records whose %s file is not in %s (e.g. ecg_id %s); this copy "
+                "ships them at another rate only (the 100 Hz records are in records100/).",
+                self.config.sampling_rate,
+                len(absent),
+                len(database),
+                filename_column,
+                data_dir,
+                ", ".join(map(str, absent[:5])),
             )
         if dropped:
             logger.info("PTB-XL/%s: dropped %d records without a label of the set (by design)", task, dropped)
@@ -241,6 +264,7 @@ class PTBXL(EcgBuilder):
             "lead_names": header.lead_names,
             "sampling_rate": self.config.sampling_rate,
             "report": record["report"],
+            "has_report": bool(record["report"]),
             "labels": record["labels"],
             "multi_hot": multi_hot(record["labels"], class_list),
             "age": parse_age(record["age"]),
