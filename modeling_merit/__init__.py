@@ -17,6 +17,7 @@ from transformers import (
 from .configuration_merit import CANONICAL_LEADS, MeritConfig, MeritECGConfig
 from .configuration_merit_report import MeritReportGenerationConfig
 from .feature_extraction_merit import MeritFeatureExtractor
+from .limits_merit import MeritLimits
 from .modeling_merit import (
     MeritECGModel,
     MeritForECGClassification,
@@ -66,6 +67,7 @@ __all__ = [
     "MeritConfig",
     "MeritECGConfig",
     "MeritFeatureExtractor",
+    "MeritLimits",
     "MeritProcessor",
     "MeritPreTrainedModel",
     "MeritECGModel",

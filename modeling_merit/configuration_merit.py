@@ -352,6 +352,10 @@ class MeritConfig(PreTrainedConfig):
             of the masked pass, as in FLIP's masked contrastive training) or `"full"` (the unmasked ECG: one extra
             encoder pass, measured 2.6-2.8x the step time of `"masked"` for the `small` preset on CPU, see
             `benchmarks/bench_training.py`). The paper does not say which it uses.
+        exclude_duplicate_reports (`bool`, *optional*, defaults to `True`):
+            In the contrastive loss, a record whose report text is identical to the anchor's (same token ids) is not
+            used as one of its negatives: it is the right answer, not a wrong one (false negatives; a third of the
+            PTB-XL excerpt's training reports are one sentence). Each pair keeps its own positive.
         gather_with_grad (`bool`, *optional*, defaults to `True`):
             In a distributed run, gather the contrastive negatives of all processes with gradient, so the loss and
             gradients equal those of one process holding the whole global batch.
@@ -390,6 +394,7 @@ class MeritConfig(PreTrainedConfig):
     reconstruction_loss_weight: float | int = 1.0
     contrastive_loss_weight: float | int = 1.0
     contrastive_view: str = "masked"
+    exclude_duplicate_reports: bool = True
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
     freeze_ecg_encoder: bool = False

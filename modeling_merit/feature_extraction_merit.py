@@ -20,7 +20,8 @@ inputs. Everything it does is decided by its constructor arguments, which `save_
 
 import functools
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -30,6 +31,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, is_torch_tensor, logging
 
 from .configuration_merit import CANONICAL_LEADS
+from .limits_merit import MeritLimits
 
 
 logger = logging.get_logger(__name__)
@@ -76,33 +78,257 @@ def _wfdb_record_name(path: str | os.PathLike) -> str:
     return path[: -len(".hea")] if path.endswith(".hea") else path
 
 
-def _read_wfdb_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
-    """Reads the physical signal of a WFDB record.
+WFDB_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3,
+                         "311": 4 / 3, "508": None, "516": None, "524": None}  # fmt: skip
+"""The WFDB signal formats `wfdb` reads, with the bytes one sample takes (`None`: FLAC, compressed)."""
+_WFDB_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_WFDB_FORMAT = re.compile(r"(?P<format>\d+)(?:x(?P<frame>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<offset>\d+))?")
+_WFDB_GAIN = re.compile(r"(?P<gain>[^(/]*)(?:\((?P<baseline>[^)]*)\))?(?:/(?P<units>.*))?")
+_MAX_WFDB_HEADER_BYTES = 1 << 20
+
+
+@dataclass
+class WfdbHeader:
+    """The fields of a WFDB header (`.hea`) that MERIT reads, validated by [`parse_wfdb_header`].
+
+    Attributes:
+        record_name (`str`): the record name of the record line.
+        num_signals (`int`): the number of signals (leads).
+        sampling_rate (`float`): samples per second and signal, as written (never WFDB's default of 250 Hz).
+        num_samples (`int` or `None`): samples per signal; `None` when the header omits it.
+        file_names (`list[str]`): the signal file of each signal, a plain file name next to the header.
+        formats (`list[str]`): the WFDB storage format of each signal (e.g. `"16"`).
+        byte_offsets (`list[int]`): bytes before the first sample of each signal's file.
+        samples_per_frame (`list[int]`): samples per frame of each signal (1 for ECGs).
+        units (`list[str]`): the physical units of each signal (`"mV"` when the header gives none).
+        lead_names (`list[str]`): the description (lead name) of each signal.
+    """
+
+    record_name: str
+    num_signals: int
+    sampling_rate: float
+    num_samples: int | None
+    file_names: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    byte_offsets: list[int] = field(default_factory=list)
+    samples_per_frame: list[int] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    lead_names: list[str] = field(default_factory=list)
+
+
+def _header_error(description: str, problem: str, line: str) -> ValueError:
+    return ValueError(f"The WFDB header of {description} {problem} (line {line!r}); fix the header.")
+
+
+def _header_int(text: str, name: str, description: str, line: str, minimum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _header_error(description, f"has the {name} {text!r}; expected an integer", line) from None
+    if minimum is not None and value < minimum:
+        raise _header_error(description, f"has the {name} {value}; expected at least {minimum}", line)
+    return value
+
+
+def _is_plain_file_name(name: str) -> bool:
+    return bool(_WFDB_FILE_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def parse_wfdb_header(text: str, description: str = "the record") -> WfdbHeader:
+    """Parses and validates the text of a single-segment WFDB header.
+
+    Unlike `wfdb`, which reads a missing or unreadable sampling rate as 250 Hz and a missing or unreadable gain as
+    200, every field MERIT uses must be written and make sense: a positive finite sampling rate, a non-negative
+    finite gain (0 is WFDB's "uncalibrated, use 200"), an integer baseline, a format `wfdb` reads, and signal files
+    named by plain file names next to the header (never `.`, `..` or a path).
+
+    Args:
+        text (`str`): the content of the `.hea` file.
+        description (`str`, *optional*): how to name the record in error messages.
+
+    Returns:
+        [`WfdbHeader`]
+
+    Raises:
+        `ValueError`: naming the field that is missing or wrong.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    record_line = lines[0] if lines else ""
+    fields = record_line.split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        raise ValueError(
+            f"The header of {description} is not a WFDB header: its first line must be '<record name> <number of "
+            f"signals> <sampling rate> <number of samples>', got {record_line!r}."
+        )
+    record_name = fields[0]
+    base_name, _, segments = record_name.partition("/")
+    if segments.isdigit() and _is_plain_file_name(base_name):
+        raise _header_error(description, "describes a multi-segment record; MERIT reads single-segment records",
+                            record_line)  # fmt: skip
+    if not _is_plain_file_name(record_name):
+        raise ValueError(f"The WFDB header of {description} names files outside its folder: {record_name!r}.")
+    num_signals = _header_int(fields[1], "number of signals", description, record_line, minimum=1)
+    if len(fields) < 3:
+        raise _header_error(
+            description, "gives no sampling rate (WFDB would assume 250 Hz); expected '<record name> <number of "
+            "signals> <sampling rate in Hz> <number of samples>'", record_line,
+        )  # fmt: skip
+    rate_text = fields[2].split("/")[0]
+    try:
+        sampling_rate = float(rate_text)
+    except ValueError:
+        sampling_rate = float("nan")
+    if not (np.isfinite(sampling_rate) and sampling_rate > 0):
+        raise _header_error(
+            description, f"has the sampling rate {rate_text!r}; expected a positive finite number of Hz", record_line
+        )
+    num_samples = _header_int(fields[3], "number of samples", description, record_line, 0) if len(fields) > 3 else None
+
+    signal_lines = lines[1:]
+    if len(signal_lines) != num_signals:
+        raise _header_error(
+            description, f"announces {num_signals} signals but describes {len(signal_lines)}", record_line
+        )
+    header = WfdbHeader(record_name, num_signals, sampling_rate, num_samples)
+    for line in signal_lines:
+        fields = line.split(maxsplit=8)
+        if len(fields) < 2:
+            raise _header_error(description, "has a signal line without a format", line)
+        file_name, format_spec = fields[0], _WFDB_FORMAT.fullmatch(fields[1])
+        if not _is_plain_file_name(file_name):
+            raise ValueError(
+                f"The WFDB header of {description} names files outside its folder: {file_name!r} (expected a plain "
+                "file name next to the header)."
+            )
+        if format_spec is None or format_spec["format"] not in WFDB_BYTES_PER_SAMPLE:
+            raise _header_error(
+                description, f"has the signal format {fields[1]!r}; expected one of {sorted(WFDB_BYTES_PER_SAMPLE)}",
+                line,
+            )  # fmt: skip
+        units = "mV"
+        if len(fields) > 2:
+            gain_spec = _WFDB_GAIN.fullmatch(fields[2])
+            try:
+                gain = float(gain_spec["gain"])
+            except ValueError:
+                gain = float("nan")
+            if not (np.isfinite(gain) and gain >= 0):
+                raise _header_error(
+                    description, f"has the gain {gain_spec['gain']!r}; expected a positive finite number of ADC units "
+                    "per physical unit (0: uncalibrated)", line,
+                )  # fmt: skip
+            if gain_spec["baseline"] is not None:
+                _header_int(gain_spec["baseline"], "baseline", description, line)
+            units = gain_spec["units"] or units
+        for index, name in ((3, "ADC resolution"), (4, "ADC zero"), (5, "initial value"), (6, "checksum"),
+                            (7, "block size")):  # fmt: skip
+            if len(fields) > index:
+                _header_int(fields[index], name, description, line)
+        header.file_names.append(file_name)
+        header.formats.append(format_spec["format"])
+        header.byte_offsets.append(int(format_spec["offset"] or 0))
+        header.samples_per_frame.append(int(format_spec["frame"] or 1))
+        header.units.append(units)
+        header.lead_names.append(fields[8] if len(fields) > 8 else "")
+    return header
+
+
+def _samples_in_signal_files(header: WfdbHeader, folder: str, description: str) -> int:
+    """The number of samples per signal the header gives, checked against the size of every signal file (so that a
+    header cannot make `wfdb` read past the end of a file); computed from the file size when the header omits it."""
+    num_samples = header.num_samples
+    for file_name in dict.fromkeys(header.file_names):
+        signals = [index for index, name in enumerate(header.file_names) if name == file_name]
+        path = os.path.join(folder, file_name)
+        try:
+            size = os.path.getsize(path)
+        except OSError as error:
+            raise ValueError(
+                f"Could not read the {description}: its signal file {file_name!r} is missing or unreadable "
+                f"({type(error).__name__}: {error})."
+            ) from error
+        if not os.path.isfile(path):
+            raise ValueError(f"The WFDB header of the {description} names files outside its folder: {file_name!r}.")
+        bytes_per_sample = WFDB_BYTES_PER_SAMPLE[header.formats[signals[0]]]
+        if bytes_per_sample is None:
+            if num_samples is None:
+                raise ValueError(
+                    f"Could not read the {description}: its header gives no number of samples, which a compressed "
+                    "(FLAC) signal file needs; add it to the record line."
+                )
+            continue
+        bytes_per_frame = bytes_per_sample * sum(header.samples_per_frame[index] for index in signals)
+        stored = int((size - header.byte_offsets[signals[0]]) // bytes_per_frame)
+        if num_samples is None:
+            num_samples = stored
+        elif stored < num_samples:
+            raise ValueError(
+                f"Could not read the {description}: its header announces {num_samples} samples per signal, but its "
+                f"signal file {file_name!r} ({size} bytes) holds {max(stored, 0)}: the file is truncated or the "
+                "header is wrong."
+            )
+    return num_samples
+
+
+def read_wfdb_record(path: str | os.PathLike, limits: MeritLimits | None = None) -> tuple[np.ndarray, WfdbHeader]:
+    """Reads the physical signal of a WFDB record, validating its header first and reading only what is kept.
+
+    The header is parsed by [`parse_wfdb_header`] and checked against `limits` (leads, sampling rate) before any
+    sample is read; a record longer than `limits.max_record_seconds` (or `limits.max_samples_per_record`) is read
+    over its central stretch of that length only, with a warning.
 
     Args:
         path (`str` or `os.PathLike`): a `.hea` header path, or the record name without extension.
+        limits ([`MeritLimits`], *optional*): defaults to `MeritLimits.from_env()`.
 
     Returns:
-        `tuple`: the signal as a float64 array of shape `(n_leads, n_samples)` in the header's physical units, the
-        sampling rate in Hz and the lead names from the header.
+        `tuple`: the signal as a float64 array of shape `(n_leads, n_read)` in the header's physical units, and the
+        validated [`WfdbHeader`].
     """
+    limits = MeritLimits.resolve(limits)
+    record_name = _wfdb_record_name(path)
+    description = f"WFDB record {os.fspath(path)!r}"
     try:
-        import wfdb
+        with open(f"{record_name}.hea", "rb") as file:
+            text = file.read(_MAX_WFDB_HEADER_BYTES + 1).decode("latin-1")
+    except OSError as error:
+        raise ValueError(
+            f"Could not read the WFDB record {os.fspath(path)!r} (expected a readable header {record_name}.hea and "
+            f"the signal file(s) it names): {type(error).__name__}: {error}"
+        ) from error
+    if len(text) > _MAX_WFDB_HEADER_BYTES:
+        raise ValueError(f"Could not read the {description}: its header is larger than 1 MiB.")
+    try:
+        header = parse_wfdb_header(text, "the record")
+    except ValueError as error:
+        raise ValueError(f"Could not read the {description}: {error}") from error
+    limits.check_count("max_leads_per_record", header.num_signals, f"{description} has {header.num_signals} leads")
+    limits.check_sampling_rate(header.sampling_rate, description)
+    num_samples = _samples_in_signal_files(header, os.path.dirname(record_name), description)
+    start, stop = limits.window_to_read(num_samples, header.sampling_rate)
+    if (start, stop) != (0, num_samples):
+        logger.warning(
+            f"{description} has {num_samples} samples per lead ({num_samples / header.sampling_rate:g} s); reading "
+            f"its central {stop - start} (limits `max_record_seconds` = {limits.max_record_seconds:g}, "
+            f"`max_samples_per_record` = {limits.max_samples_per_record})."
+        )
+    if stop <= start:
+        return np.zeros((header.num_signals, 0)), header
+    try:
+        import wfdb  # imported once the header has passed its checks (the import takes a while)
     except ImportError as error:
         raise ImportError(
             "Reading WFDB records needs the `wfdb` package: `pip install wfdb`. Alternatively, pass the signal as an "
             "array together with `sampling_rate` and `lead_names`."
         ) from error
-
-    record_name = _wfdb_record_name(path)
     try:
-        signal, fields = wfdb.rdsamp(record_name)
+        signal, _ = wfdb.rdsamp(record_name, sampfrom=start, sampto=stop)
     except (OSError, ValueError, LookupError) as error:
         raise ValueError(
             f"Could not read the WFDB record {os.fspath(path)!r} (expected a readable header {record_name}.hea and "
             f"the signal file(s) it names): {type(error).__name__}: {error}"
         ) from error
-    return np.asarray(signal, dtype=np.float64).T, float(fields["fs"]), list(fields["sig_name"])
+    return np.asarray(signal, dtype=np.float64).T, header
 
 
 @dataclass
@@ -298,6 +524,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         return_windows: bool = False,
         seed: int | None = None,
         return_nan_counts: bool = False,
+        limits: MeritLimits | None = None,
     ) -> BatchFeature:
         """
         Preprocesses one or several ECG records.
@@ -333,6 +560,10 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             return_nan_counts (`bool`, *optional*, defaults to `False`):
                 Also return `nan_samples`. Off by default so that the output can be passed to a model as
                 `model(**features)`; filled samples are then reported by a warning.
+            limits ([`MeritLimits`], *optional*):
+                Limits on the records (leads, samples, sampling rate, resampling ratio, the stretch of a WFDB record
+                that is read); defaults to `MeritLimits.from_env()`. A record over a limit raises a `ValueError` before
+                it is read, converted or resampled.
 
         Returns:
             [`BatchFeature`] with, for `n_rows` output rows (one per record, or one per window):
@@ -350,7 +581,8 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         if crop not in CROP_MODES:
             raise ValueError(f"`crop` must be one of {CROP_MODES}, got {crop!r}.")
 
-        records = self._collect_records(ecg, sampling_rate, lead_names, channels_last)
+        limits = MeritLimits.resolve(limits)
+        records = self._collect_records(ecg, sampling_rate, lead_names, channels_last, limits)
         signals, lead_masks, nan_samples = [], [], []
         for record in records:
             resampled, lead_mask, nan_count = self._clean_and_resample(record)
@@ -386,7 +618,9 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             data["record_index"] = record_index
         return BatchFeature(data, tensor_type=return_tensors)
 
-    def _collect_records(self, ecg, sampling_rate, lead_names, channels_last: bool) -> list[_RawRecord]:
+    def _collect_records(
+        self, ecg, sampling_rate, lead_names, channels_last: bool, limits: MeritLimits
+    ) -> list[_RawRecord]:
         """Turns the accepted input forms into a list of records with their sampling rates and lead names."""
         if _is_path(ecg) or _is_array(ecg):
             items = [ecg]
@@ -409,15 +643,16 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         for index, (item, rate, item_lead_names) in enumerate(zip(items, rates, names, strict=True)):
             description = f"record {index}" if len(items) > 1 else "the record"
             if _is_path(item):
-                records.append(self._wfdb_record(item, rate, item_lead_names))
+                records.append(self._wfdb_record(item, rate, item_lead_names, limits))
             else:
-                records.append(self._array_record(item, rate, item_lead_names, channels_last, description))
+                records.append(self._array_record(item, rate, item_lead_names, channels_last, description, limits))
         return records
 
-    def _wfdb_record(self, path, sampling_rate, lead_names) -> _RawRecord:
+    def _wfdb_record(self, path, sampling_rate, lead_names, limits: MeritLimits) -> _RawRecord:
         """Reads a WFDB record and checks that explicitly given metadata agrees with its header."""
         description = f"WFDB record {os.fspath(path)!r}"
-        signal, header_rate, header_lead_names = _read_wfdb_record(path)
+        signal, header = read_wfdb_record(path, limits)
+        header_rate, header_lead_names = header.sampling_rate, header.lead_names
         if sampling_rate is not None and not np.isclose(float(sampling_rate), header_rate):
             raise ValueError(
                 f"`sampling_rate`={sampling_rate} disagrees with the header of {description} ({header_rate} Hz); "
@@ -430,10 +665,15 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
                 f"`lead_names`={list(lead_names)} disagree with the header of {description} ({header_lead_names}); "
                 "omit them for WFDB records."
             )
-        return self._checked_record(signal, header_rate, header_lead_names, description)
+        return self._checked_record(signal, header_rate, header_lead_names, description, limits)
 
-    def _array_record(self, array, sampling_rate, lead_names, channels_last: bool, description: str) -> _RawRecord:
+    def _array_record(
+        self, array, sampling_rate, lead_names, channels_last: bool, description: str, limits: MeritLimits
+    ) -> _RawRecord:
         """Validates an array record and attaches its sampling rate and lead names."""
+        shape = tuple(array.shape) if _is_array(array) else _nested_list_shape(array)
+        if len(shape) == 2:  # checked before the record is converted (copied) to float64
+            limits.check_record_shape(*(shape[::-1] if channels_last else shape), description)
         signal = _to_float64_array(array, description)
         if signal.ndim != 2:
             raise ValueError(
@@ -442,10 +682,13 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             )
         if channels_last:
             signal = signal.T
-        return self._checked_record(signal, sampling_rate, lead_names, description)
+        return self._checked_record(signal, sampling_rate, lead_names, description, limits)
 
-    def _checked_record(self, signal: np.ndarray, sampling_rate, lead_names, description: str) -> _RawRecord:
-        """Checks what arrays and WFDB records share: a non-empty signal, a sampling rate, one name per lead.
+    def _checked_record(
+        self, signal: np.ndarray, sampling_rate, lead_names, description: str, limits: MeritLimits
+    ) -> _RawRecord:
+        """Checks what arrays and WFDB records share: a non-empty signal, a sampling rate within the limits that can be
+        resampled to the model's rate without exceeding them, one name per lead.
 
         Without `lead_names`, a record with exactly `feature_size` leads is taken to be in the order `lead_names`.
         """
@@ -459,6 +702,15 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(
                 f"`sampling_rate` of {description} must be a positive number of Hz, got {sampling_rate!r}."
             )
+        limits.check_record_shape(*signal.shape, description)
+        limits.check_sampling_rate(float(sampling_rate), description)
+        limits.check_resampling(float(sampling_rate), float(self.sampling_rate), description)
+        resampled = int(np.ceil(signal.shape[1] * float(self.sampling_rate) / float(sampling_rate)))
+        limits.check_count(
+            "max_samples_per_record",
+            resampled,
+            f"{description} would have {resampled} samples per lead after resampling to {self.sampling_rate:g} Hz",
+        )
         if lead_names is None:
             if signal.shape[0] != self.feature_size:
                 raise ValueError(
@@ -468,6 +720,11 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
                 )
             logger.debug(f"No lead_names for {description}; assuming the order {self.lead_names}.")
             lead_names = self.lead_names
+        if not isinstance(lead_names, (str, list, tuple, np.ndarray)):
+            raise ValueError(
+                f"`lead_names` of {description} must be a list with one lead name per lead, got "
+                f"{type(lead_names).__name__} {lead_names!r}."
+            )
         if isinstance(lead_names, str) or len(lead_names) != signal.shape[0]:
             raise ValueError(
                 f"`lead_names` of {description} has {1 if isinstance(lead_names, str) else len(lead_names)} name(s) "
@@ -661,17 +918,34 @@ def _per_record(value, batch_size: int, argument: str, is_per_record: bool) -> l
     return list(value)
 
 
+def _nested_list_shape(nested) -> tuple[int, ...]:
+    """The shape of a rectangular nested list, from the lengths of its first elements (without converting it); `()`
+    for anything else, which the conversion then rejects."""
+    shape = []
+    while isinstance(nested, (list, tuple)):
+        shape.append(len(nested))
+        if not nested:
+            break
+        nested = nested[0]
+    return tuple(shape)
+
+
 def _to_float64_array(array, description: str) -> np.ndarray:
     """Converts a NumPy array, torch tensor or nested list to a float64 NumPy array."""
     if is_torch_tensor(array):
         array = array.detach().cpu().double().numpy()
     try:
         array = np.asarray(array)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise ValueError(f"{description} is not a rectangular numeric array: {error}") from error
+    if array.dtype == object:
+        raise ValueError(
+            f"{description} is not a rectangular array of numbers (a value is not a number, or too large for a "
+            "64-bit float, e.g. 10**400); expected finite numbers."
+        )
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{description} has dtype {array.dtype}; expected integer or floating-point samples.")
     return array.astype(np.float64, copy=False)
 
 
-__all__ = ["MeritFeatureExtractor", "KNOWN_EXTRA_LEAD_NAMES"]
+__all__ = ["MeritFeatureExtractor", "KNOWN_EXTRA_LEAD_NAMES", "WfdbHeader", "parse_wfdb_header", "read_wfdb_record"]

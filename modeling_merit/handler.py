@@ -22,25 +22,34 @@ Request body:
   `candidate_labels` is given, else the checkpoint's classifier or report generator, else feature extraction),
   `sampling_rate` and `lead_names` (for nested lists; WFDB headers carry their own), and the task's arguments:
   `candidate_labels`, `hypothesis_template` (zero-shot), `top_k`, `threshold` (classification), `embedding`,
-  `normalize` (features), `prompt`, `max_new_tokens` (report generation).
+  `normalize` (features), `prompt`, `max_new_tokens`, `num_beams`, `num_return_sequences`, `generate_kwargs`
+  (report generation).
 
-Answer: the pipeline's output, e.g. `[{"label": "normal ECG", "score": ...}, ...]`. A request that cannot be
-answered raises a `ValueError` that says what was wrong.
+Answer: the pipeline's output, e.g. `[{"label": "normal ECG", "score": ...}, ...]`; report generation answers a
+list of `{"generated_text": ...}` per record (one per returned sequence). A request that cannot be answered raises
+a `ValueError` that says what was wrong.
+
+Limits. Every request is checked against the pipelines' `MeritLimits` (`limits_merit.py`: records per request,
+leads and samples per record, sampling rate and resampling ratio, the stretch of an uploaded record that is read,
+candidate labels and prompts, the instruction's length, `max_new_tokens`) before anything large is allocated; set
+them with the endpoint's environment variables `MERIT_<LIMIT>` (e.g. `MERIT_MAX_BATCH_SIZE=64`). Nested lists are
+converted to arrays by the pipeline, after their shape is checked. Requests may be answered concurrently: each one
+writes its uploads to its own temporary folder.
 """
 
 import base64
 import binascii
 import json
 import os
+import threading
 
-import numpy as np
 from transformers import pipeline
 
 
 TASK_ARGUMENTS = {
     "zero-shot-ecg-classification": ("candidate_labels", "hypothesis_template"),
     "ecg-classification": ("top_k", "threshold"),
-    "ecg-report-generation": ("prompt", "max_new_tokens"),
+    "ecg-report-generation": ("prompt", "max_new_tokens", "num_beams", "num_return_sequences", "generate_kwargs"),
     "ecg-feature-extraction": ("embedding", "normalize"),
 }
 """The request parameters each task accepts, besides `sampling_rate` and `lead_names`; the first task of this order
@@ -64,6 +73,7 @@ class EndpointHandler:
                 "save_pretrained."
             )
         self._pipelines = {}
+        self._loading = threading.Lock()
         # load the checkpoint's main task at start-up, so that the first request does not wait for it
         self._pipeline(next(task for task in TASK_ARGUMENTS if task in self.tasks))
 
@@ -79,17 +89,20 @@ class EndpointHandler:
         """The pipeline of `task`, loaded on first use (each task loads its own copy of the model)."""
         if task not in self.tasks:
             raise ValueError(f"`task` must be one of this checkpoint's tasks {self.tasks}, got {task!r}.")
-        if task not in self._pipelines:
-            self._pipelines[task] = pipeline(task, model=self.path, trust_remote_code=True)
+        with self._loading:  # concurrent first requests of a task load it once
+            if task not in self._pipelines:
+                self._pipelines[task] = pipeline(task, model=self.path, trust_remote_code=True)
         return self._pipelines[task]
 
     def __call__(self, data: dict):
         """Answers one request body (see the module docstring)."""
         if not isinstance(data, dict) or "inputs" not in data:
             raise ValueError('The request body must be a JSON object with "inputs" (and optionally "parameters").')
+        if not isinstance(data.get("parameters") or {}, dict):
+            raise ValueError(f'"parameters" must be a JSON object, got {type(data["parameters"]).__name__}.')
         parameters = dict(data.get("parameters") or {})
         task = parameters.pop("task", None) or self.default_task(parameters.get("candidate_labels"))
-        if task not in TASK_ARGUMENTS:
+        if not isinstance(task, str) or task not in TASK_ARGUMENTS:
             raise ValueError(f"Unknown `task` {task!r}; expected one of {self.tasks}.")
         allowed = {"sampling_rate", "lead_names", *TASK_ARGUMENTS[task]}
         unknown = sorted(set(parameters) - allowed)
@@ -99,8 +112,9 @@ class EndpointHandler:
 
 
 def decode_inputs(inputs):
-    """Turns the JSON `inputs` into pipeline records: a nested list leads x samples becomes an array, a
-    `{"hea", "dat"}` object of base64 strings becomes bytes; a list of records is decoded element-wise."""
+    """Turns the JSON `inputs` into pipeline records: a nested list leads x samples becomes `{"ecg": nested list}`
+    (the pipeline checks its size against its limits, then converts it), a `{"hea", "dat"}` object of base64 strings
+    becomes bytes; a list of records is decoded element-wise."""
     if isinstance(inputs, dict):
         if set(inputs) != {"hea", "dat"}:
             raise ValueError(
@@ -110,9 +124,9 @@ def decode_inputs(inputs):
     if isinstance(inputs, list) and inputs:
         depth = _nesting_depth(inputs)
         if depth == 2:
-            return _array(inputs)
+            return {"ecg": inputs}
         if depth == 3:
-            return [_array(record) for record in inputs]
+            return [{"ecg": record} for record in inputs]
         if all(isinstance(record, dict) for record in inputs):
             return [decode_inputs(record) for record in inputs]
     raise ValueError(
@@ -135,16 +149,6 @@ def _nesting_depth(value) -> int:
     while isinstance(value, list) and value:
         depth, value = depth + 1, value[0]
     return depth if isinstance(value, (int, float)) and not isinstance(value, bool) else -1
-
-
-def _array(nested) -> np.ndarray:
-    try:
-        array = np.asarray(nested, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"An ECG must be a rectangular nested list of numbers (leads x samples): {error}") from error
-    if array.ndim != 2:
-        raise ValueError(f"An ECG must be a nested list leads x samples, got shape {array.shape}.")
-    return array
 
 
 def _describe(value) -> str:

@@ -23,7 +23,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
-from transformers.core_model_loading import WeightRenaming
+from transformers.core_model_loading import ConversionOps, WeightConverter, WeightRenaming
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -529,7 +529,9 @@ class MeritECGModel(MeritPreTrainedModel):
                 f"`lead_mask` must have shape (batch, leads) = {(batch_size, num_leads)}, got {tuple(lead_mask.shape)}."
             )
         lead_mask = lead_mask.to(device=input_values.device).bool()
-        if not bool(lead_mask.any(dim=1).all()):
+        # A check on tensor values cannot be part of an exported graph (torch.export / ONNX); there the caller's
+        # preprocessing guarantees a lead per record (the feature extractor refuses records without one).
+        if not torch.compiler.is_exporting() and not bool(lead_mask.any(dim=1).all()):
             empty = torch.nonzero(~lead_mask.any(dim=1)).flatten().tolist()
             raise ValueError(f"`lead_mask` marks every lead as missing for batch item(s) {empty}.")
         return lead_mask
@@ -678,11 +680,20 @@ class MeritProjectionHead(nn.Module):
         self.activation = nn.ReLU()
         self.output = nn.Linear(input_size, output_size)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """`(B, D)` -> `(B, E)`. In training mode the (global) batch needs at least 2 records."""
+    def forward(self, features: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        `(B, D)` -> `(B, E)`. In training mode the (global) batch needs at least 2 records; with `row_mask` `(B,)`
+        (`True` = the record takes part, e.g. it has a report) the batch statistics are those of the records that
+        take part (of the whole batch when fewer than 2 of the global batch do).
+        """
         hidden = self.dense(features)
         if self.training:
             all_hidden, _ = gather_across_processes(hidden, with_grad=True)
+            if row_mask is not None:
+                all_rows, _ = gather_across_processes(row_mask.bool(), with_grad=False)
+                if int(all_rows.sum()) >= 2:
+                    all_hidden = all_hidden[all_rows]
+                return self.output(self.activation(self._global_batch_norm(hidden, all_hidden)))
             if all_hidden is not hidden:
                 return self.output(self.activation(self._global_batch_norm(hidden, all_hidden)))
         return self.output(self.activation(self.norm(hidden)))
@@ -698,6 +709,14 @@ class MeritProjectionHead(nn.Module):
             norm.running_mean.lerp_(mean.detach(), norm.momentum)
             norm.running_var.lerp_(variance.detach() * count / max(count - 1, 1), norm.momentum)
         return (hidden - mean) * torch.rsqrt(variance + norm.eps) * norm.weight + norm.bias
+
+
+def project(projection: nn.Module, features: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Applies a projection of [`build_projection`] to `(B, D)` features; `row_mask` `(B,)` restricts the batch
+    statistics of a [`MeritProjectionHead`] to the records that take part (a linear projection has none)."""
+    if isinstance(projection, MeritProjectionHead):
+        return projection(features, row_mask)
+    return projection(features)
 
 
 def build_projection(head: str, input_size: int, output_size: int) -> nn.Module:
@@ -737,11 +756,16 @@ def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torc
 
 
 def contrastive_logits(
-    ecg_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, gather_with_grad: bool = True
+    ecg_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    gather_with_grad: bool = True,
+    excluded: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """
     Scaled cosine similarities between L2-normalised ECG and report embeddings `(B, E)`; in a distributed run, the
-    columns are the embeddings of every process.
+    columns are the embeddings of every process. Entries where `excluded` `(B, B_all)` (from
+    [`contrastive_exclusions`]) is `True` are `-inf`: those records are no candidates for that row.
 
     Returns `(logits_per_ecg, logits_per_text, rank)`: the logits of shape `(B, B_all)`, and this process's rank
     (its own pairs are columns `rank * B` to `(rank + 1) * B - 1`).
@@ -751,17 +775,131 @@ def contrastive_logits(
     scale = logit_scale.exp()
     logits_per_ecg = scale * ecg_embeds @ all_text.t()
     logits_per_text = scale * text_embeds @ all_ecg.t()
+    if excluded is not None:
+        logits_per_ecg = logits_per_ecg.masked_fill(excluded, float("-inf"))
+        logits_per_text = logits_per_text.masked_fill(excluded, float("-inf"))
     return logits_per_ecg, logits_per_text, rank
 
 
-def contrastive_loss(logits_per_ecg: torch.Tensor, logits_per_text: torch.Tensor, rank: int = 0) -> torch.Tensor:
+def report_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
+    """
+    A 64-bit key per report `(B,)`: a polynomial hash of its token ids `(B, text_length)` (padding excluded), equal
+    for identical reports whatever their padding, and different for different reports except with probability
+    about 2**-64.
+    """
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    length = input_ids.shape[1]
+    # odd multiplier, powers modulo 2**64 as signed int64: integer tensor arithmetic wraps around
+    powers = [pow(0x9E3779B97F4A7C15, position + 1, 2**64) for position in range(length)]
+    powers = torch.tensor([power - 2**64 if power >= 2**63 else power for power in powers], device=input_ids.device)
+    tokens = (input_ids.long() + 1) * attention_mask.long()
+    return (tokens * powers).sum(dim=1) + attention_mask.long().sum(dim=1)
+
+
+def contrastive_exclusions(
+    report_mask: torch.Tensor | None, keys: torch.LongTensor | None, batch_size: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """
+    Which pairs of the contrastive logits `(B, B_all)` are no candidates, and which rows of the global batch count.
+
+    Column `j` is excluded from row `i` when record `j` has no report (`report_mask` `(B,)`, gathered over the
+    processes), or when `j != i` and the two reports are identical (`keys` `(B,)` of [`report_keys`]; a false
+    negative). A row's own pair is never excluded.
+
+    Returns `(excluded, all_rows)`: `excluded` `(B, B_all)` (`None` when nothing is excluded) and `all_rows`
+    `(B_all,)`, `True` for the records of the global batch that have a report.
+    """
+    device = keys.device if keys is not None else report_mask.device
+    if report_mask is None:
+        report_mask = torch.ones(batch_size, dtype=torch.bool, device=device)
+    all_rows, rank = gather_across_processes(report_mask.bool(), with_grad=False)
+    own = torch.arange(batch_size, device=device) + rank * batch_size
+    excluded = ~all_rows[None, :].expand(batch_size, -1).clone()
+    if keys is not None:
+        all_keys, _ = gather_across_processes(keys, with_grad=False)
+        excluded |= keys[:, None] == all_keys[None, :]
+    excluded[torch.arange(batch_size, device=device), own] = False
+    return (excluded if bool(excluded.any()) else None), all_rows
+
+
+def contrastive_loss(
+    logits_per_ecg: torch.Tensor,
+    logits_per_text: torch.Tensor,
+    rank: int = 0,
+    all_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
     """
     Symmetric InfoNCE of the logits `(B, B_all)` of [`contrastive_logits`]: the mean of the ECG->text and text->ECG
     cross-entropies, pair `i` being the positive of row `i`.
+
+    With `all_rows` `(B_all,)` (the records of the global batch that have a report), only those rows count and the
+    mean is over all of them in the global batch: in a distributed run each process returns its rows' share scaled by
+    the number of processes, so that the average over the processes (what DDP does to gradients) is the loss of one
+    process holding the whole batch, whatever the number of reports on each process.
     """
     batch_size = logits_per_ecg.shape[0]
     targets = torch.arange(batch_size, device=logits_per_ecg.device) + rank * batch_size
-    return (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
+    if all_rows is None:
+        return (F.cross_entropy(logits_per_ecg, targets) + F.cross_entropy(logits_per_text, targets)) / 2
+    rows = all_rows[rank * batch_size : (rank + 1) * batch_size]
+    world_size = all_rows.shape[0] // batch_size
+    per_row = (
+        F.cross_entropy(logits_per_ecg, targets, reduction="none")
+        + F.cross_entropy(logits_per_text, targets, reduction="none")
+    ) / 2
+    count = all_rows.sum()
+    if int(count) == 0:  # no report in the global batch: a zero that keeps the graph (DDP needs every gradient)
+        return logits_per_ecg.diagonal(offset=rank * batch_size).sum() * 0.0
+    return per_row.masked_fill(~rows, 0.0).sum() * world_size / count
+
+
+class LogitScaleAsVector(ConversionOps):
+    """
+    Loads a 0-d `logit_scale` (checkpoints written before it became a vector, tests/fixtures/merit-tiny-v0.*) as the 1-element vector of shape
+    `(1,)` it is now (FSDP2's `fully_shard` shards along dim 0 and refuses 0-d parameters). A tensor already of shape
+    `(1,)` passes unchanged, and saving writes the parameter as it is (the reverse is the identity).
+    """
+
+    @torch.no_grad()
+    def convert(
+        self,
+        input_dict: dict[str, list[torch.Tensor]],
+        source_patterns: list[str],
+        target_patterns: list[str],
+        **kwargs,
+    ) -> dict[str, torch.Tensor]:
+        tensors = next(iter(input_dict.values()))
+        tensor = tensors[0] if isinstance(tensors, list) else tensors
+        return {target_patterns[0]: tensor.reshape(1) if tensor.dim() == 0 else tensor}
+
+    @property
+    def reverse_op(self) -> ConversionOps:
+        return _KeepAsSaved()
+
+
+class _KeepAsSaved(ConversionOps):
+    """The reverse of [`LogitScaleAsVector`] when saving: the tensor is written as the model holds it."""
+
+    def convert(self, input_dict: dict, source_patterns: list[str], target_patterns: list[str], **kwargs) -> dict:
+        tensors = next(iter(input_dict.values()))
+        return {target_patterns[0]: tensors[0] if isinstance(tensors, list) else tensors}
+
+    @property
+    def reverse_op(self) -> ConversionOps:
+        return LogitScaleAsVector()
+
+
+def _logit_scale_as_vector_pre_hook(module, state_dict, prefix, *args) -> None:
+    # the same conversion for `nn.Module.load_state_dict` (accelerate's `load_state` of a training checkpoint)
+    key = prefix + "logit_scale"
+    if key in state_dict and state_dict[key].dim() == 0:
+        state_dict[key] = state_dict[key].reshape(1)
+
+
+register_checkpoint_conversion_mapping(
+    "MeritModel", [WeightConverter("logit_scale", "logit_scale", operations=[LogitScaleAsVector()])], overwrite=True
+)
 
 
 class MeritModel(MeritPreTrainedModel):
@@ -799,7 +937,10 @@ class MeritModel(MeritPreTrainedModel):
         self.text_projection = build_projection(
             config.projection_head, config.text_config.hidden_size, config.projection_dim
         )
-        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        # shape (1,), not a 0-d scalar: FSDP2 (`fully_shard`) cannot shard 0-d parameters
+        self.logit_scale = nn.Parameter(torch.tensor([config.logit_scale_init_value]))
+        self.register_load_state_dict_pre_hook(_logit_scale_as_vector_pre_hook)
+        self.enable_text_feature_cache(False)
         self.post_init()
 
     @staticmethod
@@ -947,27 +1088,97 @@ class MeritModel(MeritPreTrainedModel):
         _, pooled = self._text_forward(input_ids, attention_mask, token_type_ids)
         return self.text_projection(pooled)
 
+    def enable_text_feature_cache(self, enabled: bool = True) -> "MeritModel":
+        """
+        Switches the cache of [`pooled_text_features`] on (empty) or off. While the text tower is entirely frozen,
+        each distinct report is then embedded once (in eval mode: no dropout; alone, without padding, so that its
+        features do not depend on the batch it came in) and reused, e.g. every epoch of a pretraining run and in its
+        validation; the cache empties itself when a text weight changes (loading, an in-place update). Its memory is
+        one `H_text` vector per distinct report.
+        """
+        self._text_feature_cache = {} if enabled else None
+        self._text_cache_versions = None
+        return self
+
+    def pooled_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.FloatTensor:
+        """
+        Pooled report features `(B, H_text)` (`config.text_pooling`, before the projection), from the cache of
+        [`enable_text_feature_cache`] when it is on and no text parameter requires a gradient.
+        """
+        cache = getattr(self, "_text_feature_cache", None)
+        text_parameters = list(self.text_model.parameters())
+        if cache is None or any(parameter.requires_grad for parameter in text_parameters):
+            return self._text_forward(input_ids, attention_mask, token_type_ids)[1]
+        versions = tuple(parameter._version for parameter in text_parameters)
+        if versions != self._text_cache_versions:
+            cache.clear()
+            self._text_cache_versions = versions
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        keys = [
+            (tuple(ids[row.bool()].tolist()), tuple(kinds[row.bool()].tolist()))
+            for ids, kinds, row in zip(input_ids, types, mask)
+        ]
+        missing = list({key: index for index, key in enumerate(keys) if key not in cache}.values())
+        if missing:
+            was_training = self.text_model.training
+            self.text_model.eval()
+            with torch.no_grad():
+                # one report at a time, without padding: its features do not depend on the batch it first came in,
+                # so a resumed run (whose cache is filled by other batches) computes bitwise what an uninterrupted
+                # one does
+                for index in missing:
+                    real = mask[index].bool()
+                    cache[keys[index]] = self._text_forward(
+                        input_ids[index][real][None],
+                        mask[index][real][None],
+                        None if token_type_ids is None else token_type_ids[index][real][None],
+                    )[1][0]
+            self.text_model.train(was_training)
+        return torch.stack([cache[key] for key in keys])
+
     def clamped_logit_scale(self) -> torch.Tensor:
         """The log inverse temperature, clamped at `config.logit_scale_max`."""
         return self.logit_scale.clamp(max=self.config.logit_scale_max)
 
     def align(
-        self, ecg_pooled: torch.Tensor, text_pooled: torch.Tensor, return_loss: bool = True
+        self,
+        ecg_pooled: torch.Tensor,
+        text_pooled: torch.Tensor,
+        return_loss: bool = True,
+        report_mask: torch.Tensor | None = None,
+        keys: torch.LongTensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Projects and L2-normalises pooled ECG `(B, H)` and report `(B, H_text)` features and computes their logits
         (negatives gathered across processes in a distributed run) and, with `return_loss`, the symmetric
         contrastive loss.
 
+        `report_mask` `(B,)` (`True` = the record has a report) leaves report-less records out of the loss, the
+        candidates and the projections' batch statistics; `keys` `(B,)` ([`report_keys`]) keeps identical reports
+        from being each other's negatives (see [`contrastive_exclusions`]).
+
         Returns `(loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds)`; `loss` is `None` without
         `return_loss`.
         """
-        ecg_embeds = F.normalize(self.ecg_projection(ecg_pooled), dim=-1)
-        text_embeds = F.normalize(self.text_projection(text_pooled), dim=-1)
+        ecg_embeds = F.normalize(project(self.ecg_projection, ecg_pooled, report_mask), dim=-1)
+        text_embeds = F.normalize(project(self.text_projection, text_pooled, report_mask), dim=-1)
+        excluded = all_rows = None
+        if report_mask is not None or keys is not None:
+            excluded, all_rows = contrastive_exclusions(report_mask, keys, ecg_pooled.shape[0])
         logits_per_ecg, logits_per_text, rank = contrastive_logits(
-            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad
+            ecg_embeds, text_embeds, self.clamped_logit_scale(), self.config.gather_with_grad, excluded
         )
-        loss = contrastive_loss(logits_per_ecg, logits_per_text, rank) if return_loss else None
+        loss = None
+        if return_loss:
+            loss = contrastive_loss(
+                logits_per_ecg, logits_per_text, rank, all_rows if report_mask is not None else None
+            )
         return loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds
 
     @can_return_tuple
@@ -1118,6 +1329,7 @@ class MeritForPreTraining(MeritPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
+        report_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MeritForPreTrainingOutput:
         r"""
@@ -1131,6 +1343,9 @@ class MeritForPreTraining(MeritPreTrainedModel):
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
             noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic.
+            report_mask (`torch.BoolTensor` of shape `(B,)`, *optional*): `False` for records without a report
+                (their `input_ids` are a placeholder): they take part in masked modelling only, not in the contrastive
+                loss, its candidates or its projections' batch statistics.
             output_hidden_states, output_attentions (`bool`, *optional*): those of the masked encoder pass.
             return_dict (`bool`, *optional*): return a [`MeritForPreTrainingOutput`] rather than a tuple.
         """
@@ -1154,9 +1369,10 @@ class MeritForPreTraining(MeritPreTrainedModel):
                 ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
             else:
                 ecg_pooled = masked.pooler_output
-            _, text_pooled = self.merit._text_forward(input_ids, attention_mask, token_type_ids)
+            text_pooled = self.merit.pooled_text_features(input_ids, attention_mask, token_type_ids)
+            keys = report_keys(input_ids, attention_mask) if self.config.exclude_duplicate_reports else None
             contrastive_loss, logits_per_ecg, logits_per_text, ecg_embeds, text_embeds = self.merit.align(
-                ecg_pooled, text_pooled, return_loss=True
+                ecg_pooled, text_pooled, return_loss=True, report_mask=report_mask, keys=keys
             )
             weighted = self.config.contrastive_loss_weight * contrastive_loss
             loss = weighted if loss is None else loss + weighted

@@ -7,9 +7,9 @@
 | `zero-shot-ecg-classification` | `MeritModel`, `MeritForPreTraining` | `[{"label", "score"}, ...]`, best first |
 | `ecg-classification` | `MeritForECGClassification` | `[{"label", "score", "threshold", "positive"}, ...]` |
 | `ecg-feature-extraction` | any MERIT model | the embedding (list of floats; tensor with `return_tensors=True`) |
-| `ecg-report-generation` | `MeritForReportGeneration` (*) | `{"generated_text"}` |
+| `ecg-report-generation` | `MeritForReportGeneration` (*) | `[{"generated_text"}, ...]` (one per returned sequence) |
 
-(*) or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...)`.
+(*) or any model with `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=..., **generate_kwargs)`.
 
 `MeritPreTrainedModel.save_pretrained` calls `add_pipelines_to_checkpoint`, which writes the tasks that apply to the
 saved model into `config.json` (`custom_pipelines`) and copies this file, its relative imports and the Inference
@@ -58,9 +58,19 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoModelForSequenceClassification, Pipeline
 from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
 
+from .feature_extraction_merit import (
+    _MAX_WFDB_HEADER_BYTES,
+    _nested_list_shape,
+    _to_float64_array,
+    parse_wfdb_header,
+)
+from .limits_merit import MeritLimits
 from .zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts, embed_class_prompts, zero_shot_scores
 
+
+logger = logging.get_logger(__name__)
 
 ENDPOINT_REQUIREMENTS = ["scipy>=1.10", "wfdb>=4.1"]
 """What the MERIT code needs beyond `transformers` and `torch`, written to every checkpoint's `requirements.txt`
@@ -85,70 +95,171 @@ def _is_path(value) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
-def _read_bytes(value, what: str) -> bytes:
-    """The content of an uploaded file given as `bytes` or as a path."""
+_CSV_CHUNK_ROWS = 8192
+
+
+def _read_bytes(value, what: str, max_bytes: int | None = None) -> bytes:
+    """The content of an uploaded file given as `bytes` or as a path (at most `max_bytes`)."""
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if _is_path(value):
+        content = bytes(value)
+    elif _is_path(value):
         if not os.path.isfile(value):
             raise ValueError(f"The {what} file {os.fspath(value)!r} does not exist.")
-        return Path(value).read_bytes()
-    raise ValueError(
-        f"The {what} of an uploaded WFDB record must be bytes or a file path, got {type(value).__name__}."
-    )
-
-
-def _wfdb_header_files(header: str) -> tuple[str, list[str]]:
-    """The record name and the signal file names named by a WFDB header text."""
-    lines = [line.strip() for line in header.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    record_fields = lines[0].split() if lines else []
-    if len(record_fields) < 2 or not record_fields[1].isdigit():
+        with open(value, "rb") as file:
+            content = file.read() if max_bytes is None else file.read(max_bytes + 1)
+    else:
         raise ValueError(
-            "The uploaded `hea` file is not a WFDB header: its first line must be '<record name> <number of signals> "
-            f"[<sampling rate> ...]', got {lines[0] if lines else ''!r}."
+            f"The {what} of an uploaded WFDB record must be bytes or a file path, got {type(value).__name__}."
         )
-    record_name, num_signals = record_fields[0].split("/")[0], int(record_fields[1])
-    signal_lines = lines[1 : 1 + num_signals]
-    if len(signal_lines) != num_signals:
-        raise ValueError(
-            f"The uploaded WFDB header announces {num_signals} signals but describes {len(signal_lines)}."
-        )
-    return record_name, sorted({line.split()[0] for line in signal_lines})
+    if max_bytes is not None and len(content) > max_bytes:
+        raise ValueError(f"The uploaded `{what}` file is larger than {max_bytes} bytes; expected a WFDB header.")
+    return content
 
 
 def _stage_uploaded_wfdb(hea, dat, workdir: str) -> str:
-    """Writes an uploaded header + signal file pair into `workdir` under the names the header expects.
+    """Writes an uploaded header + signal file pair into `workdir` under the names the header expects, after
+    validating the header (`parse_wfdb_header`: plain file names, a real sampling rate, sensible gains).
 
     Returns:
         `str`: the record path (without extension) to read.
     """
-    header_bytes = _read_bytes(hea, "hea")
+    header_bytes = _read_bytes(hea, "hea", _MAX_WFDB_HEADER_BYTES)
     try:
-        header = header_bytes.decode("ascii")
+        header_text = header_bytes.decode("ascii")
     except UnicodeDecodeError as error:
         raise ValueError(f"The uploaded `hea` file is not a text WFDB header ({error}).") from error
-    record_name, signal_files = _wfdb_header_files(header)
+    header = parse_wfdb_header(header_text, "the uploaded record")
+    signal_files = sorted(set(header.file_names))
     if len(signal_files) != 1:
         raise ValueError(
             f"The uploaded WFDB header names {len(signal_files)} signal files {signal_files}; an upload of one `hea` "
             "and one `dat` file supports records stored in one signal file."
         )
-    if os.path.basename(record_name) != record_name or os.path.basename(signal_files[0]) != signal_files[0]:
-        raise ValueError(f"The uploaded WFDB header names files outside its folder: {record_name!r}, {signal_files}.")
-    Path(workdir, f"{record_name}.hea").write_bytes(header_bytes)
-    Path(workdir, signal_files[0]).write_bytes(_read_bytes(dat, "dat"))
-    return os.path.join(workdir, record_name)
+    Path(workdir, f"{header.record_name}.hea").write_bytes(header_bytes)
+    target = Path(workdir, signal_files[0])
+    if isinstance(dat, (bytes, bytearray)):
+        target.write_bytes(dat)
+    elif _is_path(dat) and os.path.isfile(dat):
+        shutil.copyfile(dat, target)  # streamed: a large upload is never held in memory
+    else:
+        _read_bytes(dat, "dat")  # raises the error that says what is wrong
+    return os.path.join(workdir, header.record_name)
 
 
-def _read_csv(path: str, sampling_rate) -> tuple[np.ndarray, float | None, list[str]]:
-    """Reads a time x leads CSV with a header row of lead names.
+def _read_npy(path: str, sampling_rate, channels_last: bool, limits: MeritLimits):
+    """Reads the central window (`limits.window_to_read`) of a `.npy` array; its header is checked against the file
+    size and the limits first, so a header announcing a huge array is an error rather than an allocation."""
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version in read_header:
+                shape, _, dtype = read_header[version](file)
+                expected = file.tell() + int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if os.path.getsize(path) < expected:
+                    raise ValueError(
+                        f"its header announces an array of shape {shape} ({dtype}, {expected} bytes) but the file "
+                        f"holds {os.path.getsize(path)} bytes"
+                    )
+                if dtype.hasobject:
+                    raise ValueError("it holds Python objects, not numbers")
+                if not np.prod(shape):
+                    return np.zeros(shape, dtype=dtype)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{path!r} is not a .npy file of numbers: {error}") from error
+    if array.ndim != 2:
+        return array  # ecg_record_arguments says what is wrong with its shape
+    time_axis = 0 if channels_last else 1
+    limits.check_count(
+        "max_leads_per_record", array.shape[1 - time_axis], f"{path!r} has {array.shape[1 - time_axis]} leads"
+    )
+    num_samples = array.shape[time_axis]
+    start, stop = limits.window_to_read(num_samples, sampling_rate)
+    if (start, stop) != (0, num_samples):
+        logger.warning(
+            f"{path!r} has {num_samples} samples per lead; reading its central {stop - start} (limits "
+            f"`max_record_seconds` = {limits.max_record_seconds:g}, `max_samples_per_record` = "
+            f"{limits.max_samples_per_record})."
+        )
+    window = array[start:stop] if channels_last else array[:, start:stop]
+    return np.array(window)  # reads only the window from the memory-mapped file
+
+
+def _is_data_line(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
+def _csv_rows(file, path: str, names: list[str], delimiter: str, max_rows: int) -> np.ndarray:
+    """Parses the next `max_rows` lines of a binary `file` (blank and `#` lines skipped) into a float64 table with
+    one column per name, a chunk of lines at a time, so that parsing never holds more than one chunk of text."""
+    table = np.empty((max_rows, len(names)))
+    row = read = 0
+    while read < max_rows:
+        raw = [file.readline() for _ in range(min(_CSV_CHUNK_ROWS, max_rows - read))]
+        read += len(raw)
+        chunk = [
+            line for line in (line.decode("utf-8", errors="replace") for line in raw if line) if _is_data_line(line)
+        ]
+        if chunk:
+            try:
+                values = np.genfromtxt(chunk, delimiter=delimiter, dtype=np.float64, ndmin=2)
+            except ValueError as error:
+                raise ValueError(
+                    f"The CSV file {path!r} has rows that are not {len(names)} numbers: {error}"
+                ) from error
+            if values.shape[1] != len(names):
+                raise ValueError(
+                    f"The CSV file {path!r} has {len(names)} column names but {values.shape[1]} columns of samples."
+                )
+            table[row : row + len(values)] = values
+            row += len(values)
+        if not raw or not raw[-1]:
+            break
+    return table[:row]
+
+
+def _count_lines(file) -> int:
+    """The number of lines from the position of a binary `file` to its end (a last line without a newline counts)."""
+    count, last = 0, b"\n"
+    for chunk in iter(lambda: file.read(1 << 20), b""):
+        count, last = count + chunk.count(b"\n"), chunk[-1:]
+    return count + (last != b"\n")
+
+
+def _skip_lines(file, count: int) -> None:
+    """Moves a binary `file` past its next `count` lines, a chunk at a time."""
+    while count > 0:
+        position, chunk = file.tell(), file.read(1 << 20)
+        if not chunk:
+            return
+        newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+        if len(newlines) >= count:
+            file.seek(position + int(newlines[count - 1]) + 1)
+            return
+        count -= len(newlines)
+
+
+def _rate_from_time_column(time: np.ndarray, time_name: str, path: str) -> float:
+    steps = np.diff(time)
+    if len(steps) == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0:
+        raise ValueError(f"The time column {time_name!r} of {path!r} does not increase; pass `sampling_rate` instead.")
+    return round(1.0 / float(np.median(steps)), 6)
+
+
+def _read_csv(
+    path: str, sampling_rate, limits: MeritLimits | None = None
+) -> tuple[np.ndarray, float | None, list[str]]:
+    """Reads a time x leads CSV with a header row of lead names: its lines are counted first, then only the central
+    window that is kept (`limits.window_to_read`) is parsed.
 
     Returns:
         `tuple`: the signal `(n_leads, n_samples)`, the sampling rate (from a time column if there is one and none
         was given) and the lead names.
     """
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        first_line = file.readline()
+    limits = MeritLimits.resolve(limits)
+    with open(path, "rb") as file:
+        first_line = file.readline().decode("utf-8-sig", errors="replace")
         delimiter = next((candidate for candidate in ",;\t" if candidate in first_line), ",")
         names = [name.strip() for name in next(csv.reader([first_line], delimiter=delimiter))]
         if not names or all(_is_number(name) for name in names):
@@ -156,25 +267,40 @@ def _read_csv(path: str, sampling_rate) -> tuple[np.ndarray, float | None, list[
                 f"The CSV file {path!r} must start with a header row of lead names (e.g. I,II,III,aVR,...), got "
                 f"{first_line.strip()!r}."
             )
-        try:
-            table = np.genfromtxt(file, delimiter=delimiter, dtype=np.float64, ndmin=2)
-        except ValueError as error:
-            raise ValueError(f"The CSV file {path!r} has rows that are not {len(names)} numbers: {error}") from error
+        has_time = names[0].lower() in TIME_COLUMN_NAMES
+        limits.check_count(
+            "max_leads_per_record", len(names) - has_time, f"The CSV file {path!r} has {len(names) - has_time} leads"
+        )
+        if sampling_rate is None and not has_time:
+            raise ValueError(
+                f"`sampling_rate` is required for the CSV file {path!r}: it has no time column (one of "
+                f"{TIME_COLUMN_NAMES}); pass the rate in Hz it was recorded at."
+            )
+        data_start = file.tell()
+        num_lines = _count_lines(file)
+        window_rate = _positive_number_or_none(sampling_rate)
+        if sampling_rate is None:  # the rate the time column gives, estimated from the first rows
+            file.seek(data_start)
+            head = _csv_rows(file, path, names, delimiter, min(num_lines, 1001))
+            if len(head):
+                window_rate = _rate_from_time_column(head[:, 0], names[0], path)
+                limits.check_sampling_rate(window_rate, f"the CSV file {path!r}")
+        start, stop = limits.window_to_read(num_lines, window_rate)
+        if (start, stop) != (0, num_lines):
+            logger.warning(
+                f"The CSV file {path!r} has {num_lines} rows; reading its central {stop - start} (limits "
+                f"`max_record_seconds` = {limits.max_record_seconds:g}, `max_samples_per_record` = "
+                f"{limits.max_samples_per_record})."
+            )
+        file.seek(data_start)
+        _skip_lines(file, start)
+        table = _csv_rows(file, path, names, delimiter, stop - start)
     if table.size == 0:
         raise ValueError(f"The CSV file {path!r} has a header but no samples.")
-    if table.shape[1] != len(names):
-        raise ValueError(
-            f"The CSV file {path!r} has {len(names)} column names but {table.shape[1]} columns of samples."
-        )
-    if names[0].lower() in TIME_COLUMN_NAMES:
+    if has_time:
         time_name, time, table, names = names[0], table[:, 0], table[:, 1:], names[1:]
         if sampling_rate is None:
-            steps = np.diff(time)
-            if len(steps) == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0:
-                raise ValueError(
-                    f"The time column {time_name!r} of {path!r} does not increase; pass `sampling_rate` instead."
-                )
-            sampling_rate = round(1.0 / float(np.median(steps)), 6)
+            sampling_rate = _rate_from_time_column(time, time_name, path)
     return table.T, sampling_rate, names
 
 
@@ -186,19 +312,32 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def ecg_record_arguments(record, sampling_rate=None, lead_names=None, workdir: str | None = None) -> dict:
+def ecg_record_arguments(
+    record,
+    sampling_rate=None,
+    lead_names=None,
+    workdir: str | None = None,
+    channels_last: bool = False,
+    limits: MeritLimits | None = None,
+) -> dict:
     """Turns one input record (any form listed in the module docstring) into processor arguments.
+
+    Files are read only over the stretch that is kept (`limits.window_to_read`) and nested lists are checked against
+    `limits` before they are converted; an uploaded WFDB header is validated before it is written.
 
     Args:
         record: the input record.
         sampling_rate (`float`, *optional*): sampling rate of records that carry none (arrays, `.npy`, `.csv`).
         lead_names (`list[str]`, *optional*): lead names of records that carry none.
         workdir (`str`, *optional*): a folder where an uploaded WFDB record is written; required for that form.
+        channels_last (`bool`, *optional*, defaults to `False`): arrays and `.npy` files are `(n_samples, n_leads)`.
+        limits ([`MeritLimits`], *optional*): defaults to `MeritLimits.from_env()`.
 
     Returns:
         `dict` with `ecg` (a WFDB record path or an array), `sampling_rate` and `lead_names`, for
         `MeritFeatureExtractor.__call__`.
     """
+    limits = MeritLimits.resolve(limits)
     if isinstance(record, dict):
         keys = set(record)
         if {"hea", "dat"} <= keys:
@@ -216,7 +355,12 @@ def ecg_record_arguments(record, sampling_rate=None, lead_names=None, workdir: s
                 )
             inner = record["ecg"]
             if isinstance(inner, (list, tuple)):
-                inner = np.asarray(inner, dtype=np.float64) if _is_rectangular(inner) else None
+                shape = _nested_list_shape(inner)
+                if len(shape) == 2:  # checked before the list is converted
+                    limits.check_record_shape(*(shape[::-1] if channels_last else shape), "the 'ecg' of an ECG record")
+                inner = _to_float64_array(inner, "The 'ecg' of an ECG record") if len(shape) == 2 else None
+                if inner is not None and inner.ndim != 2:
+                    inner = None
             if not (isinstance(inner, np.ndarray) or torch.is_tensor(inner)):
                 raise ValueError(
                     "The 'ecg' of an ECG record must be a rectangular (n_leads, n_samples) array, nested list or "
@@ -244,13 +388,10 @@ def ecg_record_arguments(record, sampling_rate=None, lead_names=None, workdir: s
         if suffix in (".npy", ".csv") and not os.path.isfile(path):
             raise ValueError(f"The ECG file {path!r} does not exist.")
         if suffix == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except ValueError as error:
-                raise ValueError(f"{path!r} is not a .npy file of numbers: {error}") from error
+            array = _read_npy(path, _positive_number_or_none(sampling_rate), channels_last, limits)
             return ecg_record_arguments(array, sampling_rate, lead_names)
         if suffix == ".csv":
-            signal, csv_rate, csv_lead_names = _read_csv(path, sampling_rate)
+            signal, csv_rate, csv_lead_names = _read_csv(path, sampling_rate, limits)
             return {"ecg": signal, "sampling_rate": csv_rate, "lead_names": csv_lead_names}
         if suffix == ".dat":
             path = path[: -len(".dat")]
@@ -260,12 +401,44 @@ def ecg_record_arguments(record, sampling_rate=None, lead_names=None, workdir: s
     raise ValueError(f"Cannot read a {type(record).__name__} as an ECG; expected {ACCEPTED_INPUTS}.")
 
 
-def _is_rectangular(nested) -> bool:
-    try:
-        array = np.asarray(nested, dtype=np.float64)
-    except (ValueError, TypeError):
-        return False
-    return array.ndim == 2
+def preprocess_ecg_record(
+    feature_extractor,
+    record,
+    sampling_rate=None,
+    lead_names=None,
+    channels_last: bool = False,
+    dtype=None,
+    limits: MeritLimits | dict | None = None,
+) -> dict:
+    """Reads one input record (any form listed in the module docstring) and preprocesses it with `feature_extractor`:
+    what every MERIT pipeline does before its model (and what the `merit` command runs for each record), within
+    `limits` (a [`MeritLimits`], a dict of limits, or `None` for `MeritLimits.from_env()`).
+
+    Returns:
+        `dict` with `input_values` (`(1, n_leads, num_samples)`, `dtype`, float32 by default) and, when the feature
+        extractor returns it, `lead_mask` (`(1, n_leads)`).
+    """
+    limits = MeritLimits.resolve(limits)
+    with tempfile.TemporaryDirectory(prefix="merit-ecg-") as workdir:
+        arguments = ecg_record_arguments(record, sampling_rate, lead_names, workdir, channels_last, limits)
+        features = feature_extractor(
+            arguments["ecg"],
+            sampling_rate=arguments["sampling_rate"],
+            lead_names=arguments["lead_names"],
+            channels_last=channels_last,
+            return_tensors="pt",
+            limits=limits,
+        )
+    model_inputs = {"input_values": features["input_values"].to(dtype or torch.float32)}
+    if "lead_mask" in features:
+        model_inputs["lead_mask"] = features["lead_mask"]
+    return model_inputs
+
+
+def _positive_number_or_none(value) -> float | None:
+    """`value` if it is a positive finite number of Hz, else `None` (the processor then says what is wrong with it)."""
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return float(value) if is_number and np.isfinite(value) and value > 0 else None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -282,6 +455,11 @@ class MeritECGPipeline(Pipeline):
     - `sampling_rate` (`float`): sampling rate of records that carry none;
     - `lead_names` (`list[str]`): lead names of records that carry none;
     - `channels_last` (`bool`, defaults to `False`): arrays and `.npy` files are `(n_samples, n_leads)`.
+
+    Built with `limits=` (a [`MeritLimits`] or a dict of limits; default `MeritLimits.from_env()`, i.e. the defaults
+    and the `MERIT_<LIMIT>` environment variables): the limits every call is checked against (records per call,
+    record size and sampling rate, the stretch of a file that is read, labels, prompts, `max_new_tokens`). Call
+    arguments cannot change them.
     """
 
     _load_processor = False
@@ -290,7 +468,8 @@ class MeritECGPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, limits: MeritLimits | dict | None = None, **kwargs):
+        self.limits = MeritLimits.resolve(limits)
         super().__init__(*args, **kwargs)
         self.model.eval()  # inference: no dropout, batch norms (e.g. of an MLP projection) on running statistics
         if self.feature_extractor is None and self.processor is not None:
@@ -327,6 +506,8 @@ class MeritECGPipeline(Pipeline):
             inputs = list(inputs)
         if isinstance(inputs, list) and not inputs:
             raise ValueError(f"Got an empty list of ECG records; expected {ACCEPTED_INPUTS}.")
+        if isinstance(inputs, list):
+            self.limits.check_count("max_batch_size", len(inputs), f"The request has {len(inputs)} ECG records")
         batch_size = kwargs.get("batch_size") or self._batch_size or 1
         if batch_size != 1:
             raise ValueError(
@@ -336,19 +517,9 @@ class MeritECGPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, inputs, sampling_rate=None, lead_names=None, channels_last=False):
-        with tempfile.TemporaryDirectory(prefix="merit-ecg-") as workdir:
-            arguments = ecg_record_arguments(inputs, sampling_rate, lead_names, workdir)
-            features = self.feature_extractor(
-                arguments["ecg"],
-                sampling_rate=arguments["sampling_rate"],
-                lead_names=arguments["lead_names"],
-                channels_last=channels_last,
-                return_tensors="pt",
-            )
-        model_inputs = {"input_values": features["input_values"].to(self.dtype or torch.float32)}
-        if "lead_mask" in features:
-            model_inputs["lead_mask"] = features["lead_mask"]
-        return model_inputs
+        return preprocess_ecg_record(
+            self.feature_extractor, inputs, sampling_rate, lead_names, channels_last, self.dtype, self.limits
+        )
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
         """`Pipeline.save_pretrained` (model, tokenizer, feature extractor, pipeline code), plus the processor, which
@@ -374,6 +545,9 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
     - `hypothesis_template` (`str` or `list[str]`, *optional*): template(s) with one `{description}` field (or `{}`);
       defaults to `DEFAULT_TEMPLATES`. The prompt embeddings of a class are averaged, exactly as
       `eval_merit.py --task zero-shot` does.
+
+    At most `limits.max_candidate_labels` labels, `limits.max_prompts_per_label` templates or prompts per label and
+    `limits.max_prompt_characters` characters per label, template or prompt.
 
     Returns, per record, `[{"label": str, "score": float}, ...]` sorted by decreasing score, where the score is
     `(1 + cosine) / 2` of the normalised ECG and class embeddings (see `zero_shot_merit`): one score per label in
@@ -406,12 +580,31 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
         return {}, {}
 
     def preprocess(self, inputs, candidate_labels=None, hypothesis_template=None, **kwargs):
+        prompts = self._class_prompts(
+            candidate_labels, hypothesis_template, self.limits
+        )  # checked before the ECG is read
         model_inputs = super().preprocess(inputs, **kwargs)
-        model_inputs["prompts"] = self._class_prompts(candidate_labels, hypothesis_template)
+        model_inputs["prompts"] = prompts
         return model_inputs
 
     @staticmethod
-    def _class_prompts(candidate_labels, hypothesis_template) -> dict[str, list[str]]:
+    def _class_prompts(candidate_labels, hypothesis_template, limits: MeritLimits) -> dict[str, list[str]]:
+        prompts = ZeroShotECGClassificationPipeline._unchecked_class_prompts(candidate_labels, hypothesis_template)
+        limits.check_count("max_candidate_labels", len(prompts), f"`candidate_labels` has {len(prompts)} labels")
+        for label, texts in prompts.items():
+            limits.check_count(
+                "max_prompts_per_label", len(texts), f"Label {label[:40]!r} has {len(texts)} prompts (templates)"
+            )
+            for text in (label, *texts):
+                limits.check_count(
+                    "max_prompt_characters",
+                    len(text),
+                    f"The candidate label or prompt {text[:40] + '...'!r} has {len(text)} characters",
+                )
+        return prompts
+
+    @staticmethod
+    def _unchecked_class_prompts(candidate_labels, hypothesis_template) -> dict[str, list[str]]:
         if isinstance(candidate_labels, dict):
             if hypothesis_template is not None:
                 raise ValueError("`hypothesis_template` applies to label names; `candidate_labels` gives prompts.")
@@ -432,7 +625,12 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
             return prompts
         if isinstance(candidate_labels, str):
             candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
-        if not candidate_labels or not all(isinstance(label, str) and label.strip() for label in candidate_labels):
+        if isinstance(candidate_labels, tuple):
+            candidate_labels = list(candidate_labels)
+        words = isinstance(candidate_labels, list) and all(
+            isinstance(item, str) and item.strip() for item in candidate_labels
+        )
+        if not words or not candidate_labels:
             raise ValueError(
                 "zero-shot-ecg-classification needs `candidate_labels`: a non-empty list of class names in words, e.g. "
                 f"['normal ECG', 'atrial fibrillation'], got {candidate_labels!r}."
@@ -440,7 +638,12 @@ class ZeroShotECGClassificationPipeline(MeritECGPipeline):
         if len(set(candidate_labels)) != len(candidate_labels):
             raise ValueError(f"`candidate_labels` has duplicates: {candidate_labels}.")
         templates = DEFAULT_TEMPLATES if hypothesis_template is None else hypothesis_template
-        templates = [templates] if isinstance(templates, str) else list(templates)
+        templates = [templates] if isinstance(templates, str) else templates
+        if not isinstance(templates, (list, tuple)) or not all(isinstance(template, str) for template in templates):
+            raise ValueError(
+                "`hypothesis_template` must be a template string with one `{description}` field (or `{}`), or a "
+                f"list of such strings, got {hypothesis_template!r}."
+            )
         templates = [template.replace("{}", "{description}") for template in templates]
         return build_class_prompts({label: label for label in candidate_labels}, templates)
 
@@ -591,15 +794,24 @@ class ECGFeatureExtractionPipeline(MeritECGPipeline):
 
 class ECGReportGenerationPipeline(MeritECGPipeline):
     """ECG report generation with any model exposing
-    `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=...) -> token ids (batch, new_tokens)` and a
-    processor with `batch_decode` (e.g. MERIT's report-generation model and its processor).
+    `generate(input_values, lead_mask=None, prompt=None, max_new_tokens=..., **generate_kwargs) -> token ids
+    (batch * num_return_sequences, new_tokens)` and a processor with `batch_decode` (e.g. MERIT's report-generation
+    model and its processor).
 
     Call arguments (besides those of `MeritECGPipeline`):
 
-    - `prompt` (`str`, *optional*): an instruction passed to `generate` (the model's default when omitted);
-    - `max_new_tokens` (`int`, defaults to 64): the most tokens to generate.
+    - `prompt` (`str`, *optional*): an instruction passed to `generate` (the model's default when omitted), at most
+      `limits.max_instruction_characters` long;
+    - `max_new_tokens` (`int`, defaults to 64): the most tokens to generate, at most `limits.max_new_tokens` (also
+      when given in `generate_kwargs`);
+    - `num_beams` (`int`, *optional*): beam search with this many beams (greedy by default);
+    - `num_return_sequences` (`int`, *optional*): reports returned per record (at most `num_beams` with beam search;
+      with `do_sample=True` in `generate_kwargs`, any number);
+    - `generate_kwargs` (`dict`, *optional*): more arguments of the language model's `generate` (e.g.
+      `repetition_penalty`, `do_sample`, `top_p`); an argument may not be given both directly and here.
 
-    Returns, per record, `{"generated_text": str}`.
+    Returns, per record, a list of `{"generated_text": str}`, one per returned sequence (one by default), like
+    `transformers`' `image-to-text` and `text-generation` pipelines; a list of records gets a list of such lists.
     """
 
     _load_processor = True
@@ -616,33 +828,71 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
         # a model that tokenises text prompts itself (MeritForReportGeneration) gets the checkpoint's tokenizer
         self._generate_takes_tokenizer = "tokenizer" in inspect.signature(self.model.generate).parameters
 
-    def _sanitize_task_parameters(self, preprocess_params, prompt=None, max_new_tokens=None, **kwargs):
+    def _sanitize_task_parameters(
+        self,
+        preprocess_params,
+        prompt=None,
+        max_new_tokens=None,
+        num_beams=None,
+        num_return_sequences=None,
+        generate_kwargs=None,
+        **kwargs,
+    ):
         super()._sanitize_task_parameters(preprocess_params, **kwargs)
         forward_params = {}
         if prompt is not None:
             if not isinstance(prompt, str):
                 raise ValueError(f"`prompt` must be a string, got {type(prompt).__name__}.")
+            self.limits.check_count(
+                "max_instruction_characters", len(prompt), f"`prompt` (the instruction) has {len(prompt)} characters"
+            )
             forward_params["prompt"] = prompt
-        if max_new_tokens is not None:
-            if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
-                raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
-            forward_params["max_new_tokens"] = max_new_tokens
+        if generate_kwargs is not None and not isinstance(generate_kwargs, dict):
+            raise ValueError(f"`generate_kwargs` must be a dict, got {type(generate_kwargs).__name__}.")
+        generate_kwargs = dict(generate_kwargs or {})
+        for name, value in (
+            ("max_new_tokens", max_new_tokens),
+            ("num_beams", num_beams),
+            ("num_return_sequences", num_return_sequences),
+        ):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            if name in generate_kwargs:
+                raise ValueError(
+                    f"`{name}` is given both as an argument and in `generate_kwargs`; give it once (either place)."
+                )
+            generate_kwargs[name] = value
+        if "max_length" in generate_kwargs:
+            raise ValueError(
+                "`generate_kwargs` may not set `max_length` (it would bypass the `max_new_tokens` limit); give "
+                "`max_new_tokens` instead."
+            )
+        requested = generate_kwargs.get("max_new_tokens")
+        if requested is not None:
+            self.limits.check_count("max_new_tokens", requested, f"`max_new_tokens` is {requested}")
+        if generate_kwargs:
+            forward_params["generate_kwargs"] = generate_kwargs
         return forward_params, {}
 
-    def _forward(self, model_inputs, prompt=None, max_new_tokens=64):
+    def _forward(self, model_inputs, prompt=None, generate_kwargs=None):
+        generate_kwargs = dict(generate_kwargs or {})
+        if "max_new_tokens" not in generate_kwargs:
+            generate_kwargs["max_new_tokens"] = min(64, self.limits.max_new_tokens)
         extra = {"tokenizer": self.tokenizer} if self._generate_takes_tokenizer and prompt is not None else {}
         generated = self.model.generate(
             model_inputs["input_values"],
             lead_mask=model_inputs.get("lead_mask"),
             prompt=prompt,
-            max_new_tokens=max_new_tokens,
+            **generate_kwargs,
             **extra,
         )
         return {"generated_ids": generated}
 
     def postprocess(self, model_outputs):
-        text = self._decoder.batch_decode(model_outputs["generated_ids"], skip_special_tokens=True)[0]
-        return {"generated_text": text.strip()}
+        texts = self._decoder.batch_decode(model_outputs["generated_ids"], skip_special_tokens=True)
+        return [{"generated_text": text.strip()} for text in texts]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -742,5 +992,6 @@ __all__ = [
     "add_pipelines_to_checkpoint",
     "custom_pipelines_for",
     "ecg_record_arguments",
+    "preprocess_ecg_record",
     "register_merit_pipelines",
 ]

@@ -88,7 +88,7 @@ class MeritProcessor(ProcessorMixin):
                 `"pt"` for PyTorch tensors, `"np"` for NumPy arrays.
             kwargs:
                 The other arguments of [`MeritFeatureExtractor.__call__`] (`channels_last`, `crop`,
-                `return_windows`, `seed`) go to the feature extractor; everything else goes to the tokenizer
+                `return_windows`, `seed`, `limits`) go to the feature extractor; everything else goes to the tokenizer
                 (defaults: `padding="longest"`, `truncation=True`, `max_length=self.max_text_length`).
 
         Returns:

@@ -5,7 +5,8 @@ Two-process check of MERIT's distributed contrastive loss, launched by `tests/te
     ACCELERATE_USE_CPU=1 accelerate launch --config_file configs/accelerate/cpu_2_processes.yaml \
         tests/distributed_contrastive_check.py --output_dir /tmp/check
 
-Every process holds half of one global batch of 8 synthetic ECG-report pairs. The script checks that
+Every process holds half of one global batch of 8 synthetic ECG-report pairs, 4 of them without a report (1 on the
+first process, 3 on the second) and two with the same report on different processes. The script checks that
 
 1. the run really has 2 processes (gloo);
 2. the contrastive loss with negatives gathered across the processes, averaged over the processes, equals the
@@ -38,17 +39,21 @@ GRADIENT_TOLERANCE = 1e-5
 
 
 def global_batch(config: MeritConfig) -> dict[str, torch.Tensor]:
-    """The same synthetic batch on every process: ECGs `(8, L, T)`, reports `(8, 12)` and masking noise `(8, L, N)`."""
+    """The same synthetic batch on every process: ECGs `(8, L, T)`, reports `(8, 12)`, masking noise `(8, L, N)` and
+    which records have a report `(8,)`."""
     ecg = config.ecg_config
     generator = torch.Generator().manual_seed(1234)
     input_ids = torch.randint(1000, 2000, (GLOBAL_BATCH, TEXT_LENGTH), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[::2, TEXT_LENGTH // 2 :] = 0
+    input_ids[6] = input_ids[0]  # the same report on both processes: not a negative of each other
     return {
         "input_values": torch.randn(GLOBAL_BATCH, ecg.num_leads, ecg.num_samples, generator=generator),
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "noise": torch.rand(GLOBAL_BATCH, ecg.num_leads, ecg.num_patches_per_lead, generator=generator),
+        # records without a report: 1 on the first process, 3 on the second (per-rank counts differ)
+        "report_mask": torch.tensor([True, False, True, True, False, False, True, False]),
     }
 
 

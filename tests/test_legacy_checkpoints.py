@@ -113,3 +113,37 @@ def test_a_0_2_0_checkpoint_loads_into_every_head_and_is_re_saved_with_the_new_l
             with torch.no_grad():
                 pooled = encoder(input_values, lead_mask=lead_mask).pooler_output
             np.testing.assert_allclose(pooled.numpy(), expected["pooler_output"], rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Since then `logit_scale` became a parameter of shape (1,) (FSDP2's `fully_shard` refuses 0-d parameters); checkpoints
+# with the 0-d one still load, through `from_pretrained` and through `load_state_dict` (accelerate's `load_state`).
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["merit-tiny-v0.1.0", "merit-tiny-v0.2.0"])
+@pytest.mark.parametrize("model_class", [MeritForPreTraining, MeritModel])
+def test_a_scalar_logit_scale_loads_as_a_one_element_parameter(repo_root, fixture, model_class, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(repo_root / "tests" / "fixtures" / fixture / "model.safetensors", "pt") as saved:
+        (key,) = [key for key in saved.keys() if key.endswith("logit_scale")]  # noqa: SIM118 (not iterable)
+        saved_scale = saved.get_tensor(key)
+    assert saved_scale.dim() == 0  # the fixture really has the old layout
+    model = model_class.from_pretrained(repo_root / "tests" / "fixtures" / fixture)
+    merit = model if model_class is MeritModel else model.merit
+    assert merit.logit_scale.shape == (1,) and merit.logit_scale.item() == saved_scale.item()
+    model.save_pretrained(tmp_path)  # saved with today's layout, and loaded back unchanged
+    with safe_open(tmp_path / "model.safetensors", "pt") as saved:
+        saved_key = "logit_scale" if model_class is MeritModel else "merit.logit_scale"
+        assert saved.get_tensor(saved_key).shape == (1,)
+    reloaded = model_class.from_pretrained(tmp_path)
+    assert (reloaded if model_class is MeritModel else reloaded.merit).logit_scale.item() == saved_scale.item()
+
+
+def test_load_state_dict_takes_a_scalar_logit_scale():
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    state["merit.logit_scale"] = torch.tensor(3.25)  # a state dict from before the change
+    model.load_state_dict(state)
+    assert model.merit.logit_scale.shape == (1,) and model.merit.logit_scale.item() == 3.25

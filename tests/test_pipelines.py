@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import wfdb
+from checkpoint_helpers import save_tiny_dual_checkpoint, save_tiny_superclass_classifier, tiny_report_generator
 
-from merit_evaluation.harness import save_classifier
 from merit_evaluation.prompts import class_prompts
 from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features, zero_shot_scores
 from modeling_merit import (
@@ -26,10 +26,8 @@ from modeling_merit import (
     MeritConfig,
     MeritECGModel,
     MeritForECGClassification,
-    MeritForPreTraining,
     MeritForReportGeneration,
     MeritModel,
-    MeritReportGenerationConfig,
     ZeroShotECGClassificationPipeline,
 )
 from modeling_merit.handler import EndpointHandler, decode_inputs
@@ -50,11 +48,7 @@ def record(ptbxl_sample_dir) -> str:
 
 @pytest.fixture(scope="module")
 def dual_checkpoint(tmp_path_factory, processor):
-    directory = tmp_path_factory.mktemp("dual")
-    torch.manual_seed(0)
-    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return save_tiny_dual_checkpoint(tmp_path_factory.mktemp("dual"), processor, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -65,33 +59,13 @@ def dual_model(dual_checkpoint):
 @pytest.fixture(scope="module")
 def classifier_checkpoint(tmp_path_factory, processor):
     """A classifier saved by the evaluation code, with validation thresholds (one class never positive)."""
-    torch.manual_seed(1)
-    config = MeritConfig.from_preset(
-        "tiny",
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(SUPERCLASSES)),
-        label2id={name: index for index, name in enumerate(SUPERCLASSES)},
-    )
-    classifier = MeritForECGClassification(config).eval()
-    thresholds = np.array([0.2, 0.5, np.inf, 0.9, 0.45])
-    return save_classifier(classifier, processor, thresholds, tmp_path_factory.mktemp("classifier"))
+    return save_tiny_superclass_classifier(tmp_path_factory.mktemp("classifier"), processor, seed=1)
 
 
 @pytest.fixture(scope="module")
 def report_checkpoint(tmp_path_factory, processor, tokenizer):
     """A tiny report generator: the tiny ECG encoder and a 2-layer Llama that reads the MiniLM vocabulary."""
-    text_config = {
-        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
-        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
-    }  # fmt: skip
-    config = MeritReportGenerationConfig(
-        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
-        projector_hidden_size=64,
-    )  # fmt: skip
-    torch.manual_seed(2)
-    model = MeritForReportGeneration(config).eval()
-    model.set_prompt(tokenizer)
+    model = tiny_report_generator(tokenizer, seed=2)
     directory = tmp_path_factory.mktemp("report")
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
@@ -388,8 +362,10 @@ class TinyReportModel(torch.nn.Module):
     def device(self):
         return torch.device("cpu")
 
-    def generate(self, input_values, lead_mask=None, prompt=None, max_new_tokens=20):
-        self.calls.append({"shape": tuple(input_values.shape), "prompt": prompt, "max_new_tokens": max_new_tokens})
+    def generate(self, input_values, lead_mask=None, prompt=None, max_new_tokens=20, **generate_kwargs):
+        self.calls.append(
+            {"shape": tuple(input_values.shape), "prompt": prompt, "max_new_tokens": max_new_tokens, **generate_kwargs}
+        )
         pooled = self.ecg_model(input_values, lead_mask=lead_mask).pooler_output
         choice = pooled[:, : len(self.vocabulary_ids)].argmax(dim=-1)
         return self.vocabulary_ids[choice][:, None].repeat(1, min(max_new_tokens, 3))
@@ -401,16 +377,37 @@ def test_report_generation(report_checkpoint, processor, record):
     inputs = processor(ecg=record, return_tensors="pt")
     expected = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=6)
     answer = generator(record, max_new_tokens=6)
-    assert answer == {"generated_text": processor.batch_decode(expected, skip_special_tokens=True)[0].strip()}
+    # transformers' image-to-text convention: a list of {"generated_text"} per record
+    assert answer == [{"generated_text": processor.batch_decode(expected, skip_special_tokens=True)[0].strip()}]
+    assert generator([record, record], max_new_tokens=6) == [answer, answer]
     prompted = model.generate(
         inputs["input_values"], inputs["lead_mask"], prompt="Describe it.", tokenizer=processor.tokenizer,
         max_new_tokens=6,
     )  # fmt: skip
-    assert generator(record, prompt="Describe it.", max_new_tokens=6)["generated_text"] == (
+    assert generator(record, prompt="Describe it.", max_new_tokens=6)[0]["generated_text"] == (
         processor.batch_decode(prompted, skip_special_tokens=True)[0].strip()
     )
+    # beam search with several returned sequences: the model's own beams, best first
+    beams = model.generate(
+        inputs["input_values"], inputs["lead_mask"], max_new_tokens=5, num_beams=3, num_return_sequences=3
+    )
+    answer = generator(record, max_new_tokens=5, num_beams=3, num_return_sequences=3)
+    assert answer == [
+        {"generated_text": text.strip()} for text in processor.batch_decode(beams, skip_special_tokens=True)
+    ]
+    assert (
+        generator(record, generate_kwargs={"max_new_tokens": 5, "num_beams": 3, "num_return_sequences": 3}) == answer
+    )
+    sampled = generator(record, max_new_tokens=4, num_return_sequences=2, generate_kwargs={"do_sample": True})
+    assert len(sampled) == 2 and all(set(entry) == {"generated_text"} for entry in sampled)
     with pytest.raises(ValueError, match="`max_new_tokens` must be a positive integer"):
         generator(record, max_new_tokens=0)
+    with pytest.raises(ValueError, match="`num_return_sequences` must be a positive integer"):
+        generator(record, num_return_sequences=True)
+    with pytest.raises(ValueError, match="given both as an argument and in `generate_kwargs`"):
+        generator(record, num_beams=2, generate_kwargs={"num_beams": 2})
+    with pytest.raises(ValueError, match="`generate_kwargs` must be a dict"):
+        generator(record, generate_kwargs=[("num_beams", 2)])
 
 
 def test_report_generation_with_any_model_exposing_generate(processor, record, tokenizer):
@@ -419,7 +416,10 @@ def test_report_generation_with_any_model_exposing_generate(processor, record, t
     generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
     answer = generator(record, prompt="Describe the ECG.", max_new_tokens=5)
     assert model.calls[-1] == {"shape": (1, 12, 1000), "prompt": "Describe the ECG.", "max_new_tokens": 5}
-    generated = answer["generated_text"].split()
+    generator(record, generate_kwargs={"repetition_penalty": 1.3})
+    assert model.calls[-1]["repetition_penalty"] == 1.3 and model.calls[-1]["max_new_tokens"] == 64
+    assert len(answer) == 1
+    generated = answer[0]["generated_text"].split()
     assert len(generated) == 3 and len(set(generated)) == 1 and generated[0] in words
     with pytest.raises(ValueError, match="needs a model with `generate`"):
         ECGReportGenerationPipeline(model=model.ecg_model, processor=processor, device=-1)
@@ -461,7 +461,11 @@ def test_handler_default_task_follows_the_checkpoint(classifier_checkpoint, repo
     report = EndpointHandler(str(report_checkpoint))(
         json.loads(json.dumps({**body, "parameters": {**body["parameters"], "max_new_tokens": 4}}))
     )
-    assert set(report) == {"generated_text"} and report["generated_text"]
+    assert len(report) == 1 and set(report[0]) == {"generated_text"} and report[0]["generated_text"]
+    two = EndpointHandler(str(report_checkpoint))(
+        {**body, "parameters": {**parameters, "max_new_tokens": 3, "num_beams": 2, "num_return_sequences": 2}}
+    )
+    assert len(two) == 2 and all(entry["generated_text"] for entry in two)
 
 
 @pytest.mark.parametrize(
@@ -481,9 +485,10 @@ def test_handler_rejects_bad_requests(dual_checkpoint, body, message):
     assert message in str(error.value)
 
 
-def test_decode_inputs_shapes():
-    assert decode_inputs([[1, 2], [3, 4]]).shape == (2, 2)
-    assert [array.shape for array in decode_inputs([[[1, 2]], [[3, 4]]])] == [(1, 2), (1, 2)]
+def test_decode_inputs_forms():
+    # nested lists go to the pipeline as they are: it checks their size against its limits before converting them
+    assert decode_inputs([[1, 2], [3, 4]]) == {"ecg": [[1, 2], [3, 4]]}
+    assert decode_inputs([[[1, 2]], [[3, 4]]]) == [{"ecg": [[1, 2]]}, {"ecg": [[3, 4]]}]
     assert decode_inputs({"hea": base64.b64encode(b"x").decode(), "dat": ""}) == {"hea": b"x", "dat": b""}
 
 
