@@ -49,6 +49,7 @@ from merit_training.data import PretrainingData, prepare_pretraining_data
 from merit_training.hub import HubPusher, check_model_card_template, export_model, model_card_values
 from merit_training.model_setup import build_model_and_processor, optimizer_parameter_groups, step_seed
 from merit_training.report_generation import split_task_argument
+from merit_training.sharding import check_sharding_is_real
 from modeling_merit.zero_shot_merit import embed_class_prompts
 
 
@@ -113,40 +114,53 @@ def validation_loss(model, dataloader, accelerator, seed: int) -> dict[str, floa
     """
     Mean losses over the validation set, with the same masks at every evaluation (seeded noise per batch):
     `val/loss`, `val/reconstruction_loss`, `val/reconstruction_predict_zero` (the reconstruction loss of predicting
-    zeros, the level a decoder that learned nothing reaches) and, with reports, `val/contrastive_loss` (its chance
-    level is ln of the validation batch size, `val/contrastive_chance`).
+    zeros, the level a decoder that learned nothing reaches) and, with reports, `val/contrastive_loss` over the
+    records that have one, and its chance level `val/contrastive_chance`: the mean over those records of ln(number of
+    candidates), the batch's reported records less the identical reports that are not counted as negatives.
     """
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     config = unwrapped.config.ecg_config
     generator = torch.Generator().manual_seed(seed)
-    names = ("loss", "reconstruction_loss", "reconstruction_predict_zero", "contrastive_loss", "contrastive_chance")
-    totals = torch.zeros(len(names) + 1, device=accelerator.device)
+    # sums of [loss, reconstruction, predict-zero] over records, of [contrastive, chance] over reported records
+    totals = torch.zeros(7, device=accelerator.device)
     for batch in dataloader:
         size = batch["input_values"].shape[0]
         noise = torch.rand(size, config.num_leads, config.num_patches_per_lead, generator=generator)
         output = model(**batch, noise=noise.to(accelerator.device))
-        nan = torch.tensor(float("nan"))
-        reconstruction, predict_zero = nan, nan
+        reconstruction = predict_zero = torch.tensor(0.0)
         if output.reconstruction is not None:
             lead_mask = unwrapped.ecg_model._checked_lead_mask(batch["input_values"], batch.get("lead_mask"))
             reconstruction = output.reconstruction_loss
             predict_zero = unwrapped.reconstruction_loss(
                 batch["input_values"], torch.zeros_like(output.reconstruction), output.mask, lead_mask
             )
-        contrastive, chance = nan, nan
+        contrastive = chance = pairs = torch.tensor(0.0)
         if output.contrastive_loss is not None:
-            contrastive = output.contrastive_loss
-            chance = torch.tensor(math.log(output.logits_per_ecg.shape[1]))
-        values = [output.loss, reconstruction, predict_zero, contrastive, chance]
-        totals += torch.stack(
-            [value.detach().to(accelerator.device).float() * size for value in values]
-            + [torch.tensor(float(size), device=accelerator.device)]
-        )
+            rows = batch.get("report_mask", torch.ones(size, dtype=torch.bool)).bool().to(accelerator.device)
+            pairs = rows.sum().float()
+            # contrastive_loss is a process's share of the global batch's mean (see modeling's contrastive_loss)
+            global_pairs = accelerator.reduce(pairs.clone(), reduction="sum")
+            contrastive = output.contrastive_loss.detach() * global_pairs / accelerator.num_processes
+            candidates = torch.isfinite(output.logits_per_ecg).sum(dim=1).float()
+            chance = candidates.log()[rows].sum()
+        values = [output.loss * size, reconstruction * size, predict_zero * size, contrastive, chance]
+        counts = [torch.tensor(float(size)), pairs]
+        totals += torch.stack([value.detach().float().to(accelerator.device) for value in values + counts])
     totals = accelerator.reduce(totals, reduction="sum")
     model.train()
-    metrics = {f"val/{name}": (totals[index] / totals[-1]).item() for index, name in enumerate(names)}
-    return {name: value for name, value in metrics.items() if not math.isnan(value)}
+    records, pairs = totals[5].item(), totals[6].item()
+    metrics = {
+        "val/loss": totals[0].item() / records,
+        "val/reconstruction_loss": totals[1].item() / records,
+        "val/reconstruction_predict_zero": totals[2].item() / records,
+    }
+    if unwrapped.config.reconstruction_loss_weight == 0:
+        metrics = {"val/loss": metrics["val/loss"]}
+    if pairs:
+        metrics["val/contrastive_loss"] = totals[3].item() / pairs
+        metrics["val/contrastive_chance"] = totals[4].item() / pairs
+    return metrics
 
 
 @torch.no_grad()
@@ -259,11 +273,12 @@ def learning_summary(metrics: dict[str, float]) -> str:
 
 def build_accelerator(training_args: TrainingArguments, output_dir: Path) -> Accelerator:
     """The run's `Accelerator`: bf16 by default only on CUDA devices that support it, tracker logs in
-    `output_dir/logs` (kept out of the Hub pushes of `output_dir`), a seedable sampler (resumable shuffling)."""
+    `output_dir/logs` (kept out of the Hub pushes of `output_dir`), a seedable sampler (resumable shuffling).
+    Raises a `ValueError` when an FSDP or DeepSpeed config would silently run unsharded (on the CPU)."""
     mixed_precision = training_args.mixed_precision
     if mixed_precision is None and "ACCELERATE_MIXED_PRECISION" not in os.environ:
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(
+    accelerator = Accelerator(
         gradient_accumulation_steps=training_args.gradient_accumulation_steps,
         mixed_precision=mixed_precision,
         log_with=None if training_args.report_to == "none" else training_args.report_to.split(","),
@@ -272,6 +287,8 @@ def build_accelerator(training_args: TrainingArguments, output_dir: Path) -> Acc
         ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    check_sharding_is_real(accelerator.distributed_type)  # accelerate runs FSDP configs on the CPU unsharded
+    return accelerator
 
 
 def prepare_evaluation_loaders(accelerator: Accelerator, data: PretrainingData) -> None:

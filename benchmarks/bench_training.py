@@ -15,7 +15,10 @@ out the current one), it measures:
 - **cost of `contrastive_view="full"` vs `"masked"`**: `full` runs one extra, unmasked encoder pass for the
   contrastive branch. Both views train side by side in the same process, on the same batches and masks, one step
   each per iteration (alternating which goes first); the ratio is the median of the per-iteration ratios of
-  their compute times, so load from other programs on a shared machine affects both alike.
+  their compute times, so load from other programs on a shared machine affects both alike;
+- **the text-feature cache** (`--cache_text_features`, on by default; used while the text tower is entirely frozen):
+  the same model (`masked` view) with and without it, side by side in the same way, the cache filled first as one
+  epoch would fill it (that one-off cost, the number of distinct reports and the cache's size are reported too).
 
 The table reports medians over the measured iterations (after `--warmup` iterations).
 
@@ -69,6 +72,9 @@ from merit_training.model_setup import build_model_and_processor, optimizer_para
 
 logger = logging.getLogger("bench_training")
 VIEWS = ("full", "masked")
+DEFAULT_VIEW = ModelArguments.contrastive_view  # what train_merit.py builds new models with
+CACHE_VARIANTS = {"text cache": ("masked", True), "no text cache": ("masked", False)}
+"""The text-cache comparison: variant name -> (contrastive view, `cache_text_features`)."""
 
 
 def memory_kib(field: str) -> int:
@@ -125,29 +131,67 @@ def batches_forever(dataloader):
         epoch += 1
 
 
-def build(args: argparse.Namespace, cache_dir: str, views: tuple[str, ...]):
-    """`(trainers by view, train dataloader, training records, loader workers)` set up as train_merit.py does (with
-    the same `merit_training` functions)."""
+def build(args: argparse.Namespace, cache_dir: str, variants: dict[str, tuple[str, bool]]):
+    """`(trainers by variant, train dataloader, training split, loader workers, processor)` set up as train_merit.py
+    does (with the same `merit_training` functions); `variants` maps a name to (contrastive view,
+    `cache_text_features`), every variant starting from the same weights."""
     training_args = TrainingArguments(per_device_train_batch_size=args.batch_size)
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     model, processor = build_model_and_processor(
         ModelArguments(model_preset=args.preset, text_model_name_or_path=args.text_model_name_or_path)
     )
-    models = {view: model if index == 0 else copy.deepcopy(model) for index, view in enumerate(views)}
-    for view, view_model in models.items():
-        view_model.config.contrastive_view = view
-    trainers = {view: Trainer(accelerator, models[view], training_args) for view in views}
+    models = {name: model if index == 0 else copy.deepcopy(model) for index, name in enumerate(variants)}
+    for name, (view, cache) in variants.items():
+        models[name].config.contrastive_view = view
+        models[name].merit.enable_text_feature_cache(cache)
+    trainers = {name: Trainer(accelerator, models[name], training_args) for name in variants}
 
     train = load_pretraining_splits("ptbxl", str(DATASETS["ptbxl"].default_data_dir), cache_dir=cache_dir)["train"]
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     collator = ECGReportCollator(processor, crop="random", seed=training_args.seed)
     dataloader = accelerator.prepare(build_train_dataloader(train, collator, args.batch_size, num_workers))
-    return trainers, dataloader, len(train), num_workers
+    return trainers, dataloader, train, num_workers, processor
+
+
+def fill_text_cache(model, processor, reports: list[str], batch_size: int) -> dict:
+    """Embeds every training report into `model`'s text cache, as the first epoch does; returns its cost."""
+    gc.collect()
+    started, before = time.perf_counter(), memory_kib("VmRSS")
+    for start in range(0, len(reports), batch_size):
+        tokens = processor(text=reports[start : start + batch_size], return_tensors="pt")
+        model.merit.pooled_text_features(tokens["input_ids"], tokens["attention_mask"])
+    cache = model.merit._text_feature_cache
+    entries = sum(tensor.numel() * tensor.element_size() for tensor in cache.values())
+    return {
+        "fill_seconds": time.perf_counter() - started,
+        "distinct_reports": len(cache),
+        "cache_mib": entries / 2**20,
+        "fill_rss_growth_mib": (memory_kib("VmRSS") - before) / 1024,
+    }
+
+
+def timed_iterations(args: argparse.Namespace, trainers: dict, dataloader, seed: int) -> list[dict]:
+    """`args.warmup + args.iterations` iterations of one step per trainer on the same batch (alternating which goes
+    first); returns, per measured iteration, the data wait and each trainer's compute time."""
+    names = list(trainers)
+    rows = []
+    batches = batches_forever(dataloader)
+    for iteration in range(args.warmup + args.iterations):
+        batch, wait = next(batches)
+        order = names if iteration % 2 == 0 else names[::-1]
+        compute = {name: trainers[name].step(batch, step_seed(seed, iteration, 1, 0)) for name in order}
+        if iteration >= args.warmup:
+            rows.append({"wait": wait, **compute})
+        logger.info(
+            f"iteration {iteration}: wait {wait * 1e3:.1f} ms, "
+            + ", ".join(f"{name} {compute[name]:.2f} s" for name in names)
+        )
+    return rows
 
 
 def measure_memory(args: argparse.Namespace, cache_dir: str) -> dict:
     """Worker of one view (`args.memory_view`): peak resident set of training it, and of its last step's growth."""
-    trainers, dataloader, _, _ = build(args, cache_dir, (args.memory_view,))
+    trainers, dataloader, _, _, _ = build(args, cache_dir, {args.memory_view: (args.memory_view, True)})
     trainer = trainers[args.memory_view]
     batches = batches_forever(dataloader)
     for step in range(args.memory_steps):
@@ -187,26 +231,28 @@ def memory_in_subprocess(args: argparse.Namespace, view: str) -> dict:
 def run(args: argparse.Namespace, cache_dir: str) -> dict:
     """Runs the benchmark (`cache_dir`: where `datasets` prepares the PTB-XL excerpt); returns the results."""
     seed = TrainingArguments.seed
-    trainers, dataloader, num_records, num_workers = build(args, cache_dir, VIEWS)
+    trainers, dataloader, train, num_workers, processor = build(
+        args, cache_dir, {view: (view, True) for view in VIEWS}
+    )
+    num_records = len(train)
     logger.info(
         f"{args.preset} preset, batch {args.batch_size}, {num_workers} loader workers, {torch.get_num_threads()} "
         f"threads, {num_records} training records; {args.warmup} warm-up + {args.iterations} measured iterations"
     )
+    rows = timed_iterations(args, trainers, dataloader, seed)
+    del trainers, dataloader
+    gc.collect()
 
-    rows = []
-    batches = batches_forever(dataloader)
-    for iteration in range(args.warmup + args.iterations):
-        batch, wait = next(batches)
-        order = VIEWS if iteration % 2 == 0 else VIEWS[::-1]
-        compute = {view: trainers[view].step(batch, step_seed(seed, iteration, 1, 0)) for view in order}
-        if iteration >= args.warmup:
-            rows.append({"wait": wait, **compute})
-        logger.info(
-            f"iteration {iteration}: wait {wait * 1e3:.1f} ms, "
-            + ", ".join(f"{view} {compute[view]:.2f} s" for view in VIEWS)
-        )
-
-    del trainers, dataloader, batches
+    cache_trainers, cache_dataloader, _, _, _ = build(args, cache_dir, CACHE_VARIANTS)
+    cached_model = cache_trainers["text cache"].accelerator.unwrap_model(cache_trainers["text cache"].model)
+    text_cache = fill_text_cache(cached_model, processor, [str(report) for report in train["report"]], 64)
+    cache_rows = timed_iterations(args, cache_trainers, cache_dataloader, seed)
+    text_cache["with_step_seconds"] = statistics.median(row["wait"] + row["text cache"] for row in cache_rows)
+    text_cache["without_step_seconds"] = statistics.median(row["wait"] + row["no text cache"] for row in cache_rows)
+    text_cache["without_over_with_compute_ratio"] = statistics.median(
+        row["no text cache"] / row["text cache"] for row in cache_rows
+    )
+    del cache_trainers, cache_dataloader
     gc.collect()
     memory = {view: memory_in_subprocess(args, view) for view in VIEWS}
 
@@ -225,6 +271,7 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
             **memory[view],
         }
     results["full_over_masked_compute_ratio"] = statistics.median(row["full"] / row["masked"] for row in rows)
+    results["text_cache"] = text_cache
     return results
 
 
@@ -241,11 +288,20 @@ def report(results: dict) -> str:
     for view in VIEWS:
         row = results[view]
         lines.append(
-            f"| {view}{' (default)' if view == 'full' else ''} | {row['ecgs_per_second']:.1f} | {row['step_seconds']:.2f} | "
+            f"| {view}{' (default)' if view == DEFAULT_VIEW else ''} | {row['ecgs_per_second']:.1f} | {row['step_seconds']:.2f} | "
             f"{row['data_wait_ms']:.1f} | {100 * row['data_wait_fraction']:.1f} % | {row['peak_rss_mib']:.0f} | "
             f"{row['step_growth_mib']:.0f} |"
         )
     lines += ["", f"full / masked compute time per step: {results['full_over_masked_compute_ratio']:.2f}x"]
+    cache = results["text_cache"]
+    lines += [
+        "",
+        "Frozen text tower, masked view, with and without the text-feature cache (same batches, side by side):",
+        f"step {cache['without_step_seconds']:.2f} s without, {cache['with_step_seconds']:.2f} s with; compute time "
+        f"without / with: {cache['without_over_with_compute_ratio']:.2f}x. Filling it (once per run): "
+        f"{cache['fill_seconds']:.1f} s for {cache['distinct_reports']} distinct reports, {cache['cache_mib']:.2f} MiB "
+        f"(resident set +{cache['fill_rss_growth_mib']:.0f} MiB).",
+    ]
     return "\n".join(lines)
 
 

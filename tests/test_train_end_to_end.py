@@ -43,7 +43,7 @@ def test_tiny_run_exports_a_loadable_model_logs_and_evaluates(tmp_path, caplog):
     assert not template_placeholders(card)
     assert "Optimizer steps: 4" in card and "`ptbxl`, training split: 24 ECG-report pairs" in card
     results = json.loads((output_dir / "results" / "results.json").read_text())["results"]
-    assert {row["task"] for row in results} == {"linear-probe", "zero-shot"}  # the demo evaluation ran on it
+    assert {row["task"] for row in results} == {"linear-probe", "zero-shot", "retrieval"}  # the demo evaluation ran
     assert {row["model"] for row in results if row["baseline"] is None} == {str(output_dir)}
 
     closing = log[log.rindex("Done.") :]  # the run ends by saying where the outputs are and how to load them

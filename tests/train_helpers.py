@@ -71,19 +71,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 TWO_CPU_PROCESSES_CONFIG = REPO_ROOT / "configs" / "accelerate" / "cpu_2_processes.yaml"
 
 
+def accelerate_launch_command(config_file: Path, script: str, *args: str, launch_options: tuple = ()) -> list[str]:
+    """`accelerate launch --config_file config_file [launch_options] script args` (a free loopback port unless
+    `launch_options` name one)."""
+    launcher = Path(sys.executable).with_name("accelerate")
+    port = () if "--main_process_port" in launch_options else ("--main_process_port", str(free_port()))
+    return [str(launcher), "launch", "--config_file", str(config_file), *launch_options, *port, script, *args]
+
+
 def two_process_command(script: str, *args: str) -> list[str]:
     """`accelerate launch` of `script` as two real gloo processes on the CPU (with `ACCELERATE_USE_CPU=1` set)."""
-    launcher = Path(sys.executable).with_name("accelerate")
-    return [
-        str(launcher),
-        "launch",
-        "--config_file",
-        str(TWO_CPU_PROCESSES_CONFIG),
-        "--main_process_port",
-        str(free_port()),
-        script,
-        *args,
-    ]
+    return accelerate_launch_command(TWO_CPU_PROCESSES_CONFIG, script, *args)
 
 
 def free_port() -> int:
@@ -110,3 +108,11 @@ def run_judged_by_outputs(command: list[str], completed, **kwargs) -> subprocess
             stacklevel=2,
         )
     return result
+
+
+def read_training_log_losses(output_dir: Path) -> list[tuple[int, float]]:
+    """`(step, train/loss)` of every logged training step in `output_dir/training_log.jsonl`."""
+    import json
+
+    entries = [json.loads(line) for line in (output_dir / "training_log.jsonl").read_text().splitlines()]
+    return [(entry["step"], entry["train/loss"]) for entry in entries if "train/loss" in entry]
