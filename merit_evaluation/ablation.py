@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from .results import ResultRow, read_results
+from .results import ResultRow, paired_macro_auroc_difference, read_results
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,19 @@ def _cell(row: ResultRow | None) -> str:
     return f"{metric.value:.3f} ({metric.ci_low:.3f}–{metric.ci_high:.3f})"
 
 
+def _difference_cell(merit: ResultRow | None, other: ResultRow | None) -> tuple[str, dict | None]:
+    difference = None if merit is None or other is None else paired_macro_auroc_difference(merit, other)
+    if difference is None:
+        return "—", None
+    excludes_zero = difference.ci_low is not None and (difference.ci_low > 0 or difference.ci_high < 0)
+    text = f"{difference.value:+.3f} ({difference.ci_low:+.3f} to {difference.ci_high:+.3f})"
+    return (f"**{text}**" if excludes_zero else text), {
+        "difference": difference.value,
+        "ci_low": difference.ci_low,
+        "ci_high": difference.ci_high,
+    }
+
+
 def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str, list[dict]]:
     """
     Builds the ablation table from the `results.json` files of every variant.
@@ -59,7 +72,9 @@ def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str,
     Returns:
         `(markdown, records)`: a markdown table with one row per (task, label set) and one column per variant plus
         the random-init encoder (test macro AUROC with its 95 % bootstrap interval; mean over seeds is not taken:
-        with several seeds each seed gets its own row), and the same cells as JSON-ready dicts.
+        with several seeds each seed gets its own row), then the paired differences MERIT − each other column
+        (the same bootstrap resamples for both, `paired_macro_auroc_difference`; bold where the 95 % interval
+        excludes 0), and the same cells as JSON-ready dicts.
     """
     cells: dict[tuple, dict[str, ResultRow]] = {}
     for variant_name, paths in results_files.items():
@@ -74,16 +89,19 @@ def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str,
                     continue
                 cells.setdefault((row.task, row.label_set, row.seed), {})[column] = row
     columns = [*results_files, RANDOM_ENCODER]
+    merit_column, others = columns[0], columns[1:]
+    difference_columns = [f"{merit_column} − {other}" for other in others]
     lines = [
-        "| task | label set | seed | n test | " + " | ".join(columns) + " |",
-        "|---|---|---|---|" + "---|" * len(columns),
+        "| task | label set | seed | n test | " + " | ".join(columns + difference_columns) + " |",
+        "|---|---|---|---|" + "---|" * (len(columns) + len(difference_columns)),
     ]
     records = []
     for (task, label_set, seed), by_column in sorted(cells.items()):
         n_test = next(iter(by_column.values())).n_test
+        differences = [_difference_cell(by_column.get(merit_column), by_column.get(other)) for other in others]
         lines.append(
             f"| {task} | {label_set} | {seed} | {n_test} | "
-            + " | ".join(_cell(by_column.get(column)) for column in columns)
+            + " | ".join([_cell(by_column.get(column)) for column in columns] + [text for text, _ in differences])
             + " |"
         )
         for column, row in by_column.items():
@@ -92,6 +110,12 @@ def ablation_table(results_files: dict[str, list[str | PathLike]]) -> tuple[str,
                 "task": task, "label_set": label_set, "seed": seed, "n_test": row.n_test, "model": column,
                 "macro_auroc": metric.value, "ci_low": metric.ci_low, "ci_high": metric.ci_high,
             })  # fmt: skip
+        for other, (_, difference) in zip(others, differences):
+            if difference is not None:
+                records.append({
+                    "task": task, "label_set": label_set, "seed": seed, "n_test": n_test,
+                    "model": f"{merit_column} − {other}", "paired_difference": difference,
+                })  # fmt: skip
     return "\n".join(lines) + "\n", records
 
 

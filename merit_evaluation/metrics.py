@@ -49,6 +49,7 @@ Definitions:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -63,11 +64,14 @@ __all__ = [
     "MetricValue",
     "as_multi_hot",
     "bootstrap_indices",
+    "bootstrap_metric_values",
     "bootstrap_weights",
+    "check_bootstrap_arguments",
     "compute_classification_metrics",
     "fmax",
     "macro_f1",
     "macro_roc_auc",
+    "paired_bootstrap_differences",
     "per_class_f1",
     "per_class_roc_auc",
     "percentile_interval",
@@ -110,6 +114,10 @@ class BootstrapSummary:
             no negatives and was therefore left out of that resample's macro AUROC.
         n_skipped_auroc_class_resamples (`int`): total number of (class, resample) pairs left out of the macro AUROC.
         n_undefined (`dict[str, int]`): per metric, resamples where it was undefined and left out of its interval.
+        resampled_macro_auroc (`list[float]`, *optional*): the macro AUROC of every resample, in order (NaN where
+            undefined). Resample `r` draws the same records for every model scored on the same test set with the
+            same seed (`bootstrap_indices`), so two rows give a *paired* bootstrap of their difference
+            (`paired_difference`).
     """
 
     n_resamples: int
@@ -118,6 +126,7 @@ class BootstrapSummary:
     n_resamples_with_skipped_auroc_classes: int
     n_skipped_auroc_class_resamples: int
     n_undefined: dict[str, int] = field(default_factory=dict)
+    resampled_macro_auroc: list[float] | None = None
 
 
 @dataclass
@@ -376,6 +385,112 @@ def percentile_interval(values: np.ndarray, confidence_level: float) -> tuple[fl
     return float(low), float(high)
 
 
+def paired_difference(
+    value_a: float,
+    resampled_a: Sequence[float],
+    value_b: float,
+    resampled_b: Sequence[float],
+    confidence_level: float = 0.95,
+) -> MetricValue:
+    """
+    The difference `a - b` of two models' metric on the same test records, with the percentile interval of the
+    per-resample differences: a paired bootstrap, valid when resample `r` drew the same records for both (same test
+    set, same bootstrap seed; see `BootstrapSummary.resampled_macro_auroc`). Resamples where either is undefined
+    are left out. For stored resamples (two `results.json` rows); `paired_bootstrap_differences` resamples live
+    metric functions.
+    """
+    resampled_a, resampled_b = np.asarray(resampled_a, dtype=float), np.asarray(resampled_b, dtype=float)
+    if resampled_a.shape != resampled_b.shape:
+        raise ValueError(
+            f"A paired difference needs the same bootstrap resamples for both models; got {resampled_a.shape[0]} "
+            f"and {resampled_b.shape[0]} resamples."
+        )
+    low, high = percentile_interval(resampled_a - resampled_b, confidence_level)
+    return MetricValue(value=float(value_a - value_b), ci_low=low, ci_high=high)
+
+
+WeightedMetrics = Callable[[np.ndarray], dict[str, np.ndarray]]
+"""`weights (n_resamples, n_samples) -> {metric name: values (n_resamples,)}`: metrics of per-sample statistics for
+any sample weights (weight 1 everywhere is the point estimate; see the module docstring)."""
+
+
+def check_bootstrap_arguments(n_bootstrap, confidence_level) -> None:
+    """Raise a `ValueError` unless `n_bootstrap` is a non-negative integer and `confidence_level` is in (0, 1)."""
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"`n_bootstrap` must be a non-negative integer, got {n_bootstrap!r}.")
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level!r}.")
+
+
+def bootstrap_metric_values(
+    metric_values: WeightedMetrics,
+    n_samples: int,
+    n_bootstrap: int = 1000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, MetricValue]:
+    """Point estimates and percentile-bootstrap intervals of weighted metrics.
+
+    Args:
+        metric_values (`WeightedMetrics`): the metrics for any sample weights.
+        n_samples (`int`): size of the evaluation set.
+        n_bootstrap (`int`, defaults to 1000): resamples (`bootstrap_weights`); 0 leaves the intervals `None`.
+        confidence_level (`float`, defaults to 0.95): coverage of the intervals, in (0, 1).
+        seed (`int`, defaults to 0): bootstrap seed.
+
+    Returns:
+        `dict[str, MetricValue]`, one per metric `metric_values` returns (NaN resamples left out of the interval).
+    """
+    check_bootstrap_arguments(n_bootstrap, confidence_level)
+    point = metric_values(np.ones((1, n_samples)))
+    metrics = {name: MetricValue(value=float(values[0])) for name, values in point.items()}
+    if n_bootstrap > 0:
+        resampled = _resampled_values(metric_values, n_samples, n_bootstrap, seed)
+        for name, values in resampled.items():
+            metrics[name].ci_low, metrics[name].ci_high = percentile_interval(values, confidence_level)
+    return metrics
+
+
+def _resampled_values(metric_values: WeightedMetrics, n_samples: int, n_bootstrap: int, seed: int) -> dict:
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_bootstrap, _BOOTSTRAP_CHUNK_SIZE):
+        weights = bootstrap_weights(n_samples, range(start, min(start + _BOOTSTRAP_CHUNK_SIZE, n_bootstrap)), seed)
+        for name, values in metric_values(weights).items():
+            chunks.setdefault(name, []).append(values)
+    return {name: np.concatenate(values) for name, values in chunks.items()}
+
+
+def paired_bootstrap_differences(
+    metric_values_a: WeightedMetrics,
+    metric_values_b: WeightedMetrics,
+    n_samples: int,
+    n_bootstrap: int = 1000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, MetricValue]:
+    """Paired bootstrap of the difference `a - b` of two systems scored on the same samples.
+
+    Each resample draws the same samples for both systems (`bootstrap_weights`), and the interval is the percentile
+    interval of the resampled differences, so it accounts for the two systems' scores being correlated per sample.
+    An interval that excludes 0 says the difference is significant at the chosen level.
+
+    Args:
+        metric_values_a, metric_values_b (`WeightedMetrics`): the two systems' metrics on the same `n_samples`
+            samples, in the same order; only the metrics both return are compared.
+        n_samples (`int`), n_bootstrap (`int`, defaults to 1000), confidence_level (`float`, defaults to 0.95),
+        seed (`int`, defaults to 0): as in `bootstrap_metric_values`.
+
+    Returns:
+        `dict[str, MetricValue]`: the point difference and its interval per shared metric.
+    """
+
+    def difference(weights):
+        values_a, values_b = metric_values_a(weights), metric_values_b(weights)
+        return {name: values_a[name] - values_b[name] for name in values_a if name in values_b}
+
+    return bootstrap_metric_values(difference, n_samples, n_bootstrap, confidence_level, seed)
+
+
 def compute_classification_metrics(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -449,6 +564,7 @@ def compute_classification_metrics(
             n_skipped_per_resample.append(np.isnan(values["auroc"]).sum(axis=1))
         n_skipped_per_resample = np.concatenate(n_skipped_per_resample)
         n_undefined = {}
+        resampled_macro_auroc = np.concatenate(resampled["macro_auroc"])
         for name in metric_names:
             values = np.concatenate(resampled[name])
             n_undefined[name] = int(np.isnan(values).sum())
@@ -461,6 +577,7 @@ def compute_classification_metrics(
             n_resamples_with_skipped_auroc_classes=int((n_skipped_per_resample > 0).sum()),
             n_skipped_auroc_class_resamples=int(n_skipped_per_resample.sum()),
             n_undefined=n_undefined,
+            resampled_macro_auroc=[round(float(value), 6) for value in resampled_macro_auroc],
         )
         if (extra_skipped > 0).any():
             logger.info(

@@ -7,7 +7,7 @@
 
 | field | type | meaning |
 |---|---|---|
-| `task` | str | `linear-probe`, `finetune`, `zero-shot`, `robustness` or `report-generation` |
+| `task` | str | `linear-probe`, `finetune`, `zero-shot`, `robustness`, `report-generation` or `retrieval` |
 | `dataset` | str | e.g. `ptbxl`, `cpsc2018`, `chapman` |
 | `label_set` | str | e.g. `superdiagnostic`; `report` for report generation |
 | `fraction` | float | fraction of the training labels used, in (0, 1] (1.0 for zero-shot) |
@@ -16,13 +16,13 @@
 | `model_revision` | str or null | Hub revision / commit of `model` |
 | `baseline` | str or null | null for MERIT, else the baseline's name (e.g. `random-init`, `supervised-scratch`, `ecg-shuffled`) |
 | `n_test` | int | number of test samples |
-| `metrics` | {name: {value, ci_low, ci_high}} | `macro_auroc` (primary), `macro_f1`, `fmax`; report generation: `rougeL` (primary), `meteor`, `bleu1`..`bleu4`, `rouge1`, `rouge2`, `cider_d`, `bertscore_*`; CIs null w/o bootstrap |
+| `metrics` | {name: {value, ci_low, ci_high}} | `macro_auroc` (primary), `macro_f1`, `fmax`; report generation: `rougeL` (primary), `meteor`, `bleu1`..`bleu4`, `rouge1`, `rouge2`, `cider_d`, `bertscore_*`, with PTB-XL statements `ce_*` (clinical efficacy); retrieval: `ecg_to_report_r5` (primary), `_r1`, `_r10`, `_median_rank` and the same for `report_to_ecg_`; CIs null w/o bootstrap |
 | `per_class_auroc` | {class: float or null} | null where the class has no test positives or no test negatives; `{}` for report generation |
 | `thresholds_source` | str or null | `validation` (thresholds are only fitted there); null without F1 |
 | `shift`, `severity` | str; number or str (or null) | robustness rows: the `merit_evaluation.shifts` name, severity |
 | `split` | str | evaluated split, `test` |
 | `bootstrap` | object or null | `merit_evaluation.metrics.BootstrapSummary` as a dict |
-| `details` | {str: str} or null | how the metrics were computed (report generation: tokeniser, BERTScore model and layer) |
+| `details` | {str: str} or null | how the metrics were computed (report generation: tokeniser, BERTScore model and layer, CE per-class F1) |
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import ClassificationMetrics, MetricValue
+from .metrics import ClassificationMetrics, MetricValue, paired_difference
 
 
 if TYPE_CHECKING:
@@ -44,11 +44,23 @@ if TYPE_CHECKING:
 
 
 RESULTS_SCHEMA_VERSION = 1
-TASKS = ("linear-probe", "finetune", "zero-shot", "robustness", "report-generation")
-PRIMARY_METRICS = {"report-generation": "rougeL"}
+TASKS = ("linear-probe", "finetune", "zero-shot", "robustness", "report-generation", "retrieval")
+PRIMARY_METRICS = {"report-generation": "rougeL", "retrieval": "ecg_to_report_r5"}
 """Primary metric of a task when it is not `macro_auroc`."""
 CLASSIFICATION_TABLE_METRICS = ("macro_auroc", "macro_f1", "fmax")
-REPORT_TABLE_METRICS = ("rougeL", "meteor", "bleu4", "cider_d", "bertscore_f1")
+REPORT_TABLE_METRICS = ("rougeL", "meteor", "bleu4", "cider_d", "bertscore_f1", "ce_f1_micro", "ce_f1_macro")
+RETRIEVAL_TABLE_METRICS = (
+    "ecg_to_report_r1",
+    "ecg_to_report_r5",
+    "ecg_to_report_r10",
+    "ecg_to_report_median_rank",
+    "report_to_ecg_r1",
+    "report_to_ecg_r5",
+    "report_to_ecg_r10",
+    "report_to_ecg_median_rank",
+)
+TASK_TABLE_METRICS = {"report-generation": REPORT_TABLE_METRICS, "retrieval": RETRIEVAL_TABLE_METRICS}
+"""The metrics of the tasks shown in a table of their own (rows without label set or fraction)."""
 METRIC_DISPLAY_NAMES = {
     "macro_auroc": "Macro AUROC",
     "macro_f1": "Macro F1",
@@ -58,6 +70,15 @@ METRIC_DISPLAY_NAMES = {
     "bleu4": "BLEU-4",
     "cider_d": "CIDEr-D",
     "bertscore_f1": "BERTScore F1",
+    "ce_f1_micro": "CE-F1 micro",
+    "ce_f1_macro": "CE-F1 macro",
+    **{
+        f"{direction}_r{k}": f"{arrow} R@{k}"
+        for direction, arrow in (("ecg_to_report", "ECG→report"), ("report_to_ecg", "report→ECG"))
+        for k in (1, 5, 10)
+    },
+    "ecg_to_report_median_rank": "ECG→report median rank",
+    "report_to_ecg_median_rank": "report→ECG median rank",
 }
 MODEL_INDEX_METRIC_TYPES = {
     "macro_auroc": "roc_auc",
@@ -72,8 +93,18 @@ MODEL_INDEX_METRIC_TYPES = {
     "bertscore_recall": "bertscore",
     "bertscore_f1": "bertscore",
     **{f"bleu{order}": "bleu" for order in range(1, 5)},
+    **{f"ce_{kind}_{average}": kind for kind in ("precision", "recall", "f1") for average in ("micro", "macro")},
+    "ce_super_f1_micro": "f1",
+    "ce_super_f1_macro": "f1",
+    "ce_all_f1_micro": "f1",
+    **{f"{direction}_r{k}": "recall" for direction in ("ecg_to_report", "report_to_ecg") for k in (1, 5, 10)},
+    "ecg_to_report_median_rank": "median_rank",
+    "report_to_ecg_median_rank": "median_rank",
 }
-MODEL_INDEX_TASKS = {"report-generation": ("text-generation", "ECG report generation")}
+MODEL_INDEX_TASKS = {
+    "report-generation": ("text-generation", "ECG report generation"),
+    "retrieval": ("feature-extraction", "ECG-report retrieval"),
+}
 """`model-index` task type and name of a task when it is not ECG classification."""
 RESULTS_START_MARKER = "<!-- merit-results-start -->"
 RESULTS_END_MARKER = "<!-- merit-results-end -->"
@@ -159,6 +190,31 @@ class ResultRow:
         return _nan_to_none(asdict(self))
 
 
+def paired_macro_auroc_difference(row_a: ResultRow, row_b: ResultRow) -> MetricValue | None:
+    """
+    Macro AUROC of `row_a` minus that of `row_b` with a paired bootstrap interval (`paired_difference`), or `None`
+    when the two rows were not scored on the same resamples (different test sets or seeds, no bootstrap, or rows
+    written before `resampled_macro_auroc` existed).
+    """
+    resampled = [(row.bootstrap or {}).get("resampled_macro_auroc") for row in (row_a, row_b)]
+    same_resamples = (
+        None not in resampled
+        and row_a.n_test == row_b.n_test
+        and row_a.bootstrap.get("seed") == row_b.bootstrap.get("seed")
+        and len(resampled[0]) == len(resampled[1])
+    )
+    if not same_resamples:
+        return None
+    nan_resampled = [[math.nan if value is None else value for value in values] for values in resampled]
+    return paired_difference(
+        row_a.metrics["macro_auroc"].value,
+        nan_resampled[0],
+        row_b.metrics["macro_auroc"].value,
+        nan_resampled[1],
+        row_a.bootstrap.get("confidence_level", 0.95),
+    )
+
+
 def _nan_to_none(value):
     """Recursively turn NaN into `None` and numpy scalars into Python ones, for strict JSON."""
     if isinstance(value, np.generic):
@@ -229,24 +285,25 @@ def results_to_markdown(rows: list[ResultRow], metric_names: tuple[str, ...] | N
         rows (`list[ResultRow]`): the results.
         metric_names (`tuple[str, ...]`, *optional*): metrics to show, as `value (ci_low–ci_high)`. By default
             `CLASSIFICATION_TABLE_METRICS` for the classification rows and, in a second table,
-            `REPORT_TABLE_METRICS` for the report-generation rows.
+            `REPORT_TABLE_METRICS` / `RETRIEVAL_TABLE_METRICS` for the report-generation / retrieval rows.
 
     Returns:
         `str`: the table(s) (with `Shift` / `Severity` columns when there are robustness rows).
     """
     if metric_names is None:
-        report_rows = [row for row in rows if row.task == "report-generation"]
-        other_rows = [row for row in rows if row.task != "report-generation"]
-        tables = [] if report_rows and not other_rows else [_table(other_rows, CLASSIFICATION_TABLE_METRICS)]
-        if report_rows:
-            tables.append(_table(report_rows, REPORT_TABLE_METRICS))
-        return "\n".join(tables)
+        other_rows = [row for row in rows if row.task not in TASK_TABLE_METRICS]
+        tables = [_table(other_rows, CLASSIFICATION_TABLE_METRICS)] if other_rows else []
+        for task, task_metrics in TASK_TABLE_METRICS.items():
+            task_rows = [row for row in rows if row.task == task]
+            if task_rows:
+                tables.append(_table(task_rows, task_metrics))
+        return "\n".join(tables) if tables else _table([], CLASSIFICATION_TABLE_METRICS)
     return _table(rows, metric_names)
 
 
 def _table(rows: list[ResultRow], metric_names: tuple[str, ...]) -> str:
     with_shift = any(row.shift is not None for row in rows)
-    with_labels = any(row.task != "report-generation" for row in rows)  # report rows: no label set or fraction
+    with_labels = any(row.task not in TASK_TABLE_METRICS for row in rows)  # report rows: no label set or fraction
     header = ["Task", "Dataset"] + (["Label set", "Fraction"] if with_labels else []) + ["Seed"]
     header += ["Shift", "Severity"] if with_shift else []
     header += ["Model"] + [METRIC_DISPLAY_NAMES.get(name, name) for name in metric_names] + ["n test"]

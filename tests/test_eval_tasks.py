@@ -43,7 +43,7 @@ from modeling_merit import (
 
 PTBXL_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ptbxl-sample"
 SUPERCLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
-N_VALIDATION, N_TEST = 62, 53  # folds 9 and 10 of the sample, minus records without a superdiagnostic label
+N_VALIDATION, N_TEST = 168, 181  # folds 9 and 10 of the sample, minus records without a superdiagnostic label
 METRICS = ("macro_auroc", "macro_f1", "fmax")
 
 
@@ -139,7 +139,7 @@ def test_run_demo_evaluation_arguments(tmp_path, monkeypatch):
     assert eval_merit.run_demo_evaluation(tmp_path, PTBXL_SAMPLE) == []
     model_args, data_args, eval_args = eval_merit.parse_arguments(calls[0])  # valid flags
     assert model_args.model_name_or_path == str(tmp_path) and data_args.label_set == "superdiagnostic"
-    assert eval_args.task == ["linear-probe", "zero-shot"] and eval_args.label_fractions == [0.1, 1.0]
+    assert eval_args.task == ["linear-probe", "zero-shot", "retrieval"] and eval_args.label_fractions == [0.1, 1.0]
     assert eval_args.baselines and not eval_args.save_models
     assert eval_args.output_dir == str(tmp_path / "results") and eval_args.model_card == str(tmp_path / "README.md")
 
