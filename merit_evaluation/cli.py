@@ -17,6 +17,7 @@ registry (`dataset_scripts.registry`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -46,10 +47,12 @@ from .results import (
     RESULTS_END_MARKER,
     TASKS,
     ResultRow,
+    paired_macro_auroc_difference,
     results_to_markdown,
     update_model_card,
     write_results,
 )
+from .retrieval import RETRIEVAL_TASK, run_retrieval_task
 from .robustness import run_robustness
 from .shifts import SHIFTS
 from .zero_shot import ClassEmbeddingCache, run_zero_shot
@@ -146,7 +149,7 @@ class EvaluationArguments:
         metadata={
             "help": "One or more tasks, run in order into one results.json: linear-probe (head on frozen features), "
             "finetune (whole classifier), zero-shot (text prompts), robustness (a classifier under distribution "
-            "shifts).",
+            "shifts), retrieval (ECG->report and report->ECG among the test reports), report-generation (alone).",
             "choices": list(TASKS),
         }
     )
@@ -255,6 +258,21 @@ class EvaluationArguments:
             "way on a randomly initialised encoder)."
         },
     )
+    report_split: str = field(
+        default="test",
+        metadata={
+            "help": "report-generation: the scored split: test, or validation (fold 9 for PTB-XL) to choose decoding "
+            "and training settings without reading the test reports.",
+            "choices": ["test", "validation"],
+        },
+    )
+    generate_kwargs: str | None = field(
+        default=None,
+        metadata={
+            "help": "report-generation: decoding arguments of every generation as a JSON object, passed to the LLM's "
+            'generate, e.g. \'{"num_beams": 3, "repetition_penalty": 1.2}\' (default: greedy).'
+        },
+    )
 
 
 def parse_arguments(args: list[str] | None = None) -> tuple[ModelArguments, DataArguments, EvaluationArguments]:
@@ -292,11 +310,23 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
             )
     elif data_args.dataset is None:
         raise ValueError(f"--dataset is required for --task {' '.join(tasks)}; one of {list(LABELLED_DATASETS)}.")
-    elif eval_args.report_language != "all" or eval_args.baseline_checkpoints is not None:
+    elif RETRIEVAL_TASK in tasks and data_args.dataset not in LABELLED_REPORT_DATASETS:
         raise ValueError(
-            f"--report_language and --baseline_checkpoints only apply to --task {REPORT_TASK} (got --task "
-            f"{' '.join(tasks)})."
+            f"--task {RETRIEVAL_TASK} retrieves among a dataset's test reports; --dataset must have reports "
+            f"({', '.join(LABELLED_REPORT_DATASETS)}), got {data_args.dataset}."
         )
+    elif (
+        eval_args.report_language != "all"
+        or eval_args.baseline_checkpoints is not None
+        or eval_args.report_split != "test"
+        or eval_args.generate_kwargs is not None
+    ):
+        raise ValueError(
+            f"--report_language, --baseline_checkpoints, --report_split and --generate_kwargs only apply to --task "
+            f"{REPORT_TASK} (got --task {' '.join(tasks)})."
+        )
+    if eval_args.generate_kwargs is not None:
+        report_generate_kwargs(eval_args)
     if eval_args.baseline_checkpoints is not None:
         baseline_checkpoints(eval_args)
     spec = dataset_spec(data_args.dataset)
@@ -376,6 +406,28 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
         raise ValueError("--hub_model_id only applies with --push_to_hub.")
 
 
+def report_generate_kwargs(eval_args: EvaluationArguments) -> dict | None:
+    """`--generate_kwargs` parsed: a JSON object, or `None`; raises a `ValueError` naming the flag otherwise."""
+    if eval_args.generate_kwargs is None:
+        return None
+    try:
+        parsed = json.loads(eval_args.generate_kwargs)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"--generate_kwargs must be a JSON object such as '{{\"num_beams\": 3}}', got "
+            f"{eval_args.generate_kwargs!r}: {error}."
+        ) from error
+    if not isinstance(parsed, dict):
+        raise ValueError(f"--generate_kwargs must be a JSON object, got {eval_args.generate_kwargs!r}.")
+    for name in ("num_return_sequences", "max_new_tokens"):
+        if name in parsed:
+            raise ValueError(
+                f"--generate_kwargs may not set {name!r}: the evaluation scores one report per record, and its length "
+                "is --max_new_tokens."
+            )
+    return parsed
+
+
 def baseline_checkpoints(eval_args: EvaluationArguments) -> dict[str, str]:
     """`--baseline_checkpoints NAME=PATH ...` as `{name: path}`; raises on a malformed or repeated entry."""
     parsed = {}
@@ -414,6 +466,24 @@ def result_notes(rows: list[ResultRow], n_train: int, skipped_shifts: dict[str, 
         )
     for setting, reason in skipped_shifts.items():
         notes.append(f"Note: robustness setting {setting} was skipped ({reason}).")
+    for row in rows:
+        if row.baseline is not None or row.task not in TRAINING_TASKS:
+            continue
+        for baseline in rows:
+            same_setting = (baseline.task, baseline.fraction, baseline.seed, baseline.shift, baseline.severity) == (
+                row.task,
+                row.fraction,
+                row.seed,
+                row.shift,
+                row.severity,
+            )
+            difference = paired_macro_auroc_difference(row, baseline) if same_setting and baseline.baseline else None
+            if difference is not None:
+                notes.append(
+                    f"Paired difference MERIT − {baseline.baseline} ({row.task}, {row.fraction:g} of the labels, seed "
+                    f"{row.seed}): macro AUROC {difference.value:+.3f} (95 % CI {difference.ci_low:+.3f} to "
+                    f"{difference.ci_high:+.3f}, same bootstrap resamples)."
+                )
     return notes
 
 
@@ -448,26 +518,40 @@ def run_evaluation(
     output_dir = Path(eval_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = model_args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # what the report-generation and retrieval tasks, which load their own checkpoint and dataset, share
+    shared = {
+        "dataset": data_args.dataset,
+        "revision": model_args.revision,
+        "cache_dir": model_args.cache_dir,
+        "device": device,
+        "sampling_rate": data_args.dataset_sampling_rate,
+        "seeds": eval_args.seeds,
+        "n_bootstrap": eval_args.n_bootstrap,
+        "batch_size": eval_args.batch_size,
+        "baselines": eval_args.baselines,
+    }
     if tasks == [REPORT_TASK]:
         rows, notes = run_report_generation_task(
             model_args.model_name_or_path,
             data_args.data_dir,
             output_dir,
-            dataset=data_args.dataset,
-            revision=model_args.revision,
-            cache_dir=model_args.cache_dir,
-            device=device,
-            sampling_rate=data_args.dataset_sampling_rate,
-            seeds=eval_args.seeds,
-            n_bootstrap=eval_args.n_bootstrap,
-            batch_size=eval_args.batch_size,
-            baselines=eval_args.baselines,
+            **shared,
             max_new_tokens=eval_args.max_new_tokens,
             n_examples=eval_args.report_examples,
             report_language=eval_args.report_language,
             baseline_checkpoints=baseline_checkpoints(eval_args),
+            split=eval_args.report_split,
+            generate_kwargs=report_generate_kwargs(eval_args),
         )
         return write_outputs(rows, notes, model_args, eval_args)
+    retrieval_rows, retrieval_notes = [], []
+    if RETRIEVAL_TASK in tasks:
+        retrieval_rows, retrieval_notes = run_retrieval_task(
+            model_args.model_name_or_path, data_args.data_dir, **shared
+        )
+        tasks = [task for task in tasks if task != RETRIEVAL_TASK]
+        if not tasks:
+            return write_outputs(retrieval_rows, retrieval_notes, model_args, eval_args)
     label_set = data_args.label_set or dataset_spec(data_args.dataset).default_label_set
     fractions = eval_args.label_fractions or DEFAULT_LABEL_FRACTIONS
     hub_kwargs = {"revision": model_args.revision, "cache_dir": model_args.cache_dir}
@@ -580,8 +664,8 @@ def run_evaluation(
             rows += task_rows
             skipped_shifts.update(skipped)
 
-    notes = result_notes(rows, len(splits["train"]), skipped_shifts)
-    return write_outputs(rows, notes, model_args, eval_args)
+    notes = result_notes(rows, len(splits["train"]), skipped_shifts) + retrieval_notes
+    return write_outputs(rows + retrieval_rows, notes, model_args, eval_args)
 
 
 def write_outputs(
@@ -629,7 +713,8 @@ def run_demo_evaluation(
     dataset: str = DEFAULT_DATASET,
 ) -> list[ResultRow]:
     """The evaluation the training demo runs after pretraining: linear probe (with the random-init baseline) and
-    zero-shot on the test split of `dataset`'s default label set (PTB-XL: superdiagnostic), the table printed,
+    zero-shot on the test split of `dataset`'s default label set (PTB-XL: superdiagnostic) and ECG-report retrieval
+    among its test reports (with the random-encoder and shuffled-pairing baselines), the table printed,
     `results.json` written and, when `<model_dir>/README.md` exists, its results table and `model-index` filled.
     Trained probes are not saved.
 
@@ -645,7 +730,7 @@ def run_demo_evaluation(
     """
     model_dir = Path(model_dir)
     arguments = [
-        "--model_name_or_path", str(model_dir), "--task", "linear-probe", "zero-shot",
+        "--model_name_or_path", str(model_dir), "--task", "linear-probe", "zero-shot", "retrieval",
         "--dataset", dataset, "--label_set", dataset_spec(dataset).default_label_set, "--data_dir", str(data_dir),
         "--output_dir", str(output_dir if output_dir is not None else model_dir / "results"),
         "--label_fractions", *[str(fraction) for fraction in label_fractions], "--no_save_models",

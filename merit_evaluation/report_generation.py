@@ -15,7 +15,23 @@ metrics; only the ECG side changes:
 - `random-init-encoder`: the trained projector and LLM with a randomly initialised ECG encoder of the same
   architecture (seeded): what the bridge makes of features that carry no learned ECG knowledge;
 - `nearest-neighbour`: no generation; each test record gets the training report of the training record whose
-  pooled encoder embedding (`model.ecg_model(...).pooler_output`) has the highest cosine similarity.
+  pooled encoder embedding (`model.ecg_model(...).pooler_output`) has the highest cosine similarity;
+- `most-frequent-report`: no generation and no ECG; every test record gets the most frequent training report (ties:
+  the one seen first), the label-free floor of every metric.
+
+**Clinical efficacy**: when the dataset's labels are PTB-XL statements (`clinical_efficacy.reads_ptbxl_statements`),
+every row also has the `ce_*` metrics of `merit_evaluation.clinical_efficacy` (the statements extracted from each
+generated report against the record's own statements), and the notes give the extractor's ceiling on the same test
+references.
+
+**Paired comparisons**: for every baseline, the paired bootstrap interval of (MERIT - baseline) per metric
+(`merit_evaluation.metrics.paired_bootstrap_differences`, the same resamples for both): `paired_differences.json`
+and a table under the results, with the differences whose interval excludes 0 named.
+
+**Every generation is kept**: `generations.jsonl` holds one line per test record: `record_id`, `reference`,
+`statements` (the record's PTB-XL statements, when the dataset has them), `scored` (whether the record was scored)
+and `generations`: the report of `MERIT` and of every baseline (a seed-dependent baseline's other seeds as
+`"<name> (seed <seed>)"`).
 
 Other report generators can join the same harness as named baselines (`baseline_models`; `eval_merit.py
 --baseline_checkpoints NAME=PATH`), e.g. a bridge trained the same way on a randomly initialised encoder
@@ -37,8 +53,12 @@ read after generation, like the report itself). The rows' `label_set` is `report
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -49,10 +69,12 @@ from tqdm.auto import tqdm
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS, dataset_spec, load_dataset_splits
 from merit_training.report_generation import REPORT_LANGUAGES, report_language
 
+from .clinical_efficacy import ClinicalEfficacyStatistics, reads_ptbxl_statements
 from .data import preprocess_split
 from .harness import extract_pooled_features
-from .report_metrics import BertScorer, compute_report_metrics, tokenize_report
-from .results import ResultRow
+from .metrics import MetricValue, paired_bootstrap_differences
+from .report_metrics import BertScorer, ReportStatistics, report_metrics_from_statistics, tokenize_report
+from .results import METRIC_DISPLAY_NAMES, ResultRow
 
 
 logger = logging.getLogger(__name__)
@@ -60,7 +82,7 @@ logger = logging.getLogger(__name__)
 REPORT_TASK = "report-generation"
 REPORT_LABEL_SET = "report"
 """`label_set` of report-generation rows: the target is the free-text report."""
-BASELINES = ("ecg-shuffled", "ecg-constant", "random-init-encoder", "nearest-neighbour")
+BASELINES = ("ecg-shuffled", "ecg-constant", "random-init-encoder", "nearest-neighbour", "most-frequent-report")
 """Report-generation baselines, in the order they are evaluated (see the module docstring)."""
 
 InputTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -70,15 +92,25 @@ InputTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torc
 def load_report_dataset(
     data_dir, dataset: str = DEFAULT_DATASET, sampling_rate: int | None = None, cache_dir=None
 ) -> datasets.DatasetDict:
-    """Every record of a registered dataset with its report (its spec's `report_config`; PTB-XL: the `pretraining`
-    configuration, folds 1-8 / 9 / 10)."""
+    """Every ECG-report pair of a registered dataset (its spec's `report_config`; PTB-XL: the `pretraining`
+    configuration, folds 1-8 / 9 / 10). Records whose report is empty (e.g. PTB-XL records rebuilt from the label
+    matrix, `has_report=False`) are dropped from every split, as in report-generation training: they could never be
+    scored, and generating for them would only cost time."""
     spec = dataset_spec(dataset)
     if not spec.has_reports:
         raise ValueError(
             f"{spec.display_name} ({dataset}) has no reports to evaluate report generation on; expected one of "
             f"{list(REPORT_DATASETS)}."
         )
-    return load_dataset_splits(dataset, data_dir, spec.report_config, sampling_rate=sampling_rate, cache_dir=cache_dir)
+    splits = load_dataset_splits(
+        dataset, data_dir, spec.report_config, sampling_rate=sampling_rate, cache_dir=cache_dir
+    )
+    return datasets.DatasetDict(
+        {
+            name: split.filter(lambda report: bool(str(report).strip()), input_columns="report")
+            for name, split in splits.items()
+        }
+    )
 
 
 def derangement(n_records: int, seed: int) -> np.ndarray:
@@ -104,6 +136,8 @@ class ReportGenerationHarness:
         bertscore (`bool` or `BertScorer`): as in `compute_report_metrics` (created once and shared by every row).
         report_language (`str`, defaults to `"all"`): `all`, or the language whose reports are scored and retrieved
             (see the module docstring).
+        scored_split (`str`, defaults to `"test"`): the name written to the rows' `split`: `"validation"` when the
+            `test` split handed in is the dataset's validation split (choosing settings without the test fold).
     """
 
     def __init__(
@@ -119,6 +153,7 @@ class ReportGenerationHarness:
         n_bootstrap: int,
         bertscore: bool | BertScorer = True,
         report_language: str = "all",
+        scored_split: str = "test",
     ):
         if report_language not in REPORT_LANGUAGES:
             raise ValueError(f"`report_language` must be one of {REPORT_LANGUAGES}, got {report_language!r}.")
@@ -140,7 +175,10 @@ class ReportGenerationHarness:
         self.n_bootstrap = n_bootstrap
         self.bertscore = BertScorer(device=str(device)) if bertscore is True else bertscore
         self.report_language = report_language
+        self.scored_split = scored_split
         self._references: dict[str, list[str]] = {}
+        self._statements: dict[str, list[list[str]] | None] = {}
+        self.statistics: dict[tuple[str | None, int], ReportStatistics] = {}
         self._processed: dict[str, datasets.Dataset] = {}
         self._features: dict[tuple, np.ndarray] = {}
 
@@ -176,6 +214,18 @@ class ReportGenerationHarness:
             self._references[split] = [str(report) for report in self.splits[split]["report"]]
         return self._references[split]
 
+    def _split_statements(self, split: str) -> list[list[str]] | None:
+        """Each record's PTB-XL statement codes, or `None` when the split's labels are not PTB-XL statements."""
+        if split not in self._statements:
+            records = self.splits[split]
+            statements = None
+            if "labels" in records.column_names:
+                names = records.features["labels"].feature.names
+                if reads_ptbxl_statements(names):
+                    statements = [[names[index] for index in labels] for labels in records["labels"]]
+            self._statements[split] = statements
+        return self._statements[split]
+
     def processed(self, split: str) -> datasets.Dataset:
         """A split run through the feature extractor (`input_values`, `lead_mask`), cached per split."""
         if split not in self._processed:
@@ -210,18 +260,16 @@ class ReportGenerationHarness:
         if len(predictions) != self.n_test:
             raise ValueError(f"Expected one prediction per test record ({self.n_test}), got {len(predictions)}.")
         references = self._split_references("test")
-        scored = np.flatnonzero(self.scorable(references)).tolist()
-        if not scored:
-            raise ValueError(
-                f"No test record has a non-empty report of language {self.report_language!r}; nothing can be scored."
-            )
-        result = compute_report_metrics(
+        scored = self.scored_test_records()
+        statements = self._split_statements("test")
+        statistics = ReportStatistics(
             [predictions[index] for index in scored],
             [references[index] for index in scored],
-            n_bootstrap=self.n_bootstrap,
-            seed=seed,
             bertscore=self.bertscore,
+            scp_codes=None if statements is None else [statements[index] for index in scored],
         )
+        self.statistics[(baseline, seed)] = statistics
+        result = report_metrics_from_statistics(statistics, n_bootstrap=self.n_bootstrap, seed=seed)
         details = {
             **result.details,
             "report_language": self.report_language,
@@ -242,7 +290,53 @@ class ReportGenerationHarness:
             thresholds_source=None,
             bootstrap=result.bootstrap,
             details=details,
+            split=self.scored_split,
         )
+
+    def scored_test_records(self) -> list[int]:
+        """Indices of the test records that are scored (a non-empty reference of the chosen language)."""
+        scored = np.flatnonzero(self.scorable(self._split_references("test"))).tolist()
+        if not scored:
+            raise ValueError(
+                f"No test record has a non-empty report of language {self.report_language!r}; nothing can be scored."
+            )
+        return scored
+
+    def clinical_efficacy_ceiling(self) -> ClinicalEfficacyStatistics | None:
+        """The CE extractor on the scored test references vs their statements (after `test_row`); `None` when the
+        dataset has no PTB-XL statements."""
+        if "test" not in self._references:
+            raise ValueError(
+                "The extractor's ceiling is computed only after the generations were scored (`test_row`)."
+            )
+        statements = self._split_statements("test")
+        if statements is None:
+            return None
+        scored = self.scored_test_records()
+        return ClinicalEfficacyStatistics.from_texts(
+            [self._references["test"][index] for index in scored], [statements[index] for index in scored]
+        )
+
+    def paired_differences(self, seed: int, baseline: str | None = None) -> dict[str, dict[str, MetricValue]]:
+        """Paired bootstrap intervals of (MERIT - other) per metric, for every other model scored with `seed`.
+
+        Args:
+            seed (`int`): the rows' seed (also the bootstrap seed, so both systems see the same resamples).
+            baseline (`str`, *optional*): only this one.
+
+        Returns:
+            `{other name: {metric: MetricValue(difference, ci_low, ci_high)}}`.
+        """
+        if (None, seed) not in self.statistics:
+            raise ValueError(f"MERIT was not scored with seed {seed}; run `test_row` for it first.")
+        merit = self.statistics[(None, seed)]
+        return {
+            name: paired_bootstrap_differences(
+                merit.values, statistics.values, merit.n_samples, n_bootstrap=self.n_bootstrap, seed=seed
+            )
+            for (name, row_seed), statistics in self.statistics.items()
+            if name is not None and row_seed == seed and baseline in (None, name)
+        }
 
     def example_references(self, n_examples: int) -> list[str]:
         """The first `n_examples` test reports, for printing next to the generations (after `test_row`)."""
@@ -261,6 +355,7 @@ def generate_reports(
     max_new_tokens: int,
     input_transform: InputTransform | None = None,
     description: str = "Generating",
+    generate_kwargs: Mapping | None = None,
 ) -> list[str]:
     """Greedy reports of every record of a preprocessed split.
 
@@ -273,10 +368,19 @@ def generate_reports(
         max_new_tokens (`int`): longest generated report, in LLM tokens.
         input_transform (`InputTransform`, *optional*): replaces the ECG side of each batch (the baselines).
         description (`str`): progress-bar label.
+        generate_kwargs (`Mapping`, *optional*): more arguments of the language model's `generate` (decoding, e.g.
+            `num_beams`, `repetition_penalty`, `no_repeat_ngram_size`); greedy without them. One report per record:
+            `num_return_sequences` other than 1 is refused.
 
     Returns:
         `list[str]`: one report per record, stripped of special tokens and surrounding white space.
     """
+    generate_kwargs = {"do_sample": False, **(generate_kwargs or {})}
+    if generate_kwargs.get("num_return_sequences", 1) != 1 or "max_new_tokens" in generate_kwargs:
+        raise ValueError(
+            "`generate_kwargs` of the evaluation may not set `num_return_sequences` (one report per record) or "
+            f"`max_new_tokens` (pass `max_new_tokens` itself); got {generate_kwargs}."
+        )
     model.eval().to(device)
     loader = DataLoader(processed.with_format("torch", columns=["input_values", "lead_mask"]), batch_size=batch_size)
     reports = []
@@ -288,7 +392,10 @@ def generate_reports(
                 indices = torch.arange(start, start + input_values.shape[0])
                 input_values, lead_mask = input_transform(input_values, lead_mask, indices)
             token_ids = model.generate(
-                input_values.to(device), lead_mask=lead_mask.to(device), max_new_tokens=max_new_tokens, do_sample=False
+                input_values.to(device),
+                lead_mask=lead_mask.to(device),
+                max_new_tokens=max_new_tokens,
+                **generate_kwargs,
             )
             reports += [text.strip() for text in processor.batch_decode(token_ids, skip_special_tokens=True)]
     return reports
@@ -338,6 +445,42 @@ def nearest_neighbour_reports(
     return [train_reports[candidates[index]] for index in similarity.argmax(axis=1)]
 
 
+def most_frequent_report(train_reports: Sequence[str], usable: np.ndarray) -> str:
+    """The most frequent usable training report (ties: the one seen first), the label-free baseline.
+
+    Args:
+        train_reports (`Sequence[str]`): the training reports.
+        usable (`np.ndarray` of shape `(n_train,)`, bool): which may be used (`ReportGenerationHarness.scorable`).
+    """
+    candidates = [report for report, keep in zip(train_reports, usable) if keep]
+    if not candidates:
+        raise ValueError("No training record has a usable (non-empty, chosen-language) report to count.")
+    counts = Counter(candidates)
+    return max(counts, key=lambda report: (counts[report], -candidates.index(report)))
+
+
+@dataclass
+class ReportGenerationOutcome:
+    """What `run_report_generation` returns.
+
+    Attributes:
+        rows (`list[ResultRow]`): one per model and seed, MERIT first.
+        examples (`list[dict[str, str]]`): for the first `n_examples` test records, `reference` and each model's
+            report (first seed).
+        generations (`list[dict]`): one entry per test record (the lines of `generations.jsonl`, see the module
+            docstring).
+        paired_differences (`dict[int, dict[str, dict[str, MetricValue]]]`): per seed, per baseline, per metric,
+            the paired bootstrap interval of (MERIT - baseline).
+        ceiling (`ClinicalEfficacyStatistics`, *optional*): the CE extractor on the scored test references.
+    """
+
+    rows: list[ResultRow]
+    examples: list[dict[str, str]]
+    generations: list[dict]
+    paired_differences: dict[int, dict[str, dict[str, MetricValue]]]
+    ceiling: ClinicalEfficacyStatistics | None = None
+
+
 def run_report_generation(
     harness: ReportGenerationHarness,
     model,
@@ -348,7 +491,8 @@ def run_report_generation(
     max_new_tokens: int,
     n_examples: int = 5,
     baseline_models: Mapping[str, tuple] | None = None,
-) -> tuple[list[ResultRow], list[dict[str, str]]]:
+    generate_kwargs: Mapping | None = None,
+) -> ReportGenerationOutcome:
     """Generate for the test split with MERIT and each baseline, then score every generation.
 
     Every generation (and retrieval) runs before the first read of the test reports.
@@ -363,16 +507,21 @@ def run_report_generation(
         n_examples (`int`, defaults to 5): test records shown in the returned examples.
         baseline_models (`Mapping[str, tuple]`, *optional*): more report generators, `name -> (model, processor)`,
             evaluated as baselines called `name` on the same preprocessed test ECGs (with or without `baselines`).
+        generate_kwargs (`Mapping`, *optional*): decoding arguments of every generation (see `generate_reports`).
 
     Returns:
-        `(rows, examples)`: one `ResultRow` per model and seed (MERIT first), and for the first `n_examples` test
-        records a dict with `reference` and each model's report.
+        `ReportGenerationOutcome`: rows, examples, every generation and the paired differences.
     """
     taken = [name for name in baseline_models or {} if name in ("MERIT", *BASELINES)]
     if taken:
         raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {('MERIT', *BASELINES)}.")
     test_inputs = harness.processed("test")
-    settings = dict(batch_size=harness.batch_size, device=harness.device, max_new_tokens=max_new_tokens)
+    settings = dict(
+        batch_size=harness.batch_size,
+        device=harness.device,
+        max_new_tokens=max_new_tokens,
+        generate_kwargs=generate_kwargs,
+    )
     generations: dict[tuple[str | None, int], list[str]] = {}
     merit_reports = generate_reports(model, processor, test_inputs, description="Generating (MERIT)", **settings)
     for seed in seeds:
@@ -384,9 +533,9 @@ def run_report_generation(
         train_features = harness.features("merit", model.ecg_model, "train")
         test_features = harness.features("merit", model.ecg_model, "test")
         train_reports = harness.references("train")
-        retrieved = nearest_neighbour_reports(
-            train_features, test_features, train_reports, harness.scorable(train_reports)
-        )
+        usable = harness.scorable(train_reports)
+        retrieved = nearest_neighbour_reports(train_features, test_features, train_reports, usable)
+        most_frequent = [most_frequent_report(train_reports, usable)] * harness.n_test
         trained_encoder = model.ecg_model
         for seed in seeds:
             generations[("ecg-shuffled", seed)] = generate_reports(
@@ -406,6 +555,7 @@ def run_report_generation(
             finally:
                 model.ecg_model = trained_encoder
             generations[("nearest-neighbour", seed)] = retrieved
+            generations[("most-frequent-report", seed)] = most_frequent
     for name, (baseline_model, baseline_processor) in (baseline_models or {}).items():
         reports = generate_reports(baseline_model, baseline_processor, test_inputs, description=name, **settings)
         for seed in seeds:
@@ -418,7 +568,40 @@ def run_report_generation(
         if seed == seeds[0]:
             for example, report in zip(examples, reports[:shown]):
                 example[name or "MERIT"] = report
-    return rows, examples
+    return ReportGenerationOutcome(
+        rows=rows,
+        examples=examples,
+        generations=generation_records(harness, generations, seeds),
+        paired_differences={seed: harness.paired_differences(seed) for seed in seeds},
+        ceiling=harness.clinical_efficacy_ceiling(),
+    )
+
+
+def generation_records(
+    harness: ReportGenerationHarness, generations: Mapping[tuple[str | None, int], list[str]], seeds: Sequence[int]
+) -> list[dict]:
+    """One `generations.jsonl` entry per test record (see the module docstring); after `test_row`."""
+    test = harness.splits["test"]
+    record_ids = test["ecg_id"] if "ecg_id" in test.column_names else list(range(harness.n_test))
+    references = harness.example_references(harness.n_test)
+    statements = harness._split_statements("test")
+    scored = set(harness.scored_test_records())
+    records = []
+    for index, (record_id, reference) in enumerate(zip(record_ids, references)):
+        record = {"record_id": record_id, "reference": reference}
+        if statements is not None:
+            record["statements"] = statements[index]
+        record["scored"] = index in scored
+        texts = {}
+        for (name, seed), reports in generations.items():
+            key = name or "MERIT"
+            if seed == seeds[0]:
+                texts[key] = reports[index]
+            elif reports != generations[(name, seeds[0])]:
+                texts[f"{key} (seed {seed})"] = reports[index]
+        record["generations"] = texts
+        records.append(record)
+    return records
 
 
 def examples_to_markdown(examples: list[dict[str, str]]) -> str:
@@ -429,6 +612,85 @@ def examples_to_markdown(examples: list[dict[str, str]]) -> str:
         lines += [f"- {name}: {report!r}" for name, report in example.items()]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+PAIRED_TABLE_METRICS = ("ce_f1_micro", "ce_f1_macro", "meteor", "rougeL", "bleu4", "cider_d", "bertscore_f1")
+"""Metrics of the printed paired-difference table (`paired_differences.json` holds every metric)."""
+ECG_BLIND_BASELINES = ("ecg-shuffled", "ecg-constant", "most-frequent-report")
+"""Baselines that do not see the record's ECG."""
+
+
+def paired_differences_to_markdown(
+    differences: Mapping[str, Mapping[str, MetricValue]], seed: int, confidence_level: float = 0.95, split="test"
+) -> str:
+    """The paired differences of one seed as a markdown table, then the ones whose interval excludes 0."""
+    metric_names = [name for name in PAIRED_TABLE_METRICS if any(name in metrics for metrics in differences.values())]
+    header = ["Difference"] + [METRIC_DISPLAY_NAMES.get(name, name) for name in metric_names]
+    lines = [
+        f"Paired bootstrap differences ({split} split, seed {seed}, {confidence_level:.0%} intervals; * excludes 0):",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    significant = []
+    for name, metrics in differences.items():
+        label = f"MERIT − {name}" + (" (ECG-blind)" if name in ECG_BLIND_BASELINES else "")
+        cells = [label]
+        for metric_name in metric_names:
+            metric = metrics.get(metric_name)
+            if metric is None or metric.value is None or np.isnan(metric.value):
+                cells.append("–")
+                continue
+            excludes = metric.ci_low is not None and (metric.ci_low > 0 or metric.ci_high < 0)
+            interval = "" if metric.ci_low is None else f" ({metric.ci_low:+.3f} to {metric.ci_high:+.3f})"
+            cells.append(f"{metric.value:+.3f}{interval}{' *' if excludes else ''}")
+        lines.append("| " + " | ".join(cells) + " |")
+        for metric_name, metric in metrics.items():
+            if metric.ci_low is not None and (metric.ci_low > 0 or metric.ci_high < 0):
+                direction = "above" if metric.ci_low > 0 else "below"
+                significant.append(f"{metric_name} vs {name} ({direction})")
+    lines += [
+        "",
+        "MERIT − baseline differences whose interval excludes 0: " + ("; ".join(significant) or "none") + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+GENERATIONS_FILE = "generations.jsonl"
+PAIRED_DIFFERENCES_FILE = "paired_differences.json"
+
+
+def write_generations(path, records: list[dict]) -> None:
+    """`generations.jsonl`: one JSON object per test record (see the module docstring)."""
+    with open(path, "w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_paired_differences(path, differences: Mapping[int, Mapping[str, Mapping[str, MetricValue]]]) -> None:
+    """`paired_differences.json`: `{"seed <s>": {"MERIT - <baseline>": {metric: {value, ci_low, ci_high}}}}` (an
+    undefined value, e.g. a macro average without any positive class, is `null`)."""
+
+    def finite(number):
+        return None if number is None or math.isnan(number) else number
+
+    content = {
+        f"seed {seed}": {
+            f"MERIT - {name}": {
+                metric: {
+                    "value": finite(value.value),
+                    "ci_low": finite(value.ci_low),
+                    "ci_high": finite(value.ci_high),
+                }
+                for metric, value in metrics.items()
+            }
+            for name, metrics in per_baseline.items()
+        }
+        for seed, per_baseline in differences.items()
+    }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2, allow_nan=False)
+        file.write("\n")
 
 
 SMALL_TEST_SET = 200
@@ -454,9 +716,12 @@ def run_report_generation_task(
     bertscore: bool | BertScorer = True,
     report_language: str = "all",
     baseline_checkpoints: Mapping[str, str] | None = None,
+    split: str = "test",
+    generate_kwargs: Mapping | None = None,
 ) -> tuple[list[ResultRow], list[str]]:
     """`eval_merit.py --task report-generation`: load the checkpoint and the dataset's reports, run
-    `run_report_generation`, write and print the example generations (`<output_dir>/examples.md`).
+    `run_report_generation`, write every generation (`<output_dir>/generations.jsonl`), the paired differences
+    (`paired_differences.json`) and the example generations (`examples.md`).
 
     Args:
         model_name_or_path (`str`): a `MeritForReportGeneration` checkpoint with its processor.
@@ -470,9 +735,13 @@ def run_report_generation_task(
         report_language (`str`, defaults to `"all"`): see the module docstring.
         baseline_checkpoints (`Mapping[str, str]`, *optional*): `name -> path` of other report-generation
             checkpoints evaluated as named baselines (same revision and cache settings).
+        split (`str`, defaults to `"test"`): the scored split: `test`, or `validation` to choose decoding and
+            training settings without touching the test fold (the rows' `split` says which).
+        generate_kwargs (`Mapping`, *optional*): decoding arguments of every generation (`generate_reports`).
 
     Returns:
-        `(rows, notes)`: the result rows and the lines printed under the table.
+        `(rows, notes)`: the result rows and the lines printed under the table (notes, the CE ceiling, the paired
+        differences of the first seed, then the examples).
     """
     from pathlib import Path
 
@@ -499,7 +768,11 @@ def run_report_generation_task(
                 f"The baseline checkpoint {name!r} ({baseline_checkpoints[name]}) preprocesses ECGs differently from "
                 f"{model_name_or_path}; a baseline must share the evaluated checkpoint's feature extractor."
             )
+    if split not in ("test", "validation"):
+        raise ValueError(f"`split` must be 'test' or 'validation', got {split!r}.")
     splits = load_report_dataset(data_dir, dataset, sampling_rate=sampling_rate, cache_dir=cache_dir)
+    if split == "validation":  # the validation records take the place of the test split; the test fold is not read
+        splits = datasets.DatasetDict({"train": splits["train"], "test": splits["validation"]})
     local = Path(model_name_or_path).exists()
     harness = ReportGenerationHarness(
         splits,
@@ -512,6 +785,7 @@ def run_report_generation_task(
         n_bootstrap=n_bootstrap,
         bertscore=bertscore,
         report_language=report_language,
+        scored_split=split,
     )
     logger.info(
         "Report generation with %s on %s (%d train, %d test records) on %s.",
@@ -521,7 +795,7 @@ def run_report_generation_task(
         harness.n_test,
         device,
     )
-    rows, examples = run_report_generation(
+    outcome = run_report_generation(
         harness,
         model,
         processor,
@@ -530,17 +804,40 @@ def run_report_generation_task(
         max_new_tokens=max_new_tokens,
         n_examples=n_examples,
         baseline_models=baseline_models,
+        generate_kwargs=generate_kwargs,
     )
-    if examples:
-        text = examples_to_markdown(examples)
-        (Path(output_dir) / "examples.md").write_text(text, encoding="utf-8")
-        print(f"Example reports (test split, seed {seeds[0]}):\n\n{text}")
+    rows = outcome.rows
+    output_dir = Path(output_dir)
+    write_generations(output_dir / GENERATIONS_FILE, outcome.generations)
+    write_paired_differences(output_dir / PAIRED_DIFFERENCES_FILE, outcome.paired_differences)
     notes = [f"Note: BERTScore is {rows[0].details['bertscore']}."] if "bertscore" in rows[0].details else []
+    if split == "validation":
+        notes.insert(
+            0, "Note: these rows score the validation split (fold 9), for choosing settings; not test numbers."
+        )
     n_scored = min(row.n_test for row in rows)
     if n_scored < SMALL_TEST_SET:
         notes.append(
-            f"Note: only {n_scored} test reports were scored (< {SMALL_TEST_SET}) and the training split has "
+            f"Note: only {n_scored} {split} reports were scored (< {SMALL_TEST_SET}) and the training split has "
             f"{len(splits['train'])} records: expect noisy scores with wide confidence intervals, not comparable "
             "with published report-generation numbers."
+        )
+    if outcome.ceiling is not None:
+        ceiling = outcome.ceiling.values(np.ones((1, outcome.ceiling.n_samples)))
+        notes.append(
+            "Note: CE (clinical efficacy) = PTB-XL statements extracted from each generated report "
+            "(merit_evaluation/clinical_efficacy.py) vs the record's own statements; micro/macro over NORM, MI, STTC, "
+            f"CD, HYP, SR, AFIB, SBRAD, STACH, SARRH. The extractor's ceiling on these references: CE-F1 micro "
+            f"{ceiling['ce_f1_micro'][0]:.3f}, macro {ceiling['ce_f1_macro'][0]:.3f}, superclasses micro "
+            f"{ceiling['ce_super_f1_micro'][0]:.3f}."
+        )
+    if seeds[0] in outcome.paired_differences and outcome.paired_differences[seeds[0]]:
+        table = paired_differences_to_markdown(outcome.paired_differences[seeds[0]], seeds[0], split=split)
+        notes.append(table.rstrip("\n"))
+    if outcome.examples:
+        text = examples_to_markdown(outcome.examples)
+        (output_dir / "examples.md").write_text(text, encoding="utf-8")
+        notes.append(
+            f"Example reports ({split} split, seed {seeds[0]}; every generation: {GENERATIONS_FILE}):\n\n{text}"
         )
     return rows, notes

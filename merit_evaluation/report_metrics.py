@@ -33,6 +33,9 @@ by resampling its n-gram counts, i.e. recomputed exactly on each resample):
   last layer is the one trained for semantic similarity). Special tokens are not matched; an empty report scores
   0. **These values are not comparable to published BERTScore numbers** (roberta-large, layer 17), and MiniLM is
   an English model. The result's `details` names the model and layer.
+- `ce_*` (only with `scp_codes`, each sample's PTB-XL statements): clinical efficacy, the statements that
+  `merit_evaluation.clinical_efficacy` extracts from the generated report against the record's own statements
+  (micro / macro precision, recall and F1; see that module for the extractor, its validation and the definitions).
 """
 
 from __future__ import annotations
@@ -47,15 +50,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import MetricValue, bootstrap_weights, percentile_interval
+from .metrics import MetricValue, bootstrap_metric_values, check_bootstrap_arguments
 
 
 __all__ = [
     "REPORT_METRICS",
     "BertScorer",
     "ReportMetrics",
+    "ReportStatistics",
     "compute_report_metrics",
     "default_bertscore_model",
+    "report_metrics_from_statistics",
     "tokenize_report",
     "wordnet_reader",
 ]
@@ -91,7 +96,6 @@ WORDNET_INSTALL_HINT = (
 )
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
-_BOOTSTRAP_CHUNK_SIZE = 200
 
 
 def tokenize_report(text: str) -> list[str]:
@@ -299,9 +303,10 @@ class ReportMetrics:
     """Test-set report-generation metrics.
 
     Attributes:
-        metrics (`dict[str, MetricValue]`): every name of `REPORT_METRICS` computed, with its interval.
+        metrics (`dict[str, MetricValue]`): every name of `REPORT_METRICS` computed (and of
+            `merit_evaluation.clinical_efficacy.CE_METRICS` with `scp_codes`), with its interval.
         n_samples (`int`): number of scored reports.
-        details (`dict[str, str]`): how they were computed (tokeniser, BERTScore model and layer).
+        details (`dict[str, str]`): how they were computed (tokeniser, BERTScore model and layer, CE per class).
         bootstrap (`dict`, *optional*): `n_resamples`, `confidence_level`, `seed`; `None` without intervals.
     """
 
@@ -342,6 +347,72 @@ def _check_texts(predictions: Sequence[str], references: Sequence[str]) -> None:
         )
 
 
+class ReportStatistics:
+    """Per-sample statistics of one set of generated reports, from which every metric is computed for any sample
+    weights (the point estimate, bootstrap resamples, and paired differences between two systems scored on the same
+    references: `merit_evaluation.metrics.paired_bootstrap_differences(a.values, b.values, ...)`).
+
+    Args:
+        predictions (`Sequence[str]`): generated reports, one per sample.
+        references (`Sequence[str]`): reference reports, one per sample, each with at least one token.
+        bertscore (`bool` or `BertScorer`, defaults to `True`): as in `compute_report_metrics`.
+        scp_codes (`Sequence`, *optional*): each sample's PTB-XL statements (a `scp_codes` dict or its codes); adds
+            the clinical-efficacy metrics of `merit_evaluation.clinical_efficacy`.
+    """
+
+    def __init__(
+        self,
+        predictions: Sequence[str],
+        references: Sequence[str],
+        bertscore: bool | BertScorer = True,
+        scp_codes: Sequence | None = None,
+    ):
+        _check_texts(predictions, references)
+        hypotheses = [tokenize_report(text) for text in predictions]
+        reference_tokens = [tokenize_report(text) for text in references]
+        self.n_samples = len(references)
+        per_sample = {**_rouge_scores(predictions, references)}
+        per_sample["meteor"] = _meteor_scores(hypotheses, reference_tokens)
+        per_sample["cider_d"] = _cider_d_scores(hypotheses, reference_tokens)
+        self.details = {"tokenizer": TOKENIZER_DESCRIPTION, "meteor": "NLTK METEOR with WordNet 3.0 synonyms"}
+        if bertscore is not False:
+            scorer = BertScorer() if bertscore is True else bertscore
+            per_sample.update(scorer.score(predictions, references))
+            self.details["bertscore"] = scorer.description
+        self.clinical_efficacy = None
+        if scp_codes is not None:
+            from .clinical_efficacy import ClinicalEfficacyStatistics, per_class_summary
+
+            self.clinical_efficacy = ClinicalEfficacyStatistics.from_texts(predictions, scp_codes)
+            self.details["ce_per_class_f1"] = per_class_summary(self.clinical_efficacy.per_class())
+        self._bleu_statistics = _bleu_statistics(hypotheses, reference_tokens)
+        self._averaged = [name for name in REPORT_METRICS if name in per_sample]
+        self._stacked = np.stack([per_sample[name] for name in self._averaged], axis=1)
+
+    def values(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric for each row of sample weights `(n_resamples, n_samples)`, each of shape `(n_resamples,)`."""
+        summed = weights @ self._bleu_statistics
+        values = {f"bleu{order}": _corpus_bleu(summed, order) for order in range(1, MAX_NGRAM + 1)}
+        means = weights @ self._stacked / weights.sum(axis=1, keepdims=True)
+        values.update({name: means[:, column] for column, name in enumerate(self._averaged)})
+        if self.clinical_efficacy is not None:
+            values.update(self.clinical_efficacy.values(weights))
+        return values
+
+
+def report_metrics_from_statistics(
+    statistics: ReportStatistics, n_bootstrap: int = 1000, confidence_level: float = 0.95, seed: int = 0
+) -> ReportMetrics:
+    """`ReportMetrics` of precomputed `ReportStatistics` (see `compute_report_metrics`)."""
+    metrics = bootstrap_metric_values(statistics.values, statistics.n_samples, n_bootstrap, confidence_level, seed)
+    bootstrap = None
+    if n_bootstrap > 0:
+        bootstrap = {"n_resamples": n_bootstrap, "confidence_level": confidence_level, "seed": seed}
+    return ReportMetrics(
+        metrics=metrics, n_samples=statistics.n_samples, details=dict(statistics.details), bootstrap=bootstrap
+    )
+
+
 def compute_report_metrics(
     predictions: Sequence[str],
     references: Sequence[str],
@@ -349,6 +420,7 @@ def compute_report_metrics(
     confidence_level: float = 0.95,
     seed: int = 0,
     bertscore: bool | BertScorer = True,
+    scp_codes: Sequence | None = None,
 ) -> ReportMetrics:
     """Every report-generation metric of the module docstring, with percentile-bootstrap intervals.
 
@@ -360,51 +432,14 @@ def compute_report_metrics(
         seed (`int`, defaults to 0): bootstrap seed (resample `r` draws from `numpy.random.default_rng([seed, r])`).
         bertscore (`bool` or `BertScorer`, defaults to `True`): `True` scores with the default `BertScorer`, a
             `BertScorer` with that one, `False` leaves BERTScore out.
+        scp_codes (`Sequence`, *optional*): each sample's PTB-XL statements (a `scp_codes` dict such as
+            `{"IMI": 15.0, "SR": 0.0}`, or its codes): adds the clinical-efficacy metrics (`ce_*`) of
+            `merit_evaluation.clinical_efficacy`, scored against these statements (not against the references).
 
     Returns:
         `ReportMetrics`.
     """
     _check_texts(predictions, references)
-    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ValueError(f"`n_bootstrap` must be a non-negative integer, got {n_bootstrap!r}.")
-    if not 0.0 < confidence_level < 1.0:
-        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level!r}.")
-    hypotheses = [tokenize_report(text) for text in predictions]
-    reference_tokens = [tokenize_report(text) for text in references]
-    n_samples = len(references)
-
-    per_sample = {**_rouge_scores(predictions, references)}
-    per_sample["meteor"] = _meteor_scores(hypotheses, reference_tokens)
-    per_sample["cider_d"] = _cider_d_scores(hypotheses, reference_tokens)
-    details = {"tokenizer": TOKENIZER_DESCRIPTION, "meteor": "NLTK METEOR with WordNet 3.0 synonyms"}
-    if bertscore is not False:
-        scorer = BertScorer() if bertscore is True else bertscore
-        per_sample.update(scorer.score(predictions, references))
-        details["bertscore"] = scorer.description
-    bleu_statistics = _bleu_statistics(hypotheses, reference_tokens)
-    averaged = [name for name in REPORT_METRICS if name in per_sample]
-    names = [f"bleu{order}" for order in range(1, MAX_NGRAM + 1)] + averaged
-    stacked = np.stack([per_sample[name] for name in averaged], axis=1)
-
-    def metrics_for_weights(weights: np.ndarray) -> dict[str, np.ndarray]:
-        summed = weights @ bleu_statistics
-        values = {f"bleu{order}": _corpus_bleu(summed, order) for order in range(1, MAX_NGRAM + 1)}
-        means = weights @ stacked / weights.sum(axis=1, keepdims=True)
-        values.update({name: means[:, column] for column, name in enumerate(averaged)})
-        return values
-
-    point = metrics_for_weights(np.ones((1, n_samples)))
-    metrics = {name: MetricValue(value=float(point[name][0])) for name in names}
-    bootstrap = None
-    if n_bootstrap > 0:
-        resampled = {name: [] for name in names}
-        for start in range(0, n_bootstrap, _BOOTSTRAP_CHUNK_SIZE):
-            weights = bootstrap_weights(n_samples, range(start, min(start + _BOOTSTRAP_CHUNK_SIZE, n_bootstrap)), seed)
-            for name, values in metrics_for_weights(weights).items():
-                resampled[name].append(values)
-        for name in names:
-            metrics[name].ci_low, metrics[name].ci_high = percentile_interval(
-                np.concatenate(resampled[name]), confidence_level
-            )
-        bootstrap = {"n_resamples": n_bootstrap, "confidence_level": confidence_level, "seed": seed}
-    return ReportMetrics(metrics=metrics, n_samples=n_samples, details=details, bootstrap=bootstrap)
+    check_bootstrap_arguments(n_bootstrap, confidence_level)
+    statistics = ReportStatistics(predictions, references, bertscore=bertscore, scp_codes=scp_codes)
+    return report_metrics_from_statistics(statistics, n_bootstrap, confidence_level, seed)

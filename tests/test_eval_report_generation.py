@@ -8,6 +8,7 @@ first read of the test reports, the baselines change only the ECG side, the outp
 """
 
 import ast
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import torch
 
 from merit_evaluation import cli as eval_merit
 from merit_evaluation import report_generation
+from merit_evaluation.clinical_efficacy import compute_clinical_efficacy
+from merit_evaluation.metrics import MetricValue
 from merit_evaluation.report_generation import (
     BASELINES,
     ReportGenerationHarness,
@@ -123,6 +126,13 @@ def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_pat
     assert [row.to_dict() for row in read_results(output_dir / "results.json")] == [row.to_dict() for row in rows]
     table = (output_dir / "results.md").read_text()
     assert "ROUGE-L" in table and "baseline: nearest-neighbour" in table and "all-MiniLM-L6-v2" in table
+    assert "CE-F1 micro" in table and "Paired bootstrap differences" in table and "ceiling" in table
+    assert table.index("| MERIT") < table.index("Paired bootstrap") < table.index("Example reports")  # examples last
+    lines = (output_dir / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(splits["test"])
+    assert set(json.loads(lines[0])["generations"]) == {"MERIT", *BASELINES, "random-init-bridge"}
+    differences = json.loads((output_dir / "paired_differences.json").read_text())
+    assert set(differences["seed 0"]) == {f"MERIT - {name}" for name in (*BASELINES, "random-init-bridge")}
     examples = (output_dir / "examples.md").read_text()
     assert examples.count("**Test record") == 3 and "- reference:" in examples and "- MERIT:" in examples
     card_text = card.read_text()
@@ -163,9 +173,9 @@ def test_test_reports_are_read_once_after_every_generation(model, processor, spl
     monkeypatch.setattr(model, "generate", spy_generate)
     with pytest.raises(ValueError, match="only read by"):
         harness.references("test")
-    rows, _ = run_report_generation(
+    rows = run_report_generation(
         harness, model, processor, seeds=[0, 1], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=2
-    )
+    ).rows
     first_test_read = events.index(("read", "test"))
     assert ("generate", None) in events[:first_test_read]
     assert ("generate", None) not in events[first_test_read:]
@@ -177,9 +187,9 @@ def test_baselines_change_only_the_ecg_side(model, processor, splits):
     harness = make_harness(splits, processor)
     trained_encoder = model.ecg_model
     trained_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    _rows, examples = run_report_generation(
+    examples = run_report_generation(
         harness, model, processor, seeds=[3], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=2
-    )
+    ).examples
     assert model.ecg_model is trained_encoder  # restored after the random-init baseline
     assert all(torch.equal(tensor, trained_state[name]) for name, tensor in model.state_dict().items())
     assert set(examples[0]) == {"reference", "MERIT", *BASELINES}
@@ -199,9 +209,10 @@ def test_baselines_change_only_the_ecg_side(model, processor, splits):
 
 def test_language_filter_scores_and_retrieves_only_that_language(model, processor, splits):
     harness = make_harness(splits, processor, language="de")
-    rows, examples = run_report_generation(
-        harness, model, processor, seeds=[0], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=54
+    outcome = run_report_generation(
+        harness, model, processor, seeds=[0], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=3
     )
+    rows, examples = outcome.rows, [record["generations"] for record in outcome.generations]
     german = [report for report in splits["test"]["report"] if report_language(report) == "de"]
     assert 0 < len(german) < harness.n_test
     for row in rows:
@@ -209,6 +220,57 @@ def test_language_filter_scores_and_retrieves_only_that_language(model, processo
         assert row.details["unscored_test_records"] == str(harness.n_test - len(german))
     assert len(examples) == harness.n_test  # every record is generated for, whatever its language
     assert all(report_language(example["nearest-neighbour"]) == "de" for example in examples)
+    assert report_language(examples[0]["most-frequent-report"]) == "de"
+
+
+def test_generations_differences_and_clinical_efficacy(model, processor, splits, tmp_path):
+    """Every generation is kept (generations.jsonl), the CE metrics are in every row, and the paired differences are
+    the differences of the rows' own point estimates."""
+    harness = make_harness(splits, processor, n_bootstrap=50)
+    outcome = run_report_generation(
+        harness, model, processor, seeds=[0, 1], baselines=True, max_new_tokens=MAX_NEW_TOKENS, n_examples=3
+    )
+    test = splits["test"]
+    names = test.features["labels"].feature.names
+    path = tmp_path / "generations.jsonl"
+    report_generation.write_generations(path, outcome.generations)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [record["record_id"] for record in records] == test["ecg_id"]
+    assert [record["reference"] for record in records] == test["report"]
+    assert records[5]["statements"] == [names[index] for index in test[5]["labels"]]
+    seed_dependent = {"ecg-shuffled (seed 1)", "random-init-encoder (seed 1)"}
+    for record, example in zip(records, outcome.examples):
+        assert {name: record["generations"][name] for name in example if name != "reference"} == {
+            name: text for name, text in example.items() if name != "reference"
+        }
+    assert set(records[0]["generations"]) <= {"MERIT", *BASELINES} | seed_dependent
+    assert {"MERIT", *BASELINES} <= set(records[0]["generations"])
+    train_reports = [report for report in splits["train"]["report"] if tokenize_report(report)]
+    mode = max(set(train_reports), key=train_reports.count)
+    assert {record["generations"]["most-frequent-report"] for record in records} == {mode}
+    assert all(record["scored"] == bool(tokenize_report(record["reference"])) for record in records)
+
+    rows = {(row.baseline, row.seed): row for row in outcome.rows}
+    for row in outcome.rows:
+        assert {"ce_f1_micro", "ce_f1_macro", "ce_precision_micro", "ce_recall_micro"} <= set(row.metrics)
+        assert "NORM" in row.details["ce_per_class_f1"]
+    for seed in (0, 1):
+        assert set(outcome.paired_differences[seed]) == set(BASELINES)
+        for baseline, differences in outcome.paired_differences[seed].items():
+            for metric in ("ce_f1_micro", "rougeL", "bleu4"):
+                expected = rows[(None, seed)].metrics[metric].value - rows[(baseline, seed)].metrics[metric].value
+                assert differences[metric].value == pytest.approx(expected, abs=1e-12)
+                assert differences[metric].ci_low <= differences[metric].value <= differences[metric].ci_high
+    # the most-frequent report is one fixed text: its rows' CE equals the extractor on that text for every record
+    statements = [[names[index] for index in labels] for labels in test["labels"]]
+    scored = [index for index, report in enumerate(test["report"]) if tokenize_report(report)]
+    expected = compute_clinical_efficacy([mode] * len(scored), [statements[i] for i in scored], n_bootstrap=0)
+    assert rows[("most-frequent-report", 0)].metrics["ce_f1_micro"].value == pytest.approx(
+        expected.metrics["ce_f1_micro"].value
+    )
+    table = report_generation.paired_differences_to_markdown(outcome.paired_differences[0], 0)
+    assert "MERIT − nearest-neighbour" in table and "(ECG-blind)" in table and "excludes 0:" in table
+    assert outcome.ceiling is not None and outcome.ceiling.n_samples == len(scored)
 
 
 def test_derangement_moves_every_record():
@@ -241,10 +303,25 @@ def test_argument_checks(checkpoint, tmp_path):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "ecg-shuffled=x"])
     with pytest.raises(ValueError, match="NAME=PATH"):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "no-path"])
-    with pytest.raises(ValueError, match="--report_language and --baseline_checkpoints only apply"):
+    with pytest.raises(
+        ValueError, match="--report_language, --baseline_checkpoints, --report_split and --generate_kwargs only apply"
+    ):
         eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_language", "de"])
-    _, data_args, _ = eval_merit.parse_arguments([*base, "--task", "report-generation"])
+    with pytest.raises(ValueError, match="--report_split and --generate_kwargs only apply"):
+        eval_merit.parse_arguments(
+            [*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_split", "validation"]
+        )
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        eval_merit.parse_arguments([*base, "--task", "report-generation", "--generate_kwargs", "num_beams=3"])
+    with pytest.raises(ValueError, match="may not set 'num_return_sequences'"):
+        eval_merit.parse_arguments(
+            [*base, "--task", "report-generation", "--generate_kwargs", '{"num_return_sequences": 2}']
+        )
+    _, data_args, eval_args = eval_merit.parse_arguments(
+        [*base, "--task", "report-generation", "--generate_kwargs", '{"num_beams": 2, "repetition_penalty": 1.2}']
+    )
     assert data_args.dataset == "ptbxl"
+    assert eval_merit.report_generate_kwargs(eval_args) == {"num_beams": 2, "repetition_penalty": 1.2}
 
 
 def test_a_classification_checkpoint_is_rejected(tmp_path, processor, cache_dir):
@@ -298,3 +375,53 @@ def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cac
     assert [row.baseline for row in rows] == [None]
     assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
     assert "ECG report generation" in (tmp_path / "bridge" / "README.md").read_text()
+
+
+def test_validation_split_and_decoding_arguments(model, processor, splits, tmp_path, cache_dir, checkpoint):
+    """--report_split validation scores the validation records (the test fold is not read) and --generate_kwargs
+    reaches every generation: beam search gives the model's own beam-search reports."""
+    rows, notes = report_generation.run_report_generation_task(
+        str(checkpoint), PTBXL_SAMPLE, tmp_path, cache_dir=cache_dir, bertscore=False, n_bootstrap=0,
+        max_new_tokens=MAX_NEW_TOKENS, n_examples=1, split="validation", generate_kwargs={"num_beams": 2},
+        baselines=False,
+    )  # fmt: skip
+    validation = splits["validation"]
+    assert [row.split for row in rows] == ["validation"]
+    assert rows[0].n_test == sum(bool(tokenize_report(report)) for report in validation["report"])
+    assert "validation split (fold 9)" in notes[0]
+    records = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    assert [record["record_id"] for record in records] == validation["ecg_id"]
+    harness = make_harness(splits, processor)
+    inputs = harness.processed("validation").with_format("torch", columns=["input_values", "lead_mask"])[:2]
+    beams = model.generate(
+        inputs["input_values"], lead_mask=inputs["lead_mask"], max_new_tokens=MAX_NEW_TOKENS, num_beams=2
+    )
+    expected = [text.strip() for text in processor.batch_decode(beams, skip_special_tokens=True)]
+    assert [record["generations"]["MERIT"] for record in records[:2]] == expected
+    with pytest.raises(ValueError, match="one report per record"):
+        report_generation.generate_reports(
+            model, processor, harness.processed("validation"), batch_size=4, device="cpu", max_new_tokens=2,
+            generate_kwargs={"num_return_sequences": 2},
+        )  # fmt: skip
+
+
+def test_most_frequent_report_and_paired_differences_file(tmp_path):
+    reports = ["b", "a", "a", "b", "c", "c", "c"]
+    usable = np.array([True, True, True, True, False, False, False])  # "c" is the mode but not usable
+    assert report_generation.most_frequent_report(reports, usable) == "b"  # tie between a and b: the first seen
+    with pytest.raises(ValueError, match="No training record"):
+        report_generation.most_frequent_report(reports, np.zeros(7, dtype=bool))
+    differences = {
+        0: {"nearest-neighbour": {"rougeL": MetricValue(0.1, -0.05, 0.2), "ce_f1_macro": MetricValue(float("nan"))}}
+    }
+    report_generation.write_paired_differences(tmp_path / "d.json", differences)
+    assert json.loads((tmp_path / "d.json").read_text()) == {
+        "seed 0": {
+            "MERIT - nearest-neighbour": {
+                "rougeL": {"value": 0.1, "ci_low": -0.05, "ci_high": 0.2},
+                "ce_f1_macro": {"value": None, "ci_low": None, "ci_high": None},
+            }
+        }
+    }
+    table = report_generation.paired_differences_to_markdown(differences[0], 0)
+    assert "+0.100 (-0.050 to +0.200)" in table and "*" not in table.split("\n")[4] and "excludes 0: none." in table

@@ -134,12 +134,13 @@ def test_invalid_inputs_raise_value_errors():
 def test_evaluate_module_loads_offline_and_matches_core(tmp_path):
     predictions = ["sinus rhythm, normal ecg", "left axis deviation", "the heart rate is quick"]
     references = ["Sinus rhythm. Normal ECG.", "left axis deviation noted", "the heart rate is fast"]
+    scp_codes = ["{'NORM': 100.0, 'SR': 0.0}", "{'LAFB': 100.0, 'SR': 0.0}", "{'NORM': 80.0, 'STACH': 0.0}"]
     script = textwrap.dedent(
         f"""
         import json, evaluate
         metric = evaluate.load({os.path.join(REPO_ROOT, "metrics", "report_generation")!r})
         result = metric.compute(predictions={predictions!r}, references={references!r}, n_bootstrap=20, seed=1,
-                                bertscore=False)
+                                bertscore=False, scp_codes={scp_codes!r})
         json.dump(result, open("result.json", "w"))
         """
     )
@@ -153,9 +154,14 @@ def test_evaluate_module_loads_offline_and_matches_core(tmp_path):
     completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
     from_evaluate = json.loads((tmp_path / "result.json").read_text())
-    core = compute_report_metrics(predictions, references, n_bootstrap=20, seed=1, bertscore=False)
+    core = compute_report_metrics(
+        predictions, references, n_bootstrap=20, seed=1, bertscore=False, scp_codes=scp_codes
+    )
     assert from_evaluate == json.loads(json.dumps(core.to_dict()))
     assert np.isfinite(from_evaluate["meteor"])
+    # CE: SR + NORM, then CD (left axis deviation) are right; SR of record 2, STACH and NORM of record 3 are missed
+    assert from_evaluate["ce_precision_micro"] == pytest.approx(3 / 3)
+    assert from_evaluate["ce_recall_micro"] == pytest.approx(3 / 6)
 
 
 @pytest.mark.slow

