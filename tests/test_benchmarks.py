@@ -123,6 +123,22 @@ def test_pipeline_benchmark_times_both_routes_in_fresh_processes(tmp_path, capsy
 
 
 @pytest.mark.slow
+def test_limits_benchmark_reports_each_case_from_a_fresh_process(tmp_path, capsys):
+    bench = load_benchmark("bench_limits")
+    cases = ["reference_wfdb_upload", "rate_nan", "npy_header_1.2e11", "list_12x1e6"]
+    report = bench.main(["--cases", *cases, "--output", str(tmp_path / "bench.json")])
+
+    outcomes = {result["case"]: result["outcome"] for result in report["results"]}
+    assert outcomes == {"reference_wfdb_upload": "answered", "rate_nan": "ValueError",
+                        "npy_header_1.2e11": "ValueError", "list_12x1e6": "ValueError"}  # fmt: skip
+    messages = {result["case"]: result["message"] for result in report["results"]}
+    assert "more than the limit `max_samples_per_record`" in messages["list_12x1e6"]
+    assert all(result["wall_seconds"] > 0 and result["peak_mib"] is not None for result in report["results"])
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    assert "| WFDB header with sampling rate nan | ValueError |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(tmp_path, single_torch_thread):
     bench = load_benchmark("bench_training")
     output = tmp_path / "bench.json"
@@ -138,3 +154,88 @@ def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(t
         assert row["ecgs_per_second"] > 0 and 0 < row["data_wait_fraction"] < 1
         assert row["peak_rss_mib"] > row["step_growth_mib"] >= 0
     assert results["full_over_masked_compute_ratio"] > 0
+    cache = results["text_cache"]
+    assert cache["distinct_reports"] > 100 and cache["cache_mib"] > 0  # the excerpt's training reports, embedded once
+    assert cache["with_step_seconds"] > 0 and cache["without_over_with_compute_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_onnx_benchmark_times_pytorch_and_both_onnx_encoders(tmp_path, capsys, single_torch_thread):
+    pytest.importorskip("onnxruntime", reason="bench_onnx.py needs the `onnx` extra")
+    bench = load_benchmark("bench_onnx")
+    report = bench.main(
+        ["--preset", "tiny", "--batch-size", "3", "--iterations", "2", "--output", str(tmp_path / "bench.json")]
+    )
+
+    assert set(report["median_s"]) == {"pytorch", "onnxruntime fp32", "onnxruntime int8"}
+    assert all(seconds > 0 for seconds in report["median_s"].values())
+    assert report["speedup_vs_pytorch"]["pytorch"] == 1.0
+    assert 0 < report["file_bytes"]["ecg_encoder_int8"] < report["file_bytes"]["ecg_encoder"]
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    assert "onnxruntime int8" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_mimic_scale_benchmark_reports_every_number_and_deletes_the_corpus(tmp_path, capsys):
+    bench = load_benchmark("bench_mimic_scale")
+    work_dir = tmp_path / "work"
+    summary = bench.main([
+        "--num-records", "600", "--sizes", "300", "600", "--distinct-signals", "20", "--records-per-shard", "100",
+        "--loader-batches", "2", "--batch-size", "8", "--work-dir", str(work_dir), "--output", str(tmp_path / "b.json"),
+    ])  # fmt: skip
+
+    assert not work_dir.exists()  # corpus and caches deleted
+    assert summary["corpus"]["num_records"] == 600 and summary["corpus"]["generation_s"] > 0
+    preparation = summary["preparation"]
+    assert [(run["studies"], run["num_proc"]) for run in preparation] == [(300, 1), (600, 1), (300, 2)]
+    for run in preparation:
+        assert 0 < run["records"] <= run["studies"] and run["records_per_s"] > 0 and run["peak_rss_mb"] > 0
+        assert run["arrow_bytes"] >= run["records"] * 12 * 5000 * 2  # int16 samples, at least
+    plain, chunked = summary["killed_and_resumed"]
+    for resumed in (plain, chunked):
+        assert resumed["records"] == preparation[0]["records"] and resumed["second_run_s"] > 0
+    # how much of a plain killed preparation survives depends on where the kill lands (a split written in full before
+    # it may be kept), so only the counts are checked here; the chunked preparation must keep its finished chunks
+    assert 0 <= plain["reused_records"] <= plain["records"]
+    assert (chunked["chunk_records"], chunked["redone_share"] < 1) == (75, True)  # finished chunks are kept
+    assert [(run["variant"], run["num_workers"]) for run in summary["loader"]] == [
+        ("as prepared (500 Hz)", 0),
+        ("as prepared (500 Hz)", 2),
+        ("resampled once (100 Hz)", 0),
+        ("resampled once (100 Hz)", 2),
+    ]
+    assert all(run["ecgs"] == 2 * 8 and run["ecgs_per_s"] > 0 for run in summary["loader"])
+    reports = summary["reports"]
+    assert 0 < reports["distinct_reports"] < reports["reports"] == preparation[1]["records"]
+    assert summary["flops"]["training_flops_per_ecg"] > 1e9  # base preset: tens of GFLOP per ECG
+    extrapolation = summary["extrapolation"]
+    assert extrapolation["loader workers per H100, as prepared"] >= 1
+    assert json.loads((tmp_path / "b.json").read_text())["extrapolation"] == extrapolation
+    assert "| resampled once (100 Hz) | 0 |" in capsys.readouterr().out
+
+
+def test_onnx_int8_accuracy_reports_both_tasks_with_intervals(tmp_path, capsys, tokenizer, single_torch_thread):
+    pytest.importorskip("onnxruntime", reason="onnx_int8_accuracy.py needs the `onnx` extra")
+    import torch
+
+    from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritModel, MeritProcessor
+
+    torch.manual_seed(0)
+    MeritModel(MeritConfig.from_preset("tiny")).save_pretrained(tmp_path / "checkpoint")
+    MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(tmp_path / "checkpoint")
+    bench = load_benchmark("onnx_int8_accuracy")
+    report = bench.main(
+        ["--model", str(tmp_path / "checkpoint"), "--resamples", "20", "--epochs", "3",
+         "--output", str(tmp_path / "accuracy.json")]
+    )  # fmt: skip
+
+    assert report["n_test"] == 181 and report["classes"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    for task in ("zero_shot_macro_auroc", "linear_probe_macro_auroc"):
+        entry = report[task]
+        assert 0 <= entry["fp32"] <= 1 and 0 <= entry["int8"] <= 1
+        assert entry["delta"] == pytest.approx(entry["int8"] - entry["fp32"])
+        low, high = entry["delta_ci95"]
+        assert low <= high
+    assert 0.9 < report["embedding_cosine_fp32_int8"]["min"] <= 1.0 + 1e-6
+    assert json.loads((tmp_path / "accuracy.json").read_text()) == report
+    assert "zero_shot_macro_auroc" in capsys.readouterr().out

@@ -7,6 +7,7 @@ be downloaded). A module the core requirements do not bring is therefore missing
 plain `pip install merit-ecg`.
 """
 
+import configparser
 import importlib.metadata
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from packaging.utils import canonicalize_name
 from test_readme import quick_start_snippet
 
 
-CORE_PACKAGES = ("modeling_merit", "dataset_scripts", "merit_training", "merit_evaluation")
+CORE_PACKAGES = ("modeling_merit", "dataset_scripts", "merit_training", "merit_evaluation", "merit_cli")
 PACKAGES = (*CORE_PACKAGES, "merit_plotting")  # merit_plotting needs the `plot` extra
 
 pytestmark = pytest.mark.slow
@@ -172,3 +173,39 @@ def test_readme_quick_start_runs_against_the_installed_copy(installed, tmp_path,
     result = run_outside_checkout(python, save + snippet, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "quick start ok" in result.stdout
+
+
+def test_the_merit_command_is_installed_and_runs(installed, tmp_path, repo_root, minilm_dir):
+    """The `merit` console script of the fresh install (entry point in setup.cfg) embeds a real record."""
+    python, _, _ = installed
+    checkpoint = tmp_path / "checkpoint"
+    save = textwrap.dedent(
+        f"""
+        import torch
+        from transformers import AutoTokenizer
+        from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
+
+        torch.manual_seed(0)
+        MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained({str(checkpoint)!r})
+        tokenizer = AutoTokenizer.from_pretrained({str(minilm_dir)!r})
+        MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained({str(checkpoint)!r})
+        """
+    )
+    assert run_outside_checkout(python, save, tmp_path).returncode == 0
+    merit = python.parent / "merit"
+    environment = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
+    version = subprocess.run([merit, "--version"], capture_output=True, text=True, timeout=300, env=environment)
+    setup = configparser.ConfigParser()
+    setup.read(repo_root / "setup.cfg")
+    assert version.stdout.strip() == f"merit {setup['metadata']['version']} (merit-ecg)", version.stderr[-2000:]
+
+    record = repo_root / "data" / "ptbxl-sample" / "records100" / "00000" / "00001_lr.hea"
+    output = tmp_path / "embeddings.csv"
+    result = subprocess.run(
+        [merit, "embed", str(record), "--model", str(checkpoint), "--output", str(output), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, row = output.read_text().splitlines()
+    assert header == "path,record,sampling_rate,num_samples,leads,embedding" and row.startswith(f"{record},00001_lr,")
+    assert len(row.split(",")[-1].split()) == 64  # the tiny preset's pooled embedding

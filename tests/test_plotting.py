@@ -275,7 +275,10 @@ def test_readme_plotting_snippet_runs(repo_root, ptbxl_sample_dir, tokenizer, tm
     from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 
     section = (repo_root / "README.md").read_text().split("## Try it", 1)[1]
-    snippet = re.findall(r"```python\n(.*?)```", section, re.S)[0].replace("data/ptbxl-sample", str(ptbxl_sample_dir))
+    snippets = [
+        snippet for snippet in re.findall(r"```python\n(.*?)```", section, re.S) if "merit_plotting" in snippet
+    ]
+    snippet = snippets[0].replace("data/ptbxl-sample", str(ptbxl_sample_dir))
     torch.manual_seed(0)
     namespace = {
         "model": MeritForPreTraining(MeritConfig.from_preset("tiny")).eval(),

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,15 +22,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from checkpoint_helpers import tiny_report_generator
 from train_helpers import free_port, subprocess_env
 
 from modeling_merit import (
     MeritConfig,
     MeritFeatureExtractor,
-    MeritForReportGeneration,
     MeritModel,
     MeritProcessor,
-    MeritReportGenerationConfig,
 )
 
 
@@ -55,18 +55,7 @@ def space_checkpoint(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="module")
 def report_checkpoint(tmp_path_factory, tokenizer):
     """A tiny random report generator (tiny ECG encoder -> 2-layer Llama over the MiniLM vocabulary)."""
-    text_config = {
-        "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
-        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None,
-    }  # fmt: skip
-    config = MeritReportGenerationConfig(
-        ecg_config=MeritConfig.from_preset("tiny").ecg_config.to_dict(), text_config=text_config,
-        projector_hidden_size=64,
-    )  # fmt: skip
-    torch.manual_seed(1)
-    model = MeritForReportGeneration(config).eval()
-    model.set_prompt(tokenizer)
+    model = tiny_report_generator(tokenizer, seed=1)
     checkpoint = tmp_path_factory.mktemp("space-report") / "checkpoint"
     model.save_pretrained(checkpoint)
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
@@ -163,7 +152,7 @@ def assert_answer_matches_pipelines(answer, record, in_process_pipelines, expect
 
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.width > 1000
-    assert report and report == report_generation(record)["generated_text"]
+    assert report and report == report_generation(record)[0]["generated_text"]
     assert summary.startswith(f"**{expected_name}**: 12 standard leads, 500 Hz, 10.0 s")
 
 
@@ -238,6 +227,8 @@ def test_uploaded_wfdb_pair_npy_and_csv(client, in_process_pipelines, tmp_path):
         (lambda tmp: [EXAMPLE_RECORD.with_suffix(".hea")], "Upload one record: a WFDB record as its two files"),
         (lambda tmp: [tmp / "broken.csv"], "must start with a header row of lead names"),
         (lambda tmp: [tmp / "three_leads.npy"], "`lead_names` is required"),
+        (lambda tmp: [tmp / "slow.hea", tmp / "slow.dat"], "0.01 Hz, below the limit `min_sampling_rate` = 50 Hz"),
+        (lambda tmp: [tmp / "dots.hea", tmp / "slow.dat"], "names files outside its folder: '..'"),
     ],
 )
 def test_bad_upload_shows_a_clear_error(client, tmp_path, make_files, message):
@@ -246,9 +237,44 @@ def test_bad_upload_shows_a_clear_error(client, tmp_path, make_files, message):
     (tmp_path / "notes.txt").write_text("not an ECG")
     (tmp_path / "broken.csv").write_text("1,2,3\n4,5,6\n")
     np.save(tmp_path / "three_leads.npy", np.zeros((3, 1000)))
+    header = EXAMPLE_RECORD.with_suffix(".hea").read_text()
+    (tmp_path / "slow.hea").write_text(header.replace("12 500 5000", "12 0.01 5000"))
+    (tmp_path / "dots.hea").write_text(header.replace("00017_hr.dat", ".."))
+    shutil.copy(EXAMPLE_RECORD.with_suffix(".dat"), tmp_path / "slow.dat")
     with pytest.raises(AppError) as error:
         analyse(client, files=make_files(tmp_path), sampling_rate=100)
     assert message in str(error.value)
+    assert "Traceback" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_space_holds_uploads_to_the_limits(space_checkpoint, ptbxl_sample_dir, tmp_path):
+    """In-process: a long upload is read (for the answer and for the plot) over its central `max_record_seconds` only,
+    which the summary shows; an upload over a limit is a `gr.Error` with the limit's message, not a traceback."""
+    import gradio as gr
+    import wfdb
+
+    space = space_app().MeritSpace(str(space_checkpoint))
+    source = wfdb.rdrecord(str(ptbxl_sample_dir / "records100" / "00000" / "00001_lr"), physical=False)
+    wfdb.wrsamp(
+        "two_hours", fs=source.fs, units=source.units, sig_name=source.sig_name, fmt=source.fmt,
+        d_signal=np.tile(source.d_signal, (720, 1)), adc_gain=source.adc_gain, baseline=source.baseline,
+        write_dir=str(tmp_path),
+    )  # fmt: skip
+    files = [str(tmp_path / "two_hours.hea"), str(tmp_path / "two_hours.dat")]
+    *_, summary = space.analyse(None, files, "normal ECG\natrial fibrillation", 0)
+    assert summary.startswith("**two_hours**: 12 standard leads, 100 Hz, 120.0 s")
+    tracemalloc.start()
+    signal, *_ = space._signal_for_plot({"hea": files[0], "dat": files[1]}, None)  # the Space's own read
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert signal.shape == (12, 12_000) and peak < 8 * 2**20  # the whole record: 720,000 x 12 x 8 bytes = 66 MB
+
+    header = (tmp_path / "two_hours.hea").read_text()
+    (tmp_path / "two_hours.hea").write_text(header.replace("12 100 720000", "12 0.01 720000"))
+    with pytest.raises(gr.Error) as error:
+        space.analyse(None, files, "normal ECG", 0)
+    assert "0.01 Hz, below the limit `min_sampling_rate` = 50 Hz" in str(error.value)
     assert "Traceback" not in str(error.value)
 
 

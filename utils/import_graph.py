@@ -12,7 +12,10 @@ The project's units, bottom to top (a unit may import only units below it):
     merit_plotting      figures
     merit_training      pretraining / report-generation training; may use merit_evaluation's metrics and prompts
     merit_evaluation    evaluation runners
-    scripts             train_merit.py, eval_merit.py, ablation_merit.py, space/, benchmarks/, metrics/ (never each other)
+    merit_cli           the `merit` console command and the ONNX export: a user-facing front end over the model,
+                        the dataset readers and the evaluation helpers, so it sits above all of them
+    scripts             train_merit.py, eval_merit.py, ablation_merit.py, space/, space-static/, benchmarks/, metrics/
+                        (never each other)
 
 Only the abstract syntax tree is read (nothing is imported), so this runs without the project's dependencies.
 Exit status 1 when a rule is broken.
@@ -28,9 +31,9 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("modeling_merit", "dataset_scripts", "merit_plotting", "merit_training", "merit_evaluation")
+PACKAGES = ("modeling_merit", "dataset_scripts", "merit_plotting", "merit_training", "merit_evaluation", "merit_cli")
 LAYER = {name: index for index, name in enumerate(PACKAGES)}
-SCRIPT_GLOBS = ("*.py", "space/*.py", "benchmarks/*.py", "metrics/*/*.py")
+SCRIPT_GLOBS = ("*.py", "space/*.py", "space-static/*.py", "benchmarks/*.py", "metrics/*/*.py")
 SCRIPT_MODULES = {"train_merit", "eval_merit", "ablation_merit", "app"}
 # Modules of merit_evaluation that training may import directly.
 SHARED_EVALUATION_MODULES = ("merit_evaluation.metrics", "merit_evaluation.prompts")
