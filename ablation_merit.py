@@ -13,7 +13,9 @@ with 95 % bootstrap intervals (test macro AUROC):
 
 Outputs: `<output_dir>/<variant>/` (checkpoint and `results-<label set>/results.json`), `ablation.md`,
 `ablation.json`. Every step is a separate `train_merit.py` / `eval_merit.py` process, so any of them can be rerun
-by hand; extra pretraining flags go after `--`, e.g. `python ablation_merit.py -- --learning_rate 5e-4`.
+by hand; extra pretraining flags go after `--`, e.g. `python ablation_merit.py -- --learning_rate 5e-4`. A variant
+whose folder already holds a trained checkpoint (`model.safetensors`, written at the end of training) is not trained
+again, so an interrupted ablation picks up where it stopped; `--retrain` trains every variant anew.
 """
 
 import argparse
@@ -45,6 +47,9 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, 
         "--label_sets", nargs="+", default=list(DEFAULT_LABEL_SETS), help="PTB-XL label sets to probe."
     )
     parser.add_argument("--n_bootstrap", type=int, default=1000, help="Bootstrap resamples for the 95 %% intervals.")
+    parser.add_argument(
+        "--retrain", action="store_true", help="Train variants whose folder already holds a trained checkpoint."
+    )
     argv = sys.argv[1:] if argv is None else argv
     extra = []
     if "--" in argv:
@@ -74,7 +79,10 @@ def main(argv: list[str] | None = None) -> str:
             ]  # fmt: skip
             if args.max_train_steps:
                 train += ["--max_train_steps", str(args.max_train_steps)]
-            run(train + extra_train_flags)
+            if (run_dir / "model.safetensors").is_file() and not args.retrain:
+                logger.info(f"{run_dir} already holds a trained checkpoint: not trained again (--retrain to do so)")
+            else:
+                run(train + extra_train_flags)
             # one random-init encoder per architecture and seed: evaluated with the MERIT run only
             with_baselines = variant is ABLATION_VARIANTS[0]
             for label_set in args.label_sets:

@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .challenge import read_label_descriptions
-from .ptbxl.descriptions import GERMAN_TEMPLATES, PTBXL_REPORT_LANGUAGE_DESCRIPTIONS, ptbxl_copy_class_descriptions
+from .ptbxl.descriptions import (
+    GERMAN_TEMPLATES,
+    PTBXL_REPORT_LANGUAGE_DESCRIPTIONS,
+    PTBXL_REPORT_STYLE_PROMPTS,
+    ptbxl_copy_class_descriptions,
+)
 from .ptbxl.labels import BENCHMARK_TASKS
 
 
@@ -69,6 +74,9 @@ class DatasetSpec:
             description in the language of the dataset's reports, put into `report_language_templates` and added
             to the English prompts (PTB-XL: German).
         report_language_templates (`tuple[str, ...]`, defaults to `()`): templates with one `{description}` field.
+        report_style_prompts (`Mapping[str, Mapping[str, tuple[str, ...]]]`, defaults to `{}`): label set -> class
+            -> whole prompts worded like the dataset's reports (PTB-XL: its English reports), used by the
+            `report-style` and `both` prompt styles (`merit_evaluation.prompts.PROMPT_STYLES`).
     """
 
     name: str
@@ -82,6 +90,7 @@ class DatasetSpec:
     class_descriptions: DescriptionSource | None = None
     report_language_descriptions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     report_language_templates: tuple[str, ...] = ()
+    report_style_prompts: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self):
         problems = []
@@ -100,6 +109,17 @@ class DatasetSpec:
         unknown = sorted(set(self.report_language_descriptions) - set(self.label_sets))
         if unknown:
             problems.append(f"report_language_descriptions name label sets {unknown} that are not in label_sets")
+        unknown = sorted(set(self.report_style_prompts) - set(self.label_sets))
+        if unknown:
+            problems.append(f"report_style_prompts name label sets {unknown} that are not in label_sets")
+        empty = sorted(
+            f"{label_set}/{name}"
+            for label_set, table in self.report_style_prompts.items()
+            for name, prompts in table.items()
+            if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts)
+        )
+        if empty:
+            problems.append(f"report_style_prompts of {empty} must be tuples of non-empty strings")
         if bool(self.report_language_descriptions) != bool(self.report_language_templates):
             problems.append(
                 "report_language_descriptions and report_language_templates go together; give both or neither"
@@ -185,6 +205,7 @@ DATASETS: dict[str, DatasetSpec] = {
             class_descriptions=ptbxl_copy_class_descriptions,
             report_language_descriptions=PTBXL_REPORT_LANGUAGE_DESCRIPTIONS,
             report_language_templates=GERMAN_TEMPLATES,
+            report_style_prompts=PTBXL_REPORT_STYLE_PROMPTS,
         ),
         DatasetSpec(
             name="mimic_iv_ecg", display_name="MIMIC-IV-ECG", loader=_load_mimic_iv_ecg, report_config="pairs"

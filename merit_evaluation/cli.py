@@ -40,7 +40,7 @@ from .data import load_evaluation_dataset
 from .finetune import run_finetune
 from .harness import EvaluationHarness, TrainingOptions, load_classifier
 from .probing import run_linear_probe
-from .prompts import class_prompts
+from .prompts import DEFAULT_PROMPT_STYLE, PROMPT_STYLES, class_prompts
 from .report_generation import BASELINES as REPORT_BASELINES
 from .report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from .results import (
@@ -199,6 +199,14 @@ class EvaluationArguments:
         metadata={
             "help": "zero-shot: JSON file mapping every class name to a prompt or a list of prompts, replacing the "
             "prompts built from the dataset's label table."
+        },
+    )
+    prompt_style: str = field(
+        default=DEFAULT_PROMPT_STYLE,
+        metadata={
+            "help": "zero-shot: how prompts are built from the registry: class descriptions in templates, whole "
+            "prompts worded like the dataset's reports (where it has them), or both (merit_evaluation.prompts).",
+            "choices": list(PROMPT_STYLES),
         },
     )
     shifts: list[str] | None = field(
@@ -642,7 +650,12 @@ def run_evaluation(
                 else output_dir / "class_embeddings"
             )
             prompts = class_prompts(
-                data_args.dataset, data_args.data_dir, label_set, harness.class_names, eval_args.prompts
+                data_args.dataset,
+                data_args.data_dir,
+                label_set,
+                harness.class_names,
+                eval_args.prompts,
+                prompt_style=eval_args.prompt_style,
             )
             dual_model = MeritModel.from_pretrained(model_args.model_name_or_path, **hub_kwargs)
             cache = ClassEmbeddingCache(cache_dir)

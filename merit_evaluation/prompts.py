@@ -7,8 +7,10 @@ one class embedding (`modeling_merit.zero_shot_merit`, the one zero-shot impleme
 from the dataset's registry entry (`dataset_scripts.registry`): the text description of every class from the
 dataset's own label table (e.g. PTB-XL's `scp_statements.csv`, with descriptions shipped for its superclasses and
 subclasses), put into `DEFAULT_TEMPLATES`, plus, where the spec has them, prompts in the language of the dataset's
-reports (PTB-XL: German). Training's zero-shot validation AUROC uses the same prompts, so it scores exactly what
-`eval_merit.py --task zero-shot` scores.
+reports (PTB-XL: German). That is the `descriptions` prompt style; where the spec also has whole prompts worded like
+the dataset's reports (PTB-XL's superclasses: "sinus rhythm. normal ecg.", ...), the `report-style` style uses those
+instead and `both` uses all of them (`PROMPT_STYLES`). Training's zero-shot validation AUROC uses the default style,
+so it scores exactly what `eval_merit.py --task zero-shot` scores.
 
 `load_prompts_file` reads a `--prompts FILE.json` override: a JSON object mapping every class name to a prompt or a
 list of prompts.
@@ -26,12 +28,22 @@ from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES as DEFAULT_TEMPLATE
 from modeling_merit.zero_shot_merit import build_class_prompts
 
 
+PROMPT_STYLES = ("descriptions", "report-style", "both")
+"""How class prompts are built: `descriptions` (each class's description in `DEFAULT_TEMPLATES`, plus the
+report-language prompts), `report-style` (the dataset's whole report-style prompts; a class without them keeps its
+`descriptions` prompts) or `both` (all of them, averaged into one class embedding)."""
+
+DEFAULT_PROMPT_STYLE = "report-style"
+"""Chosen on PTB-XL's validation fold with the demo checkpoint (superdiagnostic macro AUROC; README "Demo results")."""
+
+
 def class_prompts(
     dataset: str,
     data_dir: str | os.PathLike | None,
     label_set: str | None,
     class_names: Sequence[str],
     prompts_file: str | os.PathLike | None = None,
+    prompt_style: str = DEFAULT_PROMPT_STYLE,
 ) -> dict[str, list[str]]:
     """Prompts of every class, in the order of `class_names`.
 
@@ -43,6 +55,8 @@ def class_prompts(
         class_names (`Sequence[str]`): the evaluated classes.
         prompts_file (`str` or `os.PathLike`, *optional*): a JSON override (`load_prompts_file`), which must hold
             exactly `class_names`.
+        prompt_style (`str`, defaults to `DEFAULT_PROMPT_STYLE`): one of `PROMPT_STYLES`; ignored with a prompts
+            file or a dataset without report-style prompts for `label_set`.
 
     Returns:
         `dict[str, list[str]]`: class name -> prompts.
@@ -52,6 +66,8 @@ def class_prompts(
         class_descriptions,
     )
 
+    if prompt_style not in PROMPT_STYLES:
+        raise ValueError(f"Unknown prompt style {prompt_style!r}; expected one of {list(PROMPT_STYLES)}.")
     if prompts_file is not None:
         return load_prompts_file(prompts_file, class_names)
     spec = DATASETS.get(dataset)
@@ -63,6 +79,11 @@ def class_prompts(
     if described:  # e.g. PTB-XL's mostly German reports: prompts in both languages
         for name, more in build_class_prompts(described, spec.report_language_templates).items():
             prompts[name] = prompts[name] + more
+    report_style = spec.report_style_prompts.get(label_set, {})
+    for name in class_names:
+        if prompt_style != "descriptions" and name in report_style:
+            whole = list(report_style[name])
+            prompts[name] = whole if prompt_style == "report-style" else prompts[name] + whole
     return prompts
 
 

@@ -2,6 +2,8 @@
 # Licensed under the Apache License, Version 2.0.
 """The ablation table's paired differences: the same bootstrap resamples for every model on one test set."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,24 @@ def test_ablation_table_shows_paired_differences(data, tmp_path):
     differences = [record for record in records if "paired_difference" in record]
     assert len(differences) == 2 and all(record["paired_difference"]["ci_low"] > 0 for record in differences)
     assert markdown.count("**+") == 2  # both differences exclude 0 and are shown in bold
+
+
+def test_ablation_driver_does_not_retrain_a_finished_variant(tmp_path, monkeypatch):
+    import ablation_merit
+
+    commands = []
+    monkeypatch.setattr(ablation_merit, "run", lambda command: commands.append(command))
+    monkeypatch.setattr(ablation_merit, "write_ablation_table", lambda files, output_dir: "table")
+    finished = tmp_path / "merit-both-losses-seed42"
+    finished.mkdir()
+    (finished / "model.safetensors").write_bytes(b"")
+
+    def trained_dirs():
+        return [Path(c[c.index("--output_dir") + 1]).name for c in commands if "train_merit.py" in c]
+
+    ablation_merit.main(["--output_dir", str(tmp_path), "--label_sets", "superdiagnostic"])
+    assert trained_dirs() == ["masked-modelling-only-seed42", "contrastive-only-seed42"]
+    assert sum("eval_merit.py" in c for c in commands) == 3  # every variant is still evaluated
+    commands.clear()
+    ablation_merit.main(["--output_dir", str(tmp_path), "--label_sets", "superdiagnostic", "--retrain"])
+    assert trained_dirs() == ["merit-both-losses-seed42", "masked-modelling-only-seed42", "contrastive-only-seed42"]

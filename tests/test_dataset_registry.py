@@ -17,7 +17,7 @@ from dataset_scripts.common import ecg_features, multi_hot
 from dataset_scripts.registry import DATASETS, DatasetSpec, class_descriptions, display_name, load_dataset_splits
 from merit_evaluation import cli
 from merit_evaluation.data import load_evaluation_dataset
-from merit_evaluation.prompts import class_prompts
+from merit_evaluation.prompts import DEFAULT_PROMPT_STYLE, class_prompts
 from merit_evaluation.report_generation import load_report_dataset
 from merit_training.arguments import evaluates_after_training, resolved_data_dir, validate_arguments
 from merit_training.data import load_pretraining_splits, zero_shot_validation_split
@@ -74,6 +74,7 @@ def loader_calls(monkeypatch):
         class_descriptions=lambda data_dir, label_set: dict(DESCRIPTIONS),
         report_language_descriptions={"rhythm": {"AFIB": "vorhofflimmern"}},
         report_language_templates=("{description}",),
+        report_style_prompts={"rhythm": {"AFIB": ("atrial fibrillation. otherwise normal ecg.",)}},
     )
     monkeypatch.setitem(DATASETS, FAKE, spec)
     return calls
@@ -107,6 +108,17 @@ def test_an_inconsistent_spec_is_rejected_when_it_is_written():
             name="bad", display_name="Bad", loader=loader, label_sets=("a",), default_label_set="a",
             report_language_descriptions={"a": {"X": "x"}},
         )  # fmt: skip
+    for prompts in ("x.", (), ("x.", " ")):
+        with pytest.raises(ValueError, match=r"report_style_prompts of \['a/X'\] must be tuples of non-empty"):
+            DatasetSpec(
+                name="bad", display_name="Bad", loader=loader, label_sets=("a",), default_label_set="a",
+                report_style_prompts={"a": {"X": prompts}},
+            )  # fmt: skip
+    with pytest.raises(ValueError, match=r"report_style_prompts name label sets \['b'\] that are not in label_sets"):
+        DatasetSpec(
+            name="bad", display_name="Bad", loader=loader, label_sets=("a",), default_label_set="a",
+            report_style_prompts={"b": {"X": ("x.",)}},
+        )  # fmt: skip
 
 
 def test_a_registered_dataset_passes_training_argument_checks_from_its_spec(loader_calls, tmp_path):
@@ -137,9 +149,19 @@ def test_a_registered_dataset_flows_through_training_data_loading(loader_calls, 
     validation, class_names = zero_shot_validation_split(FAKE, str(tmp_path), splits, None)
     assert class_names == CLASSES and len(validation) == SPLIT_SIZES["validation"]
     assert loader_calls == [("pairs", None), ("rhythm", None)]  # the report config, then the default label set
-    prompts = class_prompts(FAKE, tmp_path, "rhythm", class_names)
-    assert prompts["AFIB"][:2] == ["atrial fibrillation", "ECG showing atrial fibrillation."]
-    assert prompts["AFIB"][-1] == "vorhofflimmern" and "vorhofflimmern" not in prompts["NORM"]
+    described = class_prompts(FAKE, tmp_path, "rhythm", class_names, prompt_style="descriptions")
+    assert described["AFIB"][:2] == ["atrial fibrillation", "ECG showing atrial fibrillation."]
+    assert described["AFIB"][-1] == "vorhofflimmern" and "vorhofflimmern" not in described["NORM"]
+    # report-style prompts replace (report-style) or join (both) a class's prompts; a class without any keeps its own
+    report_style = class_prompts(FAKE, tmp_path, "rhythm", class_names, prompt_style="report-style")
+    assert report_style["AFIB"] == ["atrial fibrillation. otherwise normal ecg."]
+    assert report_style["NORM"] == described["NORM"]
+    both = class_prompts(FAKE, tmp_path, "rhythm", class_names, prompt_style="both")
+    assert both["AFIB"] == described["AFIB"] + report_style["AFIB"] and both["NORM"] == described["NORM"]
+    by_style = {"descriptions": described, "report-style": report_style, "both": both}
+    assert class_prompts(FAKE, tmp_path, "rhythm", class_names) == by_style[DEFAULT_PROMPT_STYLE]
+    with pytest.raises(ValueError, match=r"Unknown prompt style 'reports'; expected one of \['descriptions'"):
+        class_prompts(FAKE, tmp_path, "rhythm", class_names, prompt_style="reports")
 
 
 def test_a_registered_dataset_flows_through_evaluation_arguments_and_loading(loader_calls, tmp_path):

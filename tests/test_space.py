@@ -3,7 +3,9 @@ upload) and one real headless-Chromium session that uploads a record and waits f
 
 The browser test needs the Debian packages `chromium` and `chromium-driver` (`make install` installs them when run
 as root); it is skipped only where they are absent. Set `MERIT_SPACE_SCREENSHOT=<path>` to also copy its screenshot
-there (the README's `docs/space_screenshot.png` is made that way).
+there. The README's `docs/space_screenshot.png` is this test run against the demo's checkpoints on a test-fold record
+(`MERIT_SPACE_MODEL`, `MERIT_SPACE_REPORT_MODEL` and `MERIT_SPACE_RECORD` replace the tiny random checkpoints and the
+example record; see the README's "Try it" section for the command).
 """
 
 import importlib.util
@@ -36,6 +38,7 @@ from modeling_merit import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPACE_DIR = REPO_ROOT / "space"
 EXAMPLE_RECORD = SPACE_DIR / "examples" / "00017_hr"
+UPLOADED_RECORD = Path(os.environ.get("MERIT_SPACE_RECORD", EXAMPLE_RECORD))  # WFDB record path without suffix
 CANDIDATE_LABELS = ["normal ECG", "atrial fibrillation", "myocardial infarction"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -44,7 +47,9 @@ STARTUP_TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def space_checkpoint(tmp_path_factory, tokenizer):
-    """A tiny random MERIT dual encoder saved with its processor and pipelines."""
+    """A tiny random MERIT dual encoder saved with its processor and pipelines (or `MERIT_SPACE_MODEL`)."""
+    if os.environ.get("MERIT_SPACE_MODEL"):
+        return Path(os.environ["MERIT_SPACE_MODEL"])
     torch.manual_seed(0)
     checkpoint = tmp_path_factory.mktemp("space") / "checkpoint"
     MeritModel(MeritConfig.from_preset("tiny")).save_pretrained(checkpoint)
@@ -54,7 +59,10 @@ def space_checkpoint(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="module")
 def report_checkpoint(tmp_path_factory, tokenizer):
-    """A tiny random report generator (tiny ECG encoder -> 2-layer Llama over the MiniLM vocabulary)."""
+    """A tiny random report generator (tiny ECG encoder -> 2-layer Llama over the MiniLM vocabulary), or
+    `MERIT_SPACE_REPORT_MODEL`."""
+    if os.environ.get("MERIT_SPACE_REPORT_MODEL"):
+        return Path(os.environ["MERIT_SPACE_REPORT_MODEL"])
     model = tiny_report_generator(tokenizer, seed=1)
     checkpoint = tmp_path_factory.mktemp("space-report") / "checkpoint"
     model.save_pretrained(checkpoint)
@@ -301,14 +309,15 @@ def test_browser_upload_shows_plot_and_scores(space_url, tmp_path):
         upload = wait.until(
             expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]"))
         )
-        upload.send_keys("\n".join(str(EXAMPLE_RECORD.with_suffix(suffix)) for suffix in (".hea", ".dat")))
-        wait.until(lambda browser: browser.find_element(By.ID, "upload").text.count("00017_hr") == 2)  # both files
+        upload.send_keys("\n".join(str(UPLOADED_RECORD.with_suffix(suffix)) for suffix in (".hea", ".dat")))
+        name = UPLOADED_RECORD.name
+        wait.until(lambda browser: browser.find_element(By.ID, "upload").text.count(name) == 2)  # both files
         driver.find_element(By.ID, "analyse").click()
         plot = wait.until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, "#ecg-plot img")))
         wait.until(
             lambda browser: all(label in browser.find_element(By.ID, "scores").text for label in CANDIDATE_LABELS)
         )
-        wait.until(lambda browser: "00017_hr" in browser.find_element(By.ID, "summary").text)
+        wait.until(lambda browser: name in browser.find_element(By.ID, "summary").text)
         assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 1000
         assert driver.find_element(By.CSS_SELECTOR, "#report textarea").get_attribute("value")  # report configured
         for _ in range(3):  # the page reflows when the window grows: resize until the whole page fits

@@ -114,6 +114,40 @@ PTBXL_REPORT_LANGUAGE_DESCRIPTIONS = {
 `scp_statements.csv` descriptions."""
 
 
+PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS = {
+    "CD": (
+        "left bundle branch block.",
+        "right bundle branch block.",
+        "prolonged pr interval. first degree av block.",
+        "left axis deviation. left anterior fascicular block.",
+    ),
+    "HYP": (
+        "voltages are high in chest leads suggesting lvh.",
+        "left ventricular hypertrophy.",
+        "left atrial enlargement.",
+    ),
+    "MI": (
+        "q waves consistent with old inferior myocardial infarction.",
+        "old anterior myocardial infarction.",
+        "probable old myocardial infarction.",
+    ),
+    "NORM": ("sinus rhythm. normal ecg.", "sinus rhythm. no definite pathology."),
+    "STTC": (
+        "st segments are depressed. t waves are low or flat.",
+        "non-specific st-t wave changes.",
+        "t wave inversion suggesting ischaemia.",
+    ),
+}
+"""Whole prompts for the 5 superclasses in the style of PTB-XL's English reports (lower case, short sentences that
+end with a full stop, e.g. "sinus rhythm. normal ecg."), a class's prompts naming its common statements. Written
+for MERIT from the class definitions and the wording of the *training* folds' English reports (folds 1-8; no
+report of the validation or test folds was read), then kept because they raised the zero-shot macro AUROC on the
+validation fold (DESIGN.md §8; `merit_evaluation.prompts.PROMPT_STYLES`)."""
+
+PTBXL_REPORT_STYLE_PROMPTS = {"superdiagnostic": PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS}
+"""Label set -> class -> whole prompts in the style of the reports (see `PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS`)."""
+
+
 def ptbxl_class_descriptions(scp_statements: pd.DataFrame, label_set: str) -> dict[str, str]:
     """Descriptions of the classes of a PTB-XL benchmark label set.
 
