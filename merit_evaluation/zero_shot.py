@@ -4,7 +4,7 @@
 
 The computation (prompts, class embeddings, scores) lives in `modeling_merit.zero_shot_merit`, shared with the
 `zero-shot-ecg-classification` pipeline. Every class gets several prompts (`merit_evaluation.prompts.class_prompts`:
-one per template, or the `--prompts FILE.json` override). Each prompt is embedded with the text tower
+in the `--prompt_style` chosen, or the `--prompts FILE.json` override). Each prompt is embedded with the text tower
 (`MeritModel.get_text_features`), L2-normalised, and the prompts of a class are averaged and normalised again into
 one class embedding. Class embeddings are computed once per (text tower weights, tokenizer settings, prompt set) and
 cached in memory and, optionally, as `.npy` files.
