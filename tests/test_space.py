@@ -38,7 +38,7 @@ from modeling_merit import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPACE_DIR = REPO_ROOT / "space"
 EXAMPLE_RECORD = SPACE_DIR / "examples" / "00017_hr"
-UPLOADED_RECORD = Path(os.environ.get("MERIT_SPACE_RECORD", EXAMPLE_RECORD))  # WFDB record path without suffix
+UPLOADED_RECORD = Path(os.environ.get("MERIT_SPACE_RECORD", EXAMPLE_RECORD)).resolve()  # WFDB record, no suffix
 CANDIDATE_LABELS = ["normal ECG", "atrial fibrillation", "myocardial infarction"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
