@@ -632,7 +632,7 @@ def paired_differences_to_markdown(
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
-    significant = []
+    significant: dict[str, dict[str, list[str]]] = {}
     for name, metrics in differences.items():
         label = f"MERIT − {name}" + (" (ECG-blind)" if name in ECG_BLIND_BASELINES else "")
         cells = [label]
@@ -648,11 +648,11 @@ def paired_differences_to_markdown(
         for metric_name, metric in metrics.items():
             if metric.ci_low is not None and (metric.ci_low > 0 or metric.ci_high < 0):
                 direction = "above" if metric.ci_low > 0 else "below"
-                significant.append(f"{metric_name} vs {name} ({direction})")
-    lines += [
-        "",
-        "MERIT − baseline differences whose interval excludes 0: " + ("; ".join(significant) or "none") + ".",
-    ]
+                significant.setdefault(name, {"above": [], "below": []})[direction].append(metric_name)
+    lines += ["", "MERIT − baseline differences whose interval excludes 0:" + ("" if significant else " none.")]
+    for name, directions in significant.items():
+        parts = [f"{direction} on {', '.join(names)}" for direction, names in directions.items() if names]
+        lines.append(f"- vs {name}: MERIT " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 
 

@@ -425,3 +425,6 @@ def test_most_frequent_report_and_paired_differences_file(tmp_path):
     }
     table = report_generation.paired_differences_to_markdown(differences[0], 0)
     assert "+0.100 (-0.050 to +0.200)" in table and "*" not in table.split("\n")[4] and "excludes 0: none." in table
+    differences[0]["ecg-shuffled"] = {"rougeL": MetricValue(0.2, 0.1, 0.3), "bleu4": MetricValue(-0.2, -0.3, -0.1)}
+    table = report_generation.paired_differences_to_markdown(differences[0], 0)
+    assert table.endswith("excludes 0:\n- vs ecg-shuffled: MERIT above on rougeL; below on bleu4\n")
