@@ -374,7 +374,9 @@ def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cac
     )  # fmt: skip
     assert [row.baseline for row in rows] == [None]
     assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
-    assert "ECG report generation" in (tmp_path / "bridge" / "README.md").read_text()
+    card = (tmp_path / "bridge" / "README.md").read_text()
+    assert "ECG report generation" in card
+    assert "**Test record 0**" in card and "- reference: " in card and "- MERIT: " in card  # what users read
 
 
 def test_validation_split_and_decoding_arguments(model, processor, splits, tmp_path, cache_dir, checkpoint):
