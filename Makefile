@@ -65,9 +65,10 @@ REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
 REPORT_DEMO_STEPS ?= 90
-## Decoding of every generation (MERIT and the baselines alike), chosen on the validation fold (README, "Report
-## generation"): greedy with a repetition penalty.
-REPORT_DEMO_GENERATE_KWARGS ?= {"repetition_penalty": 1.3}
+## Decoding chosen on the validation fold (README, "Report generation"): greedy with a repetition penalty, stored in
+## the checkpoint's config (`generation_defaults`), so the evaluation (MERIT and its baselines alike), the pipeline
+## and the Space all decode that way.
+REPORT_DEMO_GENERATION_DEFAULTS ?= {"repetition_penalty": 1.3}
 demo-report: install
 	@merit=$(REPORT_DEMO_MERIT); \
 	if [ ! -f $$merit/model.safetensors ]; then \
@@ -78,10 +79,11 @@ demo-report: install
 	fi; \
 	OMP_NUM_THREADS=1 $(BIN)/python train_merit.py --task report_generation --model_name_or_path $$merit \
 		--output_dir $(REPORT_DEMO_DIR) --max_train_steps $(REPORT_DEMO_STEPS) --max_report_tokens 48 \
-		--eval_steps 0 --checkpointing_steps 1000 && \
+		--eval_steps 0 --checkpointing_steps 1000 \
+		--config_overrides '{"generation_defaults": $(REPORT_DEMO_GENERATION_DEFAULTS)}' && \
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
 		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results --report_examples 3 \
-		--model_card $(REPORT_DEMO_DIR)/README.md --generate_kwargs '$(REPORT_DEMO_GENERATE_KWARGS)'
+		--model_card $(REPORT_DEMO_DIR)/README.md
 
 ## The static Space (space-static/, free to host on the Hub: the model runs in the visitor's browser): exports the
 ## checkpoint to ONNX (int8 encoders), installs onnxruntime-web with `npm ci` from the committed lockfile, vendors its

@@ -28,6 +28,8 @@ SMOLLM2_135M_CONFIG = dict(
 
 PREFIX_FEATURES = ("pooled", "per_lead", "time_tokens")
 PROJECTOR_INPUT_NORMS = ("batch_norm", "standardize", "none")
+PER_CALL_GENERATION_ARGUMENTS = {"max_length", "max_new_tokens", "num_return_sequences"}
+"""`generate` arguments that `generation_defaults` may not hold (they size one call's output)."""
 
 
 class MeritReportGenerationConfig(PreTrainedConfig):
@@ -79,6 +81,11 @@ class MeritReportGenerationConfig(PreTrainedConfig):
             Token ids of the prompt before the ECG prefix (set by `set_prompt`).
         prompt_ids_after_ecg (`list[int]`, *optional*):
             Token ids of the prompt between the ECG prefix and the report (set by `set_prompt`).
+        generation_defaults (`dict`, *optional*):
+            Decoding settings every [`MeritForReportGeneration.generate`] call starts from (e.g.
+            `{"repetition_penalty": 1.3}`, chosen on a validation split); arguments given to `generate`, the pipeline
+            or `eval_merit.py --generate_kwargs` override them. `None`: greedy decoding. `max_length`,
+            `num_return_sequences` and `max_new_tokens` are per-call settings and not accepted here.
 
     Example:
 
@@ -113,6 +120,7 @@ class MeritReportGenerationConfig(PreTrainedConfig):
     system_prompt: str | None = "You are a cardiologist."
     prompt_ids_before_ecg: list[int] | None = None
     prompt_ids_after_ecg: list[int] | None = None
+    generation_defaults: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -139,6 +147,20 @@ class MeritReportGenerationConfig(PreTrainedConfig):
                 f"`text_config` must describe a causal language model (with `hidden_size` and `vocab_size`), got "
                 f"{type(self.text_config).__name__}."
             )
+        if self.generation_defaults is not None:
+            if not isinstance(self.generation_defaults, dict) or not all(
+                isinstance(key, str) for key in self.generation_defaults
+            ):
+                raise ValueError(
+                    "`generation_defaults` must be a dict of `generate` arguments, e.g. {'repetition_penalty': 1.3}; "
+                    f"got {self.generation_defaults!r}."
+                )
+            per_call = sorted(set(self.generation_defaults) & PER_CALL_GENERATION_ARGUMENTS)
+            if per_call:
+                raise ValueError(
+                    f"`generation_defaults` cannot hold {per_call}: they are per-call settings; give them to "
+                    "`generate` (or the pipeline) instead."
+                )
         if (self.prompt_ids_before_ecg is None) != (self.prompt_ids_after_ecg is None):
             raise ValueError(
                 "`prompt_ids_before_ecg` and `prompt_ids_after_ecg` must be set together (use "

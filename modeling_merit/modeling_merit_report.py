@@ -530,8 +530,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
                 instead of `input_values` (e.g. constant or shuffled features for ECG-blind baselines).
             ecg_feature_mask (`torch.BoolTensor` of shape `(B, F)`, *optional*): their mask.
             tokenizer (*optional*): tokenises a text `prompt`.
-            generation_kwargs: passed to the language model's `generate` (`max_new_tokens` defaults to 64; greedy
-                unless `do_sample=True`).
+            generation_kwargs: passed to the language model's `generate`, on top of `config.generation_defaults`
+                (`max_new_tokens` defaults to 64; greedy unless `do_sample=True`).
 
         Returns:
             `torch.LongTensor` of shape `(B, new_tokens)`: only the generated tokens (decode them with the
@@ -542,6 +542,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         inputs_embeds, attention_mask, _ = self.build_inputs(
             prefix_embeds, prefix_mask, prompt_ids, padding_side="left"
         )
+        generation_kwargs = {**(self.config.generation_defaults or {}), **generation_kwargs}
         if "max_new_tokens" not in generation_kwargs and "max_length" not in generation_kwargs:
             generation_kwargs["max_new_tokens"] = 64
         generation_kwargs.setdefault("do_sample", False)

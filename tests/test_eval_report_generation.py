@@ -361,7 +361,8 @@ def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cac
             "--language_model_name_or_path", str(tmp_path / "llm"), "--output_dir", str(tmp_path / "bridge"),
             "--cache_dir", str(cache_dir), "--max_train_samples", "8", "--max_eval_samples", "4",
             "--per_device_train_batch_size", "4", "--report_to", "none", "--config_overrides",
-            '{"projector_hidden_size": 16, "num_prefix_tokens": 2}', "--lora_rank", "2",
+            '{"projector_hidden_size": 16, "num_prefix_tokens": 2, "generation_defaults": {"repetition_penalty": 1.3}}',
+            "--lora_rank", "2",
         ]
     )  # fmt: skip
     rows = eval_merit.main(
@@ -374,6 +375,8 @@ def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cac
     )  # fmt: skip
     assert [row.baseline for row in rows] == [None]
     assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
+    saved = json.loads((tmp_path / "bridge" / "config.json").read_text())
+    assert saved["generation_defaults"] == {"repetition_penalty": 1.3}  # make demo-report's validation-chosen decoding
     card = (tmp_path / "bridge" / "README.md").read_text()
     assert "ECG report generation" in card
     assert "**Test record 0**" in card and "- reference: " in card and "- MERIT: " in card  # what users read

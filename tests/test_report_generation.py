@@ -75,6 +75,8 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
         ({"projector_input_norm": "layer"}, "projector_input_norm"),
         ({"prefix_features": "mean"}, "prefix_features"),
         ({"prompt_ids_before_ecg": [1]}, "set together"),
+        ({"generation_defaults": {"max_new_tokens": 8}}, r"cannot hold \['max_new_tokens'\]: they are per-call"),
+        ({"generation_defaults": [("repetition_penalty", 1.3)]}, "must be a dict of `generate` arguments"),
     ],
 )
 def test_config_rejects_invalid_fields(overrides, message):
@@ -179,6 +181,26 @@ def test_batched_left_padded_generate_equals_one_by_one(tokenizer):
     assert model.generate(ecg, lead_mask, max_new_tokens=4).shape == (3, 4)
     with pytest.raises(ValueError, match="tokenizer"):
         model.generate(ecg, prompt="report")
+
+
+def test_generation_defaults_are_the_starting_point_of_every_generate_call(tokenizer, monkeypatch, tmp_path):
+    model = tiny_model(
+        seed=1, tokenizer=tokenizer, generation_defaults={"repetition_penalty": 1.3, "num_beams": 2}
+    ).eval()
+    model.save_pretrained(tmp_path)  # the decoding chosen on validation travels with the checkpoint
+    assert (
+        MeritReportGenerationConfig.from_pretrained(tmp_path).generation_defaults == model.config.generation_defaults
+    )
+    calls = []
+    monkeypatch.setattr(model.language_model, "generate", lambda **kwargs: calls.append(kwargs))
+    ecg = torch.randn(1, 12, 1000)
+    model.generate(ecg)
+    model.generate(ecg, num_beams=1, max_new_tokens=5)  # a call's own arguments win
+    assert [(c["repetition_penalty"], c["num_beams"], c["max_new_tokens"]) for c in calls] == [
+        (1.3, 2, 64),
+        (1.3, 1, 5),
+    ]
+    assert model.config.generation_defaults == {"repetition_penalty": 1.3, "num_beams": 2}  # not mutated by a call
 
 
 @pytest.mark.slow
