@@ -159,7 +159,7 @@ def test_zero_shot_matches_the_evaluation_code(zero_shot, dual_model, processor,
 def test_zero_shot_with_the_evaluation_prompts_of_a_benchmark(
     zero_shot, dual_model, processor, record, ptbxl_sample_dir
 ):
-    """Given the prompts eval_merit.py uses for PTB-XL superclasses (English and German), the pipeline scores a record
+    """Given the prompts eval_merit.py uses for PTB-XL superclasses (its default prompt style), the pipeline scores a record
     exactly as the evaluation does."""
     prompts = class_prompts("ptbxl", ptbxl_sample_dir, "superdiagnostic", SUPERCLASSES)
     answer = scores_by_label(zero_shot(record, candidate_labels=prompts))

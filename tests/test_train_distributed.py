@@ -7,6 +7,7 @@ interpreter exit after finishing its work.
 """
 
 import json
+import sys
 
 import pytest
 import torch
@@ -65,3 +66,25 @@ def test_train_merit_with_two_processes(tmp_path):
     model = AutoModelForPreTraining.from_pretrained(output_dir)
     saved = weights(checkpoint / "model.safetensors")
     assert all(torch.equal(tensor, saved[name]) for name, tensor in model.state_dict().items())
+
+
+def test_a_run_whose_rank_crashed_is_retried_once(tmp_path):
+    """`run_judged_by_outputs` runs a launch again, from a clean `--output_dir`, only when a rank died of a signal."""
+    script = (
+        "import pathlib, sys\n"
+        "out = pathlib.Path(sys.argv[2]); marker = out.parent / 'crashed-once'\n"
+        "out.mkdir(exist_ok=True); (out / 'partial').write_text('x')\n"
+        "if sys.argv[3] == 'always' or not marker.exists():\n"
+        "    marker.touch(); sys.exit('Signal 11 (SIGSEGV) received by PID 1')\n"
+        "assert not (out / 'model').exists(); (out / 'model').write_text('ok')\n"
+    )
+    out = tmp_path / "run"
+
+    def command(mode):
+        return [sys.executable, "-c", script, "--output_dir", str(out), mode]
+
+    with pytest.warns(UserWarning, match="killed by a signal; running once more"):
+        run_judged_by_outputs(command("once"), lambda: (out / "model").is_file())
+    assert (out / "model").read_text() == "ok"
+    with pytest.raises(pytest.fail.Exception, match="without writing its outputs"), pytest.warns(UserWarning):
+        run_judged_by_outputs(command("always"), lambda: (out / "missing").is_file())

@@ -15,6 +15,7 @@ from train_helpers import (
     accelerate_launch_command,
     free_port,
     read_training_log_losses,
+    run_judged_by_outputs,
     subprocess_env,
     tiny_train_args,
     weights,
@@ -115,11 +116,13 @@ def test_two_machine_ranks_train_like_two_processes_on_one_machine(tmp_path):
         *tiny_train_args(one_machine, tmp_path / "cache", *train_args),
         launch_options=("--num_processes", "2"),
     )
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO_ROOT, env=subprocess_env(ACCELERATE_USE_CPU="1"), timeout=300
+    result = run_judged_by_outputs(
+        command,
+        lambda: (one_machine / "model.safetensors").is_file(),
+        cwd=REPO_ROOT,
+        env=subprocess_env(ACCELERATE_USE_CPU="1"),
+        timeout=300,
     )
-    if not (one_machine / "model.safetensors").is_file():
-        pytest.fail(f"The one-machine run wrote no model (exit {result.returncode}):\n{result.stderr[-6000:]}")
     assert "Processes: 2 |" in result.stderr and "MULTI_CPU" in result.stderr
 
     # two "machines" on this host, each launched through merit_training.launch from torchrun-style variables
