@@ -305,13 +305,11 @@ def read_wfdb_record(path: str | os.PathLike, limits: MeritLimits | None = None)
     limits.check_count("max_leads_per_record", header.num_signals, f"{description} has {header.num_signals} leads")
     limits.check_sampling_rate(header.sampling_rate, description)
     num_samples = _samples_in_signal_files(header, os.path.dirname(record_name), description)
-    start, stop = limits.window_to_read(num_samples, header.sampling_rate)
-    if (start, stop) != (0, num_samples):
-        logger.warning(
-            f"{description} has {num_samples} samples per lead ({num_samples / header.sampling_rate:g} s); reading "
-            f"its central {stop - start} (limits `max_record_seconds` = {limits.max_record_seconds:g}, "
-            f"`max_samples_per_record` = {limits.max_samples_per_record})."
-        )
+    start, stop = limits.window_to_read(
+        num_samples,
+        header.sampling_rate,
+        f"{description} has {num_samples} samples per lead ({num_samples / header.sampling_rate:g} s)",
+    )
     if stop <= start:
         return np.zeros((header.num_signals, 0)), header
     try:

@@ -36,6 +36,11 @@ import math
 import os
 from dataclasses import dataclass
 
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
 
 ENVIRONMENT_PREFIX = "MERIT_"
 """A limit `name` is overridden by the environment variable `MERIT_<NAME>` (upper case)."""
@@ -172,13 +177,22 @@ class MeritLimits:
             "central `max_record_seconds`.",
         )
 
-    def window_to_read(self, num_samples: int, sampling_rate: float | None) -> tuple[int, int]:
+    def window_to_read(
+        self, num_samples: int, sampling_rate: float | None, description: str | None = None
+    ) -> tuple[int, int]:
         """The central `(start, stop)` samples of a file record of `num_samples` samples that are read: at most
-        `max_record_seconds` (when the rate is known) and at most `max_samples_per_record`."""
+        `max_record_seconds` (when the rate is known) and at most `max_samples_per_record`. When the window is
+        shorter than the record and `description` says what the record holds (e.g. `"'a.csv' has 1000000 rows"`),
+        a warning says which part is read."""
         keep = min(num_samples, self.max_samples_per_record)
         if sampling_rate is not None:
             keep = min(keep, max(int(self.max_record_seconds * sampling_rate), 1))
         start = (num_samples - keep) // 2
+        if description is not None and keep < num_samples:
+            logger.warning(
+                f"{description}; reading its central {keep} (limits `max_record_seconds` = "
+                f"{self.max_record_seconds:g}, `max_samples_per_record` = {self.max_samples_per_record})."
+            )
         return start, start + keep
 
 

@@ -58,7 +58,6 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoModelForSequenceClassification, Pipeline
 from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.utils import logging
 
 from .feature_extraction_merit import (
     _MAX_WFDB_HEADER_BYTES,
@@ -69,8 +68,6 @@ from .feature_extraction_merit import (
 from .limits_merit import MeritLimits
 from .zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts, embed_class_prompts, zero_shot_scores
 
-
-logger = logging.get_logger(__name__)
 
 ENDPOINT_REQUIREMENTS = ["scipy>=1.10", "wfdb>=4.1"]
 """What the MERIT code needs beyond `transformers` and `torch`, written to every checkpoint's `requirements.txt`
@@ -175,13 +172,7 @@ def _read_npy(path: str, sampling_rate, channels_last: bool, limits: MeritLimits
         "max_leads_per_record", array.shape[1 - time_axis], f"{path!r} has {array.shape[1 - time_axis]} leads"
     )
     num_samples = array.shape[time_axis]
-    start, stop = limits.window_to_read(num_samples, sampling_rate)
-    if (start, stop) != (0, num_samples):
-        logger.warning(
-            f"{path!r} has {num_samples} samples per lead; reading its central {stop - start} (limits "
-            f"`max_record_seconds` = {limits.max_record_seconds:g}, `max_samples_per_record` = "
-            f"{limits.max_samples_per_record})."
-        )
+    start, stop = limits.window_to_read(num_samples, sampling_rate, f"{path!r} has {num_samples} samples per lead")
     window = array[start:stop] if channels_last else array[:, start:stop]
     return np.array(window)  # reads only the window from the memory-mapped file
 
@@ -285,13 +276,7 @@ def _read_csv(
             if len(head):
                 window_rate = _rate_from_time_column(head[:, 0], names[0], path)
                 limits.check_sampling_rate(window_rate, f"the CSV file {path!r}")
-        start, stop = limits.window_to_read(num_lines, window_rate)
-        if (start, stop) != (0, num_lines):
-            logger.warning(
-                f"The CSV file {path!r} has {num_lines} rows; reading its central {stop - start} (limits "
-                f"`max_record_seconds` = {limits.max_record_seconds:g}, `max_samples_per_record` = "
-                f"{limits.max_samples_per_record})."
-            )
+        start, stop = limits.window_to_read(num_lines, window_rate, f"The CSV file {path!r} has {num_lines} rows")
         file.seek(data_start)
         _skip_lines(file, start)
         table = _csv_rows(file, path, names, delimiter, stop - start)
