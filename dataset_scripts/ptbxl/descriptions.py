@@ -142,7 +142,7 @@ PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS = {
 end with a full stop, e.g. "sinus rhythm. normal ecg."), a class's prompts naming its common statements. Written
 for MERIT from the class definitions and the wording of the *training* folds' English reports (folds 1-8; no
 report of the validation or test folds was read), then kept because they raised the zero-shot macro AUROC on the
-validation fold (DESIGN.md §8; `merit_evaluation.prompts.PROMPT_STYLES`)."""
+validation fold (README "Demo results"; `merit_evaluation.prompts.PROMPT_STYLES`)."""
 
 PTBXL_REPORT_STYLE_PROMPTS = {"superdiagnostic": PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS}
 """Label set -> class -> whole prompts in the style of the reports (see `PTBXL_SUPERCLASS_REPORT_STYLE_PROMPTS`)."""
