@@ -18,7 +18,9 @@ out the current one), it measures:
   their compute times, so load from other programs on a shared machine affects both alike;
 - **the text-feature cache** (`--cache_text_features`, on by default; used while the text tower is entirely frozen):
   the same model (`masked` view) with and without it, side by side in the same way, the cache filled first as one
-  epoch would fill it (that one-off cost, the number of distinct reports and the cache's size are reported too).
+  epoch would fill it (that one-off cost, the number of distinct reports and the cache's size are reported too);
+- **patch dropout in the full view** (`contrastive_patch_keep_ratio`): the `full` view seeing every patch vs a
+  random `--patch_keep_ratio` of each lead's patches in training, side by side in the same way.
 
 The table reports medians over the measured iterations (after `--warmup` iterations).
 
@@ -73,8 +75,15 @@ from merit_training.model_setup import build_model_and_processor, optimizer_para
 logger = logging.getLogger("bench_training")
 VIEWS = ("full", "masked")
 DEFAULT_VIEW = ModelArguments.contrastive_view  # what train_merit.py builds new models with
-CACHE_VARIANTS = {"text cache": ("masked", True), "no text cache": ("masked", False)}
-"""The text-cache comparison: variant name -> (contrastive view, `cache_text_features`)."""
+
+
+def default_keep_ratio(view: str) -> float:
+    """The `contrastive_patch_keep_ratio` train_merit.py gives a new model of `view` (it acts on `full` only)."""
+    return ModelArguments.contrastive_patch_keep_ratio if view == "full" else 1.0
+
+
+CACHE_VARIANTS = {"text cache": ("masked", True, 1.0), "no text cache": ("masked", False, 1.0)}
+"""The text-cache comparison: variant name -> (contrastive view, `cache_text_features`, patch keep ratio)."""
 
 
 def memory_kib(field: str) -> int:
@@ -131,18 +140,19 @@ def batches_forever(dataloader):
         epoch += 1
 
 
-def build(args: argparse.Namespace, cache_dir: str, variants: dict[str, tuple[str, bool]]):
+def build(args: argparse.Namespace, cache_dir: str, variants: dict[str, tuple[str, bool, float]]):
     """`(trainers by variant, train dataloader, training split, loader workers, processor)` set up as train_merit.py
     does (with the same `merit_training` functions); `variants` maps a name to (contrastive view,
-    `cache_text_features`), every variant starting from the same weights."""
+    `cache_text_features`, `contrastive_patch_keep_ratio`), every variant starting from the same weights."""
     training_args = TrainingArguments(per_device_train_batch_size=args.batch_size)
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     model, processor = build_model_and_processor(
         ModelArguments(model_preset=args.preset, text_model_name_or_path=args.text_model_name_or_path)
     )
     models = {name: model if index == 0 else copy.deepcopy(model) for index, name in enumerate(variants)}
-    for name, (view, cache) in variants.items():
+    for name, (view, cache, keep_ratio) in variants.items():
         models[name].config.contrastive_view = view
+        models[name].config.contrastive_patch_keep_ratio = keep_ratio
         models[name].merit.enable_text_feature_cache(cache)
     trainers = {name: Trainer(accelerator, models[name], training_args) for name in variants}
 
@@ -191,7 +201,8 @@ def timed_iterations(args: argparse.Namespace, trainers: dict, dataloader, seed:
 
 def measure_memory(args: argparse.Namespace, cache_dir: str) -> dict:
     """Worker of one view (`args.memory_view`): peak resident set of training it, and of its last step's growth."""
-    trainers, dataloader, _, _, _ = build(args, cache_dir, {args.memory_view: (args.memory_view, True)})
+    view_variant = (args.memory_view, True, default_keep_ratio(args.memory_view))
+    trainers, dataloader, _, _, _ = build(args, cache_dir, {args.memory_view: view_variant})
     trainer = trainers[args.memory_view]
     batches = batches_forever(dataloader)
     for step in range(args.memory_steps):
@@ -232,7 +243,7 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
     """Runs the benchmark (`cache_dir`: where `datasets` prepares the PTB-XL excerpt); returns the results."""
     seed = TrainingArguments.seed
     trainers, dataloader, train, num_workers, processor = build(
-        args, cache_dir, {view: (view, True) for view in VIEWS}
+        args, cache_dir, {view: (view, True, default_keep_ratio(view)) for view in VIEWS}
     )
     num_records = len(train)
     logger.info(
@@ -254,6 +265,19 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
     )
     del cache_trainers, cache_dataloader
     gc.collect()
+    patch_variants = {"every patch": ("full", True, 1.0), "patch dropout": ("full", True, args.patch_keep_ratio)}
+    patch_trainers, patch_dataloader, _, _, _ = build(args, cache_dir, patch_variants)
+    patch_rows = timed_iterations(args, patch_trainers, patch_dataloader, seed)
+    patch_dropout = {
+        "keep_ratio": args.patch_keep_ratio,
+        **{f"{name.replace(' ', '_')}_step_seconds": statistics.median(row["wait"] + row[name] for row in patch_rows)
+           for name in patch_variants},
+        "every_patch_over_dropout_compute_ratio": statistics.median(
+            row["every patch"] / row["patch dropout"] for row in patch_rows
+        ),
+    }  # fmt: skip
+    del patch_trainers, patch_dataloader
+    gc.collect()
     memory = {view: memory_in_subprocess(args, view) for view in VIEWS}
 
     results = {"setup": {
@@ -272,6 +296,7 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
         }
     results["full_over_masked_compute_ratio"] = statistics.median(row["full"] / row["masked"] for row in rows)
     results["text_cache"] = text_cache
+    results["patch_dropout"] = patch_dropout
     return results
 
 
@@ -302,6 +327,14 @@ def report(results: dict) -> str:
         f"{cache['fill_seconds']:.1f} s for {cache['distinct_reports']} distinct reports, {cache['cache_mib']:.2f} MiB "
         f"(resident set +{cache['fill_rss_growth_mib']:.0f} MiB).",
     ]
+    patch = results["patch_dropout"]
+    lines += [
+        "",
+        f"Full view, every patch vs {100 * patch['keep_ratio']:g} % of each lead's patches in the contrastive pass "
+        f"(same batches, side by side): step {patch['every_patch_step_seconds']:.2f} s vs "
+        f"{patch['patch_dropout_step_seconds']:.2f} s; compute time every patch / dropout: "
+        f"{patch['every_patch_over_dropout_compute_ratio']:.2f}x.",
+    ]
     return "\n".join(lines)
 
 
@@ -323,6 +356,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=8, help="measured iterations (one step of each view)")
     parser.add_argument("--warmup", type=int, default=1, help="iterations run before measuring")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--patch_keep_ratio",
+        type=float,
+        default=0.5,
+        help="fraction of each lead's patches the full view keeps in the patch-dropout comparison (default 0.5)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--memory_steps", type=int, default=2, help="steps of each memory worker (default: 2)")
     parser.add_argument("--memory_view", choices=VIEWS, default=None, help=argparse.SUPPRESS)  # internal: worker

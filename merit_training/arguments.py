@@ -66,6 +66,16 @@ class ModelArguments:
             "below it (3.54 at step 100), see README 'Demo results'."
         },
     )
+    contrastive_patch_keep_ratio: float = field(
+        default=0.5,
+        metadata={
+            "help": "MeritConfig.contrastive_patch_keep_ratio of a new model: with the full view, the fraction of "
+            "each lead's patches the contrastive pass sees in training (random per lead and step; 1 = all; "
+            "inference always sees all). Default 0.5: on the demo's validation fold it tied every patch (zero-shot "
+            "0.707 vs 0.671, ECG->report R@5 0.200 vs 0.232, paired CIs containing 0; contrastive loss 3.379 vs "
+            "3.420) with a shorter contrastive pass; 0.3 traded retrieval for zero-shot (README 'Demo results')."
+        },
+    )
     logit_scale_max: float | None = field(
         default=math.log(5.0),
         metadata={

@@ -9,6 +9,7 @@ from pathlib import Path
 from .model_card import (
     MODEL_CARD_TEMPLATE_PATH,
     describe_architecture,
+    describe_contrastive_view,
     describe_preprocessing,
     fill_model_card_template,
     template_placeholders,
@@ -81,7 +82,7 @@ def model_card_values(
             f"- Schedule: {run_config.get('lr_scheduler_type')} with {run_config.get('warmup_ratio')} warm-up; "
             f"gradient clipping at {run_config.get('max_grad_norm')}; seed {run_config.get('seed')}.",
             f"- Loss weights: reconstruction {config.reconstruction_loss_weight}, contrastive "
-            f"{config.contrastive_loss_weight}; contrastive view `{config.contrastive_view}`.",
+            f"{config.contrastive_loss_weight}; contrastive view: {describe_contrastive_view(config)}.",
             f"- Hardware: {hardware}; precision `{run_config.get('mixed_precision') or 'auto'}`; wall time "
             f"{duration_seconds / 60:.1f} min.",
             "",

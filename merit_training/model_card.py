@@ -92,10 +92,19 @@ def describe_architecture(config) -> str:
             f"- Text encoder: {text.model_type} (hidden size {text.hidden_size}, {text.num_hidden_layers} layers), "
             f"{config.text_pooling} pooling, frozen: {config.text_freeze}.",
             f"- Shared embedding space: {config.projection_dim} dimensions; contrastive view: "
-            f"{config.contrastive_view}; loss weights: reconstruction {config.reconstruction_loss_weight}, "
+            f"{describe_contrastive_view(config)}; loss weights: reconstruction {config.reconstruction_loss_weight}, "
             f"contrastive {config.contrastive_loss_weight}.",
         ]
     )
+
+
+def describe_contrastive_view(config) -> str:
+    """The ECG view a pretraining config aligns with the reports, e.g. `full, 50 % of each lead's patches in
+    training`."""
+    ratio = getattr(config, "contrastive_patch_keep_ratio", 1.0)
+    if config.contrastive_view != "full" or ratio >= 1:
+        return config.contrastive_view
+    return f"full, {100 * ratio:g} % of each lead's patches (drawn at random) in training"
 
 
 def describe_preprocessing(feature_extractor) -> str:

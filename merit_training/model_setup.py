@@ -69,7 +69,11 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
             text_config = AutoConfig.from_pretrained(text_source).to_dict()
             overrides = merge_config_dicts({"text_config": text_config}, overrides)
         text_freeze = int(model_args.text_freeze) if model_args.text_freeze.isdigit() else model_args.text_freeze
-        recipe = {"text_freeze": text_freeze, "contrastive_view": model_args.contrastive_view}
+        recipe = {
+            "text_freeze": text_freeze,
+            "contrastive_view": model_args.contrastive_view,
+            "contrastive_patch_keep_ratio": model_args.contrastive_patch_keep_ratio,
+        }
         if model_args.logit_scale_max is not None:
             recipe["logit_scale_max"] = model_args.logit_scale_max
         config = MeritConfig.from_preset(model_args.model_preset, **{**recipe, **overrides})

@@ -352,6 +352,11 @@ class MeritConfig(PreTrainedConfig):
             of the masked pass, as in FLIP's masked contrastive training) or `"full"` (the unmasked ECG: one extra
             encoder pass, measured 2.6-2.8x the step time of `"masked"` for the `small` preset on CPU, see
             `benchmarks/bench_training.py`). The paper does not say which it uses.
+        contrastive_patch_keep_ratio (`float`, *optional*, defaults to 1.0):
+            With `contrastive_view="full"`, the fraction of each lead's patches the contrastive pass sees *in
+            training*, drawn at random per lead and step (patch dropout: an augmentation of the contrastive view that
+            also shortens its encoder pass, as in FLIP); at least one patch per lead. `1.0` = every patch. Inference
+            and validation always encode every patch.
         exclude_duplicate_reports (`bool`, *optional*, defaults to `True`):
             In the contrastive loss, a record whose report text is identical to the anchor's (same token ids) is not
             used as one of its negatives: it is the right answer, not a wrong one (false negatives; a third of the
@@ -394,6 +399,7 @@ class MeritConfig(PreTrainedConfig):
     reconstruction_loss_weight: float | int = 1.0
     contrastive_loss_weight: float | int = 1.0
     contrastive_view: str = "masked"
+    contrastive_patch_keep_ratio: float | int = 1.0
     exclude_duplicate_reports: bool = True
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
@@ -414,6 +420,11 @@ class MeritConfig(PreTrainedConfig):
         _check_positive_int("projection_dim", self.projection_dim)
         _check_choice("projection_head", self.projection_head, {"mlp_bn", "linear"})
         _check_choice("contrastive_view", self.contrastive_view, {"full", "masked"})
+        if not 0 < self.contrastive_patch_keep_ratio <= 1:
+            raise ValueError(
+                f"`contrastive_patch_keep_ratio` must be in (0, 1] (the fraction of each lead's patches the "
+                f"contrastive view keeps in training; 1 = all), got {self.contrastive_patch_keep_ratio!r}."
+            )
         for field in ("reconstruction_loss_weight", "contrastive_loss_weight"):
             if getattr(self, field) < 0:
                 raise ValueError(f"`{field}` must be >= 0, got {getattr(self, field)!r}.")

@@ -543,6 +543,7 @@ class MeritECGModel(MeritPreTrainedModel):
         lead_mask: torch.Tensor | None = None,
         apply_masking: bool = False,
         noise: torch.Tensor | None = None,
+        num_patches_to_keep: int | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MeritECGModelOutput:
         r"""
@@ -556,6 +557,8 @@ class MeritECGModel(MeritPreTrainedModel):
                 has `mask` and `ids_restore`.
             noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*):
                 Makes the masking deterministic (see [`random_lead_masking`]); implies `apply_masking=True`.
+            num_patches_to_keep (`int`, *optional*):
+                Visible patches per lead when masking; `config.num_patches_to_keep` (from `mask_ratio`) when `None`.
             output_hidden_states (`bool`, *optional*):
                 Also return the input and output of every layer.
             output_attentions (`bool`, *optional*):
@@ -572,8 +575,15 @@ class MeritECGModel(MeritPreTrainedModel):
 
         mask = ids_restore = ids_keep = None
         if apply_masking or noise is not None:
+            if num_patches_to_keep is None:
+                num_patches_to_keep = self.config.num_patches_to_keep
+            elif not 1 <= num_patches_to_keep <= num_patches:
+                raise ValueError(
+                    f"`num_patches_to_keep` must be between 1 and the {num_patches} patches of a lead, got "
+                    f"{num_patches_to_keep}."
+                )
             ids_keep, mask, ids_restore = random_lead_masking(
-                (batch_size, num_leads), num_patches, self.config.num_patches_to_keep, noise, patches.device
+                (batch_size, num_leads), num_patches, num_patches_to_keep, noise, patches.device
             )
         tokens = self.embeddings(patches, ids_keep)  # (B, L, K + 2, H)
         tokens_per_lead = tokens.shape[2]
@@ -1282,6 +1292,14 @@ class MeritForPreTraining(MeritPreTrainedModel):
         self.merit.freeze_text_tower(layers)
         return self
 
+    def contrastive_patches_to_keep(self) -> int | None:
+        """Patches per lead of the full contrastive view in this forward: `None` (all) in eval mode or when
+        `config.contrastive_patch_keep_ratio` is 1, else that fraction of `num_patches_per_lead`, at least 1."""
+        ratio = self.config.contrastive_patch_keep_ratio
+        if not self.training or ratio >= 1:
+            return None
+        return max(1, round(ratio * self.config.ecg_config.num_patches_per_lead))
+
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
         The patches `(B, L, N, P)` the decoder must predict: the input's patches, each normalised by its own mean and
@@ -1366,7 +1384,14 @@ class MeritForPreTraining(MeritPreTrainedModel):
         contrastive_loss = logits_per_ecg = logits_per_text = ecg_embeds = text_embeds = None
         if input_ids is not None and self.config.contrastive_loss_weight > 0:
             if self.config.contrastive_view == "full":
-                ecg_pooled = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True).pooler_output
+                keep = self.contrastive_patches_to_keep()
+                ecg_pooled = self.ecg_model(
+                    input_values,
+                    lead_mask=lead_mask,
+                    apply_masking=keep is not None,
+                    num_patches_to_keep=keep,
+                    return_dict=True,
+                ).pooler_output
             else:
                 ecg_pooled = masked.pooler_output
             text_pooled = self.merit.pooled_text_features(input_ids, attention_mask, token_type_ids)

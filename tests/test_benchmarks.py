@@ -157,6 +157,13 @@ def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(t
     cache = results["text_cache"]
     assert cache["distinct_reports"] > 100 and cache["cache_mib"] > 0  # the excerpt's training reports, embedded once
     assert cache["with_step_seconds"] > 0 and cache["without_over_with_compute_ratio"] > 0
+    patch = results["patch_dropout"]
+    assert (
+        patch["keep_ratio"] == 0.5
+        and patch["every_patch_step_seconds"] > 0
+        and patch["patch_dropout_step_seconds"] > 0
+    )
+    assert patch["every_patch_over_dropout_compute_ratio"] > 0
 
 
 @pytest.mark.slow

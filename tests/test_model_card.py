@@ -20,7 +20,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from merit_evaluation.results import read_results, results_to_markdown, update_model_card
 from merit_training.hub import export_model, model_card_values
-from merit_training.model_card import template_placeholders
+from merit_training.model_card import describe_architecture, describe_contrastive_view, template_placeholders
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 from modeling_merit.pipeline_merit import MERIT_PIPELINES
 
@@ -98,3 +98,12 @@ def test_card_documents_every_route(exported):
     # every python snippet of the card at least parses
     for snippet in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
         compile(snippet, "<model card>", "exec")
+
+
+def test_card_names_the_contrastive_patch_dropout():
+    full = MeritConfig.from_preset("tiny", contrastive_view="full")
+    assert describe_contrastive_view(full) == "full"
+    assert describe_contrastive_view(MeritConfig.from_preset("tiny", contrastive_view="masked")) == "masked"
+    dropped = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_patch_keep_ratio=0.5)
+    assert describe_contrastive_view(dropped) == "full, 50 % of each lead's patches (drawn at random) in training"
+    assert "contrastive view: full, 50 % of each lead's patches" in describe_architecture(dropped)

@@ -104,6 +104,33 @@ def test_pretraining_shapes(decoder_mode, contrastive_view):
     torch.testing.assert_close(ecg_only.loss, ecg_only.reconstruction_loss)
 
 
+def test_contrastive_patch_dropout_keeps_a_fraction_in_training_and_every_patch_in_eval():
+    model = MeritForPreTraining(tiny_config(contrastive_view="full", contrastive_patch_keep_ratio=0.3))
+    token_counts = []
+    model.ecg_model.register_forward_hook(lambda module, args, output: token_counts.append(output[0].shape[1]))
+    input_ids, attention_mask = text_batch()
+    inputs = {"input_values": ecg_batch(), "input_ids": input_ids, "attention_mask": attention_mask}
+    keep = model.config.ecg_config.num_patches_to_keep  # masked pass: 5 of 20 patches per lead
+
+    assert model.train().contrastive_patches_to_keep() == 6  # round(0.3 * 20)
+    model(**inputs, noise=torch.rand(BATCH, 12, 20)).loss.backward()
+    assert token_counts == [12 * (keep + 2), 12 * (6 + 2)]  # masked pass, then 6 random patches per lead
+
+    token_counts.clear()
+    assert model.eval().contrastive_patches_to_keep() is None
+    with torch.no_grad():
+        dropped = model(**inputs, noise=torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(1)))
+    assert token_counts == [12 * (keep + 2), 12 * (20 + 2)]  # eval: the contrastive view sees every patch
+    every_patch = MeritForPreTraining(tiny_config(contrastive_view="full")).eval()
+    every_patch.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        reference = every_patch(**inputs, noise=torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(dropped.contrastive_loss, reference.contrastive_loss)
+
+    with pytest.raises(ValueError, match=r"`num_patches_to_keep` must be between 1 and the 20 patches"):
+        model.ecg_model(ecg_batch(), apply_masking=True, num_patches_to_keep=21)
+
+
 def test_pretraining_losses_are_always_computed_and_tuples_on_request():
     model = MeritForPreTraining(tiny_config())
     assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument
