@@ -269,8 +269,8 @@ class EvaluationArguments:
     report_split: str = field(
         default="test",
         metadata={
-            "help": "report-generation: the scored split: test, or validation (fold 9 for PTB-XL) to choose decoding "
-            "and training settings without reading the test reports.",
+            "help": "report-generation and retrieval (alone): the scored split: test, or validation (fold 9 for "
+            "PTB-XL) to choose decoding, training or pretraining settings without reading the test reports.",
             "choices": ["test", "validation"],
         },
     )
@@ -323,14 +323,19 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
             f"--task {RETRIEVAL_TASK} retrieves among a dataset's test reports; --dataset must have reports "
             f"({', '.join(LABELLED_REPORT_DATASETS)}), got {data_args.dataset}."
         )
+    elif eval_args.report_split != "test" and tasks != [RETRIEVAL_TASK]:
+        raise ValueError(
+            f"--report_split {eval_args.report_split} applies to --task {REPORT_TASK} or --task {RETRIEVAL_TASK} "
+            f"alone (got --task {' '.join(tasks)}): the other tasks score the test split; run retrieval in a "
+            "separate call."
+        )
     elif (
         eval_args.report_language != "all"
         or eval_args.baseline_checkpoints is not None
-        or eval_args.report_split != "test"
         or eval_args.generate_kwargs is not None
     ):
         raise ValueError(
-            f"--report_language, --baseline_checkpoints, --report_split and --generate_kwargs only apply to --task "
+            f"--report_language, --baseline_checkpoints and --generate_kwargs only apply to --task "
             f"{REPORT_TASK} (got --task {' '.join(tasks)})."
         )
     if eval_args.generate_kwargs is not None:
@@ -555,7 +560,7 @@ def run_evaluation(
     retrieval_rows, retrieval_notes = [], []
     if RETRIEVAL_TASK in tasks:
         retrieval_rows, retrieval_notes = run_retrieval_task(
-            model_args.model_name_or_path, data_args.data_dir, **shared
+            model_args.model_name_or_path, data_args.data_dir, **shared, split=eval_args.report_split
         )
         tasks = [task for task in tasks if task != RETRIEVAL_TASK]
         if not tasks:

@@ -167,6 +167,7 @@ def run_retrieval(
     batch_size: int,
     device,
     baselines: bool = True,
+    split: str = "test",
 ) -> list[ResultRow]:
     """
     Retrieval rows of MERIT and, with `baselines`, of `RETRIEVAL_BASELINES`, one per seed (the seed changes the
@@ -179,12 +180,13 @@ def run_retrieval(
         dataset, model_name_or_path, model_revision: written to the rows.
         seeds, n_bootstrap, batch_size, device: see `eval_merit.py --help`.
         baselines (`bool`, defaults to `True`): also evaluate the baselines.
+        split (`str`, defaults to `"test"`): the split the pool comes from, written to the rows and the notes.
 
     Returns:
         `list[ResultRow]` of task `retrieval`.
     """
     if len(pool) < 2:
-        raise ValueError(f"Retrieval needs at least 2 test records with a report; the pool has {len(pool)}.")
+        raise ValueError(f"Retrieval needs at least 2 {split} records with a report; the pool has {len(pool)}.")
     reports = [str(report) for report in pool["report"]]
     processed = preprocess_split(
         pool.remove_columns([name for name in ("report", "multi_hot") if name in pool.column_names]),
@@ -195,7 +197,7 @@ def run_retrieval(
     text = report_embeddings(dual_model, processor, reports, batch_size, device)
     n_distinct = len({normalised_report(report) for report in reports})
     details = {
-        "pool": f"{len(reports)} test records with a report",
+        "pool": f"{len(reports)} {split} records with a report",
         "distinct_reports": str(n_distinct),
         "hit": "a candidate whose report equals the query's (lower case, whitespace collapsed)",
         **{
@@ -231,6 +233,7 @@ def run_retrieval(
             thresholds_source=None,
             bootstrap=bootstrap,
             details=details,
+            split=split,
         )
 
     merit_ecg = ecg_embeddings(dual_model.ecg_model)
@@ -243,7 +246,7 @@ def run_retrieval(
             # ECG i is paired with the report of record permutation[i]: the pairing carries no information
             permutation = derangement(len(reports), seed)
             rows.append(row(merit_ecg, [reports[index] for index in permutation], seed, "shuffled-pairing"))
-    logger.info("Retrieval pool: %d test records, %d distinct reports.", len(reports), n_distinct)
+    logger.info("Retrieval pool: %d %s records, %d distinct reports.", len(reports), split, n_distinct)
     return rows
 
 
@@ -260,8 +263,10 @@ def run_retrieval_task(
     n_bootstrap: int = 1000,
     batch_size: int = 64,
     baselines: bool = True,
+    split: str = "test",
 ) -> tuple[list[ResultRow], list[str]]:
-    """`eval_merit.py --task retrieval`: load the dual encoder and the dataset's test reports, run `run_retrieval`.
+    """`eval_merit.py --task retrieval`: load the dual encoder and the reports of the dataset's `split` (`test`, or
+    `validation` to choose settings without reading the test reports), run `run_retrieval`.
 
     Returns:
         `(rows, notes)`: the result rows and the lines printed under the table (pool size, distinct reports, chance).
@@ -284,7 +289,7 @@ def run_retrieval_task(
     dual_model = MeritModel.from_pretrained(model_name_or_path, **hub_kwargs)
     processor = AutoProcessor.from_pretrained(model_name_or_path, **hub_kwargs)
     splits = load_report_dataset(data_dir, dataset, sampling_rate=sampling_rate, cache_dir=cache_dir)
-    pool = retrieval_pool(splits)
+    pool = retrieval_pool(splits, split)
     local = Path(model_name_or_path).exists()
     rows = run_retrieval(
         dual_model,
@@ -298,6 +303,7 @@ def run_retrieval_task(
         batch_size=batch_size,
         device=device,
         baselines=baselines,
+        split=split,
     )
     details = rows[0].details
     chance = ", ".join(f"R@{k} {float(details[f'chance_ecg_to_report_r{k}']):.3f}" for k in RECALL_AT)

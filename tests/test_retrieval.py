@@ -112,6 +112,26 @@ def test_retrieval_task_end_to_end(dual_checkpoint, ptbxl_sample_dir, cache_dir,
     assert results_to_markdown(rows).count("\n| retrieval |") == 3
 
 
+def test_retrieval_on_the_validation_split(dual_checkpoint, ptbxl_sample_dir, cache_dir, tmp_path, capsys):
+    """`--report_split validation` retrieves among the validation reports, so settings can be chosen without the test
+    fold."""
+    rows = eval_merit.main(
+        [
+            "--model_name_or_path", str(dual_checkpoint), "--task", "retrieval", "--dataset", "ptbxl",
+            "--data_dir", str(ptbxl_sample_dir), "--output_dir", str(tmp_path / "eval"), "--cache_dir", str(cache_dir),
+            "--n_bootstrap", "20", "--report_split", "validation", "--no_baselines",
+        ]
+    )  # fmt: skip
+    from merit_evaluation.report_generation import load_report_dataset
+
+    splits = load_report_dataset(ptbxl_sample_dir, "ptbxl", cache_dir=cache_dir)
+    validation = retrieval_pool(splits, "validation")
+    assert len(validation) != len(retrieval_pool(splits))
+    assert [(row.split, row.n_test, row.baseline) for row in rows] == [("validation", len(validation), None)]
+    assert rows[0].details["pool"] == f"{len(validation)} validation records with a report"
+    assert f"retrieval pool = {len(validation)} validation records with a report" in capsys.readouterr().out
+
+
 def test_retrieval_refuses_a_classifier_checkpoint(tmp_path, ptbxl_sample_dir, processor):
     from modeling_merit import MeritForECGClassification
 
