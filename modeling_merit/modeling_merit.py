@@ -1360,7 +1360,8 @@ class MeritForPreTraining(MeritPreTrainedModel):
             lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
             attention_mask (`torch.Tensor` of shape `(B, text_length)`, *optional*): 1 = real token.
             token_type_ids (`torch.LongTensor` of shape `(B, text_length)`, *optional*).
-            noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic.
+            noise (`torch.FloatTensor` of shape `(B, L, N)`, *optional*): makes the masking deterministic, and the
+                contrastive view's patch dropout in training (`config.contrastive_patch_keep_ratio` < 1) too.
             report_mask (`torch.BoolTensor` of shape `(B,)`, *optional*): `False` for records without a report
                 (their `input_ids` are a placeholder): they take part in masked modelling only, not in the contrastive
                 loss, its candidates or its projections' batch statistics.
@@ -1385,10 +1386,13 @@ class MeritForPreTraining(MeritPreTrainedModel):
         if input_ids is not None and self.config.contrastive_loss_weight > 0:
             if self.config.contrastive_view == "full":
                 keep = self.contrastive_patches_to_keep()
+                # with the caller's `noise` the patch dropout is deterministic too: it keeps the patches with the
+                # largest noise (those the masked pass hides first)
                 ecg_pooled = self.ecg_model(
                     input_values,
                     lead_mask=lead_mask,
                     apply_masking=keep is not None,
+                    noise=None if keep is None or noise is None else 1.0 - noise,
                     num_patches_to_keep=keep,
                     return_dict=True,
                 ).pooler_output

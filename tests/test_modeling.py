@@ -131,6 +131,24 @@ def test_contrastive_patch_dropout_keeps_a_fraction_in_training_and_every_patch_
         model.ecg_model(ecg_batch(), apply_masking=True, num_patches_to_keep=21)
 
 
+def test_contrastive_patch_dropout_follows_the_callers_noise():
+    """With `noise` the training forward is deterministic, patch dropout included (distributed equality checks pass
+    the same noise to N processes and to one)."""
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    config = tiny_config(contrastive_view="full", contrastive_patch_keep_ratio=0.5, text_config=no_dropout)
+    model = MeritForPreTraining(config).train()
+    input_ids, attention_mask = text_batch()
+    inputs = {"input_values": ecg_batch(), "input_ids": input_ids, "attention_mask": attention_mask}
+    noise = torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(3))
+    losses = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        losses.append(model(**inputs, noise=noise).contrastive_loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    other = model(**inputs, noise=torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(4)))
+    assert not torch.allclose(other.contrastive_loss, losses[0])
+
+
 def test_pretraining_losses_are_always_computed_and_tuples_on_request():
     model = MeritForPreTraining(tiny_config())
     assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument
