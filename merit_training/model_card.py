@@ -99,12 +99,16 @@ def describe_architecture(config) -> str:
 
 
 def describe_contrastive_view(config) -> str:
-    """The ECG view a pretraining config aligns with the reports, e.g. `full, 50 % of each lead's patches in
-    training`."""
-    ratio = getattr(config, "contrastive_patch_keep_ratio", 1.0)
-    if config.contrastive_view != "full" or ratio >= 1:
+    """The ECG view a pretraining config aligns with the reports, e.g. `full, 50 % of each lead's patches (drawn at
+    random) in training`; lead dropout, when set, is named too."""
+    if config.contrastive_view != "full":
         return config.contrastive_view
-    return f"full, {100 * ratio:g} % of each lead's patches (drawn at random) in training"
+    ratio = getattr(config, "contrastive_patch_keep_ratio", 1.0)
+    lead_dropout = getattr(config, "contrastive_lead_dropout", 0.0)
+    augmentations = [f"{100 * ratio:g} % of each lead's patches (drawn at random)"] if ratio < 1 else []
+    if lead_dropout > 0:
+        augmentations.append(f"each lead hidden with probability {lead_dropout:g}")
+    return ", ".join(["full", *augmentations]) + (" in training" if augmentations else "")
 
 
 def describe_preprocessing(feature_extractor) -> str:

@@ -357,6 +357,12 @@ class MeritConfig(PreTrainedConfig):
             training*, drawn at random per lead and step (patch dropout: an augmentation of the contrastive view that
             also shortens its encoder pass, as in FLIP); at least one patch per lead. `1.0` = every patch. Inference
             and validation always encode every patch.
+        contrastive_lead_dropout (`float`, *optional*, defaults to 0.0):
+            With `contrastive_view="full"`, the probability that each recorded lead of a record is hidden from the
+            contrastive pass *in training* (lead dropout: an augmentation of the contrastive view, as if the lead had
+            not been recorded); a record keeps at least one lead. `0.0` = every lead. Inference and validation always
+            encode every recorded lead. On the PTB-XL excerpt's validation fold 0.25 raised zero-shot a little and
+            lowered retrieval (README, "Demo results"), so `train_merit.py` leaves it at 0.
         exclude_duplicate_reports (`bool`, *optional*, defaults to `True`):
             In the contrastive loss, a record whose report text is identical to the anchor's (same token ids) is not
             used as one of its negatives: it is the right answer, not a wrong one (false negatives; a third of the
@@ -400,6 +406,7 @@ class MeritConfig(PreTrainedConfig):
     contrastive_loss_weight: float | int = 1.0
     contrastive_view: str = "masked"
     contrastive_patch_keep_ratio: float | int = 1.0
+    contrastive_lead_dropout: float | int = 0.0
     exclude_duplicate_reports: bool = True
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
@@ -424,6 +431,11 @@ class MeritConfig(PreTrainedConfig):
             raise ValueError(
                 f"`contrastive_patch_keep_ratio` must be in (0, 1] (the fraction of each lead's patches the "
                 f"contrastive view keeps in training; 1 = all), got {self.contrastive_patch_keep_ratio!r}."
+            )
+        if not 0 <= self.contrastive_lead_dropout < 1:
+            raise ValueError(
+                f"`contrastive_lead_dropout` must be in [0, 1) (the probability that the contrastive view hides a "
+                f"lead in training; 0 = none), got {self.contrastive_lead_dropout!r}."
             )
         for field in ("reconstruction_loss_weight", "contrastive_loss_weight"):
             if getattr(self, field) < 0:

@@ -1300,6 +1300,20 @@ class MeritForPreTraining(MeritPreTrainedModel):
             return None
         return max(1, round(ratio * self.config.ecg_config.num_patches_per_lead))
 
+    def contrastive_lead_mask(self, lead_mask: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        The leads `(B, L)` the full contrastive view encodes in this forward: `lead_mask` in eval mode or when
+        `config.contrastive_lead_dropout` is 0; else each recorded lead is hidden with that probability, drawn from
+        the last patch of the caller's masking `noise` `(B, L, N)` when given (deterministic), and a record that would
+        lose every lead keeps them all.
+        """
+        probability = self.config.contrastive_lead_dropout
+        if not self.training or probability <= 0:
+            return lead_mask
+        draw = torch.rand(lead_mask.shape, device=lead_mask.device) if noise is None else noise[..., -1]
+        kept = lead_mask & (draw.to(lead_mask.device) >= probability)
+        return torch.where(kept.any(dim=1, keepdim=True), kept, lead_mask)
+
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
         The patches `(B, L, N, P)` the decoder must predict: the input's patches, each normalised by its own mean and
@@ -1390,7 +1404,7 @@ class MeritForPreTraining(MeritPreTrainedModel):
                 # largest noise (those the masked pass hides first)
                 ecg_pooled = self.ecg_model(
                     input_values,
-                    lead_mask=lead_mask,
+                    lead_mask=self.contrastive_lead_mask(lead_mask, noise),
                     apply_masking=keep is not None,
                     noise=None if keep is None or noise is None else 1.0 - noise,
                     num_patches_to_keep=keep,

@@ -107,3 +107,11 @@ def test_card_names_the_contrastive_patch_dropout():
     dropped = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_patch_keep_ratio=0.5)
     assert describe_contrastive_view(dropped) == "full, 50 % of each lead's patches (drawn at random) in training"
     assert "contrastive view: full, 50 % of each lead's patches" in describe_architecture(dropped)
+    both = MeritConfig.from_preset(
+        "tiny", contrastive_view="full", contrastive_patch_keep_ratio=0.5, contrastive_lead_dropout=0.25
+    )
+    assert describe_contrastive_view(both) == (
+        "full, 50 % of each lead's patches (drawn at random), each lead hidden with probability 0.25 in training"
+    )
+    leads_only = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_lead_dropout=0.25)
+    assert describe_contrastive_view(leads_only) == "full, each lead hidden with probability 0.25 in training"

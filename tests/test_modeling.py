@@ -149,6 +149,29 @@ def test_contrastive_patch_dropout_follows_the_callers_noise():
     assert not torch.allclose(other.contrastive_loss, losses[0])
 
 
+def test_contrastive_lead_dropout_hides_leads_in_training_only_and_keeps_one():
+    model = MeritForPreTraining(tiny_config(contrastive_view="full", contrastive_lead_dropout=0.5))
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.bool)
+    lead_mask[0, 1:] = False  # a one-lead record: it can lose no lead
+    noise = torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(5))
+    noise[1, :, -1] = 0.0  # every lead of record 1 drawn below 0.5: it would lose them all, so it keeps them all
+    noise[2, :6, -1], noise[2, 6:, -1] = 0.9, 0.1  # record 2 keeps its first six leads
+
+    kept = model.train().contrastive_lead_mask(lead_mask, noise)
+    assert kept[0].tolist() == lead_mask[0].tolist() and bool(kept[1].all())
+    assert kept[2].tolist() == [True] * 6 + [False] * 6
+    torch.testing.assert_close(kept, model.contrastive_lead_mask(lead_mask, noise))  # deterministic given noise
+    assert bool(model.eval().contrastive_lead_mask(lead_mask, noise).eq(lead_mask).all())
+
+    seen = []
+    model.ecg_model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["lead_mask"]), with_kwargs=True
+    )
+    input_ids, attention_mask = text_batch()
+    model.train()(ecg_batch(), input_ids, lead_mask, attention_mask, noise=noise)
+    assert seen[0].tolist() == lead_mask.tolist() and seen[1].tolist() == kept.tolist()  # masked pass, then dropout
+
+
 def test_pretraining_losses_are_always_computed_and_tuples_on_request():
     model = MeritForPreTraining(tiny_config())
     assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument

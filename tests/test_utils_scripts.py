@@ -1,0 +1,93 @@
+# Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
+"""The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
+the tables it prints) and rewrite_reports_in_english.py (the glossary rewrite)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from merit_evaluation.metrics import macro_roc_auc
+
+
+def load_script(name: str):
+    path = Path(__file__).resolve().parent.parent / "utils" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compare_checkpoints = load_script("compare_checkpoints")
+rewrite_reports_in_english = load_script("rewrite_reports_in_english")
+
+
+def scored_entry(seed: int, n_records: int = 40, n_reports: int = 30) -> dict:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n_records, 3)) < 0.4).astype(int)
+    labels[0], labels[1] = 1, 0  # every class has a positive and a negative
+    return {
+        "labels": labels,
+        "scores": labels + rng.normal(0, 1.0 + seed, labels.shape),
+        "ranks": rng.integers(1, n_reports + 1, n_reports),
+        "chance_r5": 5 / n_reports,
+        "n_reports": n_reports,
+    }
+
+
+def test_weighted_metrics_match_the_unweighted_ones_and_follow_the_resample_counts():
+    entry = scored_entry(0)
+    ones = np.ones((1, len(entry["labels"])))
+    zero_shot = compare_checkpoints.zero_shot_metric(entry["labels"], entry["scores"])
+    assert zero_shot(ones)["zero_shot"][0] == pytest.approx(macro_roc_auc(entry["labels"], entry["scores"]))
+    recall = compare_checkpoints.retrieval_metric(entry["ranks"])(np.ones((1, len(entry["ranks"]))))
+    for k in (1, 5, 10):
+        assert recall[f"R@{k}"][0] == pytest.approx(np.mean(entry["ranks"] <= k))
+    # a resample that draws only the first query twice scores that query alone
+    weights = np.zeros((1, len(entry["ranks"])))
+    weights[0, 0] = 2
+    only_first = compare_checkpoints.retrieval_metric(entry["ranks"])(weights)
+    assert only_first["R@5"][0] == float(entry["ranks"][0] <= 5)
+
+
+def test_tables_pair_every_checkpoint_with_the_first(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    log = [{"step": 8, "train/loss": 1.0}, {"step": 8, "val/contrastive_loss": 3.2, "val/contrastive_chance": 3.5}]
+    (first / "training_log.jsonl").write_text("\n".join(json.dumps(entry) for entry in log))
+    base, other = scored_entry(0), scored_entry(1)
+    other["labels"] = base["labels"]  # the same validation records
+    tables = compare_checkpoints.comparison_tables([str(first), str(second)], [base, other], n_bootstrap=50, seed=0)
+    rows = tables.splitlines()
+    assert rows[2].startswith(f"| {first} | 3.200 (3.500) | ") and rows[3].startswith(f"| {second} | — | ")
+    assert f"| {second} | " in rows[-1] and len(rows[-1].split("|")) == 7  # name + 4 differences
+    # the checkpoint against itself: every difference is exactly 0
+    same = compare_checkpoints.comparison_tables(["a", "b"], [base, base], n_bootstrap=50, seed=0)
+    assert same.splitlines()[-1] == "| b | " + " | ".join(["+0.000 (+0.000 to +0.000)"] * 4) + " |"
+
+
+@pytest.mark.parametrize(
+    ("report", "english"),
+    [
+        ("sinusrhythmus normales ekg", "sinus rhythm. normal ecg."),
+        (
+            "Sinusrhythmus unvollstÄndiger Rechtsschenkelblock sonst normales EKG",
+            "sinus rhythm. incomplete right bundle branch block. otherwise normal ecg.",
+        ),
+        ("sinusrytm vÄnster el-axel eljest normalt ekg", "sinus rhythm. left axis deviation. otherwise normal ecg."),
+        (
+            "sinusrytm avvikande qrs(t) fÖrlopp    inferior infarkt     Ålder ej bestÄmmbar",
+            "sinus rhythm. abnormal qrs(t). inferior infarction age undetermined.",
+        ),
+        (
+            "sinusrhythmus qrs(t) abnormal    septaler infarkt nicht auszuschliessen Edit: ASMI",
+            "sinus rhythm. qrs(t) abnormal. septal infarction cannot be excluded. edit: asmi",
+        ),
+        ("sinus rhythm. normal ecg.", "sinus rhythm. normal ecg."),  # English: unchanged
+        ("trace only requested.", "trace only requested."),
+    ],
+)
+def test_rewrite_reports_in_english(report, english):
+    assert rewrite_reports_in_english.rewrite_report(report) == english
