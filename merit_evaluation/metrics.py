@@ -76,6 +76,7 @@ __all__ = [
     "per_class_roc_auc",
     "percentile_interval",
     "validate_multi_hot",
+    "weighted_macro_auroc",
 ]
 
 logger = logging.getLogger(__name__)
@@ -412,6 +413,13 @@ def paired_difference(
 WeightedMetrics = Callable[[np.ndarray], dict[str, np.ndarray]]
 """`weights (n_resamples, n_samples) -> {metric name: values (n_resamples,)}`: metrics of per-sample statistics for
 any sample weights (weight 1 everywhere is the point estimate; see the module docstring)."""
+
+
+def weighted_macro_auroc(labels: np.ndarray, scores: np.ndarray) -> WeightedMetrics:
+    """`WeightedMetrics` of the macro AUROC (`{"macro_auroc": ...}`, NaN for a resample where no class is defined),
+    e.g. for `paired_bootstrap_differences` of two score matrices on the same labelled samples."""
+    labels, scores = check_labels_and_scores(labels, scores)
+    return lambda weights: {"macro_auroc": _macro_auroc(_weighted_auroc(labels, scores, np.asarray(weights)))}
 
 
 def check_bootstrap_arguments(n_bootstrap, confidence_level) -> None:

@@ -24,8 +24,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RECALL_KS = (1, 5, 10)
-
 
 def last_validation_entry(checkpoint: str) -> dict:
     """The last `val/...` entry of a checkpoint's `training_log.jsonl` (empty when there is none)."""
@@ -87,28 +85,20 @@ def checkpoint_scores(checkpoint: str, data_dir: str, batch_size: int, device: s
 
 
 def zero_shot_metric(labels: np.ndarray, scores: np.ndarray):
-    """`WeightedMetrics` of the zero-shot macro AUROC (each resample's records repeated by their bootstrap counts)."""
-    from merit_evaluation.metrics import macro_roc_auc
+    """`WeightedMetrics` of the zero-shot macro AUROC."""
+    from merit_evaluation.metrics import weighted_macro_auroc
 
-    def values(weights: np.ndarray) -> dict[str, np.ndarray]:
-        rows = []
-        for row in np.asarray(weights, dtype=int):
-            drawn = np.repeat(np.arange(len(labels)), row)
-            try:
-                rows.append(macro_roc_auc(labels[drawn], scores[drawn]))
-            except ValueError:  # a resample with no positive of any class
-                rows.append(np.nan)
-        return {"zero_shot": np.asarray(rows)}
-
-    return values
+    macro_auroc = weighted_macro_auroc(labels, scores)
+    return lambda weights: {"zero_shot": macro_auroc(weights)["macro_auroc"]}
 
 
 def retrieval_metric(ranks: np.ndarray):
-    """`WeightedMetrics` of ECG->report recall@k (k in `RECALL_KS`) over the validation queries."""
+    """`WeightedMetrics` of ECG->report recall@k (k in `merit_evaluation.retrieval.RECALL_AT`) over the queries."""
+    from merit_evaluation.retrieval import RECALL_AT
 
     def values(weights: np.ndarray) -> dict[str, np.ndarray]:
         weights = np.asarray(weights, dtype=float)
-        return {f"R@{k}": weights @ (ranks <= k) / weights.sum(axis=1) for k in RECALL_KS}
+        return {f"R@{k}": weights @ (ranks <= k) / weights.sum(axis=1) for k in RECALL_AT}
 
     return values
 
@@ -116,6 +106,7 @@ def retrieval_metric(ranks: np.ndarray):
 def comparison_tables(names: list[str], scored: list[dict], n_bootstrap: int, seed: int) -> str:
     """The markdown tables of values and of paired differences vs the first checkpoint."""
     from merit_evaluation.metrics import paired_bootstrap_differences
+    from merit_evaluation.retrieval import RECALL_AT
 
     lines = [
         "| checkpoint | val InfoNCE (chance) | zero-shot | R@1 | R@5 | R@10 | chance R@5 | median rank |",
@@ -132,7 +123,7 @@ def comparison_tables(names: list[str], scored: list[dict], n_bootstrap: int, se
         recall = retrieval_metric(entry["ranks"])(np.ones((1, len(entry["ranks"]))))
         lines.append(
             f"| {name} | {infonce} | {zero_shot['zero_shot'][0]:.3f} | "
-            + " | ".join(f"{recall[f'R@{k}'][0]:.3f}" for k in RECALL_KS)
+            + " | ".join(f"{recall[f'R@{k}'][0]:.3f}" for k in RECALL_AT)
             + f" | {entry['chance_r5']:.3f} | {np.median(entry['ranks']):.0f} |"
         )
     lines += ["", "| checkpoint − first | zero-shot | R@1 | R@5 | R@10 |", "|---|---|---|---|---|"]
@@ -155,7 +146,7 @@ def comparison_tables(names: list[str], scored: list[dict], n_bootstrap: int, se
                 seed=seed,
             )
         )
-        for metric in ("zero_shot", *(f"R@{k}" for k in RECALL_KS)):
+        for metric in ("zero_shot", *(f"R@{k}" for k in RECALL_AT)):
             value = differences[metric]
             text = f"{value.value:+.3f} ({value.ci_low:+.3f} to {value.ci_high:+.3f})"
             cells.append(f"**{text}**" if value.ci_low > 0 or value.ci_high < 0 else text)
