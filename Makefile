@@ -72,10 +72,10 @@ REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
 REPORT_DEMO_STEPS ?= 90
-## Decoding chosen on the validation fold (README, "Report generation"): greedy with a repetition penalty, stored in
-## the checkpoint's config (`generation_defaults`), so the evaluation (MERIT and its baselines alike), the pipeline
-## and the Space all decode that way.
-REPORT_DEMO_GENERATION_DEFAULTS ?= {"repetition_penalty": 1.3}
+## Decoding chosen on the validation fold (README, "Report generation"): beam search (3 beams) with a repetition
+## penalty, stored in the checkpoint's config (`generation_defaults`), so the evaluation (MERIT and its baselines
+## alike), the pipeline and the Space all decode that way.
+REPORT_DEMO_GENERATION_DEFAULTS ?= {"num_beams": 3, "repetition_penalty": 1.2}
 demo-report: install
 	@merit=$(REPORT_DEMO_MERIT); \
 	if [ ! -f $$merit/model.safetensors ]; then \

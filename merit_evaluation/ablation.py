@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from .metrics import difference_markdown
 from .results import ResultRow, paired_macro_auroc_difference, read_results
 
 
@@ -52,9 +53,7 @@ def _difference_cell(merit: ResultRow | None, other: ResultRow | None) -> tuple[
     difference = None if merit is None or other is None else paired_macro_auroc_difference(merit, other)
     if difference is None:
         return "—", None
-    excludes_zero = difference.ci_low is not None and (difference.ci_low > 0 or difference.ci_high < 0)
-    text = f"{difference.value:+.3f} ({difference.ci_low:+.3f} to {difference.ci_high:+.3f})"
-    return (f"**{text}**" if excludes_zero else text), {
+    return difference_markdown(difference), {
         "difference": difference.value,
         "ci_low": difference.ci_low,
         "ci_high": difference.ci_high,

@@ -103,6 +103,14 @@ class MetricValue:
     ci_high: float | None = None
 
 
+def difference_markdown(difference: MetricValue) -> str:
+    """A paired difference as a markdown cell, `+0.012 (-0.020 to +0.045)`, in bold when its interval excludes 0."""
+    if difference.ci_low is None:
+        return f"{difference.value:+.3f}"
+    text = f"{difference.value:+.3f} ({difference.ci_low:+.3f} to {difference.ci_high:+.3f})"
+    return f"**{text}**" if difference.ci_low > 0 or difference.ci_high < 0 else text
+
+
 @dataclass
 class BootstrapSummary:
     """How the bootstrap went.

@@ -285,11 +285,9 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     if model_args.text_freeze not in ("none", "all") and not model_args.text_freeze.isdigit():
         problems.append(f"--text_freeze must be none, all or a number of layers, got {model_args.text_freeze!r}.")
     if model_args.config_overrides:
-        try:
-            if not isinstance(json.loads(model_args.config_overrides), dict):
-                raise ValueError
-        except ValueError:
-            problems.append(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}.")
+        from modeling_merit import MeritConfig
+
+        problems += config_overrides_problems(model_args.config_overrides, MeritConfig)
     for source in ("model_name_or_path", "config_file"):
         if model_args.text_model_name_or_path and getattr(model_args, source):
             problems.append(
@@ -353,6 +351,40 @@ def tracker_and_resume_problems(arguments) -> list[str]:
         problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
     if resume == "latest" and not list_checkpoints(arguments.output_dir):
         problems.append(f"--resume_from_checkpoint latest: --output_dir {arguments.output_dir} holds no checkpoint.")
+    return problems
+
+
+def config_overrides_problems(overrides: str, config_class) -> list[str]:
+    """
+    What is wrong with `--config_overrides` (a JSON object of `config_class` fields; `ecg_config` a dict of
+    `MeritECGConfig` fields): not JSON, not an object, or a field the config does not have, which would otherwise be
+    stored as an inert attribute and change nothing (e.g. a tower's `decoder_mode` given at the top level).
+    """
+    import dataclasses
+
+    from modeling_merit import MeritECGConfig
+
+    try:
+        parsed = json.loads(overrides)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return [f"--config_overrides must be a JSON object, got {overrides!r}."]
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    ecg_fields = {field.name for field in dataclasses.fields(MeritECGConfig)}
+    problems = []
+    for name in sorted(set(parsed) - fields):
+        where = (
+            f' it is a field of the ECG tower: write {{"ecg_config": {{"{name}": ...}}}}'
+            if name in ecg_fields and "ecg_config" in fields
+            else f" see {config_class.__name__}'s documentation for its fields"
+        )
+        problems.append(f"--config_overrides sets `{name}`, which {config_class.__name__} does not have;{where}.")
+    unknown_ecg = (
+        sorted(set(parsed.get("ecg_config") or {}) - ecg_fields) if isinstance(parsed.get("ecg_config"), dict) else []
+    )
+    if unknown_ecg:
+        problems.append(f"--config_overrides sets ecg_config fields that MeritECGConfig does not have: {unknown_ecg}.")
     return problems
 
 

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
 
-from .arguments import non_positive_problems, resolved_data_dir, tracker_and_resume_problems
+from .arguments import config_overrides_problems, non_positive_problems, resolved_data_dir, tracker_and_resume_problems
 from .checkpoints import (
     TrainingProgress,
     read_progress,
@@ -320,11 +320,9 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
     if args.report_language not in REPORT_LANGUAGES:
         problems.append(f"--report_language must be one of {REPORT_LANGUAGES}, got {args.report_language!r}.")
     if args.config_overrides:
-        try:
-            if not isinstance(json.loads(args.config_overrides), dict):
-                raise ValueError
-        except ValueError:
-            problems.append(f"--config_overrides must be a JSON object, got {args.config_overrides!r}.")
+        from modeling_merit import MeritReportGenerationConfig
+
+        problems += config_overrides_problems(args.config_overrides, MeritReportGenerationConfig)
     problems += non_positive_problems(
         args,
         (
@@ -443,10 +441,18 @@ class ReportCollator:
 
 
 class CachedFeatures(torch.utils.data.Dataset):
-    """Precomputed encoder features `(N, F, H)`, their masks `(N, F)` and the reports, by index."""
+    """Precomputed encoder features `(N, F, H)`, their masks `(N, F)` and the reports, by index; with retrieval,
+    the bank entries `(N, k)` each record's prompt holds."""
 
-    def __init__(self, features: torch.Tensor, feature_mask: torch.Tensor, reports: list[str]):
+    def __init__(
+        self,
+        features: torch.Tensor,
+        feature_mask: torch.Tensor,
+        reports: list[str],
+        retrieved_indices: torch.Tensor | None = None,
+    ):
         self.features, self.feature_mask, self.reports = features, feature_mask, reports
+        self.retrieved_indices = retrieved_indices
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -457,27 +463,34 @@ class CachedFeatures(torch.utils.data.Dataset):
     def collate(self, collator: ReportCollator):
         def collate(indices: list[int]) -> dict[str, torch.Tensor]:
             index = torch.tensor(indices)
-            return {
+            batch = {
                 "ecg_features": self.features[index],
                 "ecg_feature_mask": self.feature_mask[index],
                 **collator.reports([self.reports[i] for i in indices]),
             }
+            if self.retrieved_indices is not None:
+                batch["retrieved_indices"] = self.retrieved_indices[index]
+            return batch
 
         return collate
 
 
 @torch.no_grad()
 def cache_encoder_features(model, dataset, collator: ReportCollator, batch_size: int, device, description: str):
-    """The frozen encoder's features of every record of `dataset`: `(features (N, F, H), mask (N, F))` on CPU."""
+    """The frozen encoder's features of every record of `dataset` on CPU: `(features (N, F, H), mask (N, F),
+    pooled (N, H))` (the pooled vectors are the keys of retrieval)."""
     from tqdm.auto import tqdm
 
     loader = DataLoader(dataset.with_format("numpy"), batch_size=batch_size, collate_fn=collator.ecgs)
-    features, masks = [], []
+    features, masks, pooled = [], [], []
     for batch in tqdm(loader, desc=f"encoding {description} ECGs (frozen encoder, once)", leave=False):
-        feature, mask = model.encode_ecg(batch["input_values"].to(device), batch["lead_mask"].to(device))
+        feature, mask, vector = model.encode_ecg(
+            batch["input_values"].to(device), batch["lead_mask"].to(device), return_pooled=True
+        )
         features.append(feature.float().cpu())
         masks.append(mask.cpu())
-    return torch.cat(features), torch.cat(masks)
+        pooled.append(vector.float().cpu())
+    return torch.cat(features), torch.cat(masks), torch.cat(pooled)
 
 
 # ------------------------------------------------------------------------------------------------------ optimisation
@@ -579,6 +592,16 @@ def report_model_card(
             + f"; effective batch {effective_batch}; AdamW (projector lr {args.projector_learning_rate}, LoRA lr "
             f"{args.lora_learning_rate}), warm-up {args.warmup_ratio} then cosine decay within each stage.",
             f"- Prompt: system `{config.system_prompt}`, instruction `{config.instruction}`.",
+            *(
+                [
+                    f"- Retrieval-augmented: the {config.num_retrieved_reports} training report(s) whose ECGs are most "
+                    "similar (cosine of the pooled encoder features) are written into the prompt after the ECG tokens; "
+                    f"the bank ({config.retrieval_bank_size} training ECGs and reports) is stored in the "
+                    "checkpoint. In training each record retrieved among the other training records."
+                ]
+                if config.num_retrieved_reports
+                else []
+            ),
             f"- Hardware: {hardware}; wall time {minutes:.1f} min.",
             "",
             "Evaluate with `python eval_merit.py --task report-generation --model_name_or_path <this folder> ...`.",
@@ -689,12 +712,26 @@ def main(argv: list[str]) -> Path:
             f"{args.report_language}), fewer than one global batch; lower --per_device_train_batch_size."
         )
 
+    if config.num_retrieved_reports and not config.freeze_ecg_encoder:
+        raise ValueError(
+            "Retrieval-augmented training (num_retrieved_reports > 0) needs a frozen encoder (freeze_ecg_encoder): "
+            "the bank's features are computed once."
+        )
+
     def dataloader(split, size: int, shuffle: bool, name: str) -> DataLoader:
         if config.freeze_ecg_encoder:
-            features, masks = cache_encoder_features(
+            features, masks, pooled = cache_encoder_features(
                 model, split, collator, args.per_device_eval_batch_size, accelerator.device, name
             )
-            cached = CachedFeatures(features, masks, [str(report) for report in split["report"]])
+            reports = [str(report) for report in split["report"]]
+            retrieved = None
+            if config.num_retrieved_reports:
+                if name == "train":  # the bank; each training record retrieves among the others (leave-one-out)
+                    model.set_retrieval_bank(pooled, reports, processor.tokenizer, args.max_report_tokens)
+                    retrieved = model.retrieve(pooled, exclude=torch.arange(len(reports))).cpu()
+                else:
+                    retrieved = model.retrieve(pooled).cpu()
+            cached = CachedFeatures(features, masks, reports, retrieved)
             return DataLoader(
                 cached, batch_size=size, shuffle=shuffle, drop_last=shuffle, collate_fn=cached.collate(collator)
             )
@@ -708,7 +745,7 @@ def main(argv: list[str]) -> Path:
         )
 
     if config.projector_input_norm == "standardize":
-        features, masks = cache_encoder_features(
+        features, masks, _ = cache_encoder_features(
             model, train_split, collator, args.per_device_eval_batch_size, accelerator.device, "train"
         )
         model.fit_projector_statistics(features, masks)

@@ -86,6 +86,16 @@ class MeritReportGenerationConfig(PreTrainedConfig):
             `{"repetition_penalty": 1.3}`, chosen on a validation split); arguments given to `generate`, the pipeline
             or `eval_merit.py --generate_kwargs` override them. `None`: greedy decoding. `max_length`,
             `num_return_sequences` and `max_new_tokens` are per-call settings and not accepted here.
+        num_retrieved_reports (`int`, *optional*, defaults to 0):
+            Retrieval-augmented generation: with k > 0 the reports of the k training ECGs whose pooled encoder
+            features are most cosine-similar to the ECG's are placed in the prompt, after the ECG prefix, each as
+            `"\nReport of a similar ECG: {report}"` (most similar first). The bank (the training ECGs' features and
+            those reports' token ids) is stored with the weights by
+            [`MeritForReportGeneration.set_retrieval_bank`]. 0: off.
+        retrieval_bank_size (`int`, *optional*, defaults to 0):
+            Number of entries of the retrieval bank (set by `set_retrieval_bank`; sizes its buffers).
+        retrieval_context_length (`int`, *optional*, defaults to 0):
+            Token length of the longest bank entry's context text (set by `set_retrieval_bank`).
 
     Example:
 
@@ -121,6 +131,9 @@ class MeritReportGenerationConfig(PreTrainedConfig):
     prompt_ids_before_ecg: list[int] | None = None
     prompt_ids_after_ecg: list[int] | None = None
     generation_defaults: dict | None = None
+    num_retrieved_reports: int = 0
+    retrieval_bank_size: int = 0
+    retrieval_context_length: int = 0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -161,6 +174,16 @@ class MeritReportGenerationConfig(PreTrainedConfig):
                     f"`generation_defaults` cannot hold {per_call}: they are per-call settings; give them to "
                     "`generate` (or the pipeline) instead."
                 )
+        for field in ("num_retrieved_reports", "retrieval_bank_size", "retrieval_context_length"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"`{field}` must be an integer >= 0, got {value!r}.")
+        bank = self.retrieval_bank_size
+        if bank and self.num_retrieved_reports > bank:
+            raise ValueError(
+                f"`num_retrieved_reports` ({self.num_retrieved_reports}) exceeds the {bank} reports of the retrieval "
+                "bank (`retrieval_bank_size`); lower it or build a larger bank."
+            )
         if (self.prompt_ids_before_ecg is None) != (self.prompt_ids_after_ecg is None):
             raise ValueError(
                 "`prompt_ids_before_ecg` and `prompt_ids_after_ecg` must be set together (use "

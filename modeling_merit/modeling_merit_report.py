@@ -28,6 +28,9 @@ ECG_PLACEHOLDER = "<ecg>"
 
 LORA_KEY_MARKERS = ("lora_A", "lora_B", "base_layer", "base_model.model")
 
+RETRIEVAL_CONTEXT_TEMPLATE = "\nReport of a similar ECG: {report}"
+"""How each retrieved training report is written into the prompt (after the ECG prefix, before the instruction)."""
+
 
 @dataclass
 class MeritReportGenerationOutput(ModelOutput):
@@ -200,6 +203,12 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         self.ecg_model = MeritECGModel._from_config(config.ecg_config)
         self.projector = MeritReportProjector(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        if config.num_retrieved_reports:
+            # the bank (set_retrieval_bank), saved with the weights: unit-norm pooled features of the training ECGs,
+            # and the token ids of each one's context text, right-padded with -1
+            bank_size, length = config.retrieval_bank_size, config.retrieval_context_length
+            self.register_buffer("retrieval_keys", torch.zeros(bank_size, config.ecg_config.hidden_size))
+            self.register_buffer("retrieval_context_ids", torch.full((bank_size, length), -1, dtype=torch.long))
         self.post_init()
         # `config.freeze_ecg_encoder` is part of what this model computes (`encode_ecg` runs without gradient, the
         # encoder stays in eval mode); its parameters are created frozen to match
@@ -300,33 +309,40 @@ class MeritForReportGeneration(MeritPreTrainedModel):
     # ------------------------------------------------------------------------------------------------ ECG prefix
 
     def encode_ecg(
-        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None
-    ) -> tuple[torch.FloatTensor, torch.BoolTensor]:
+        self, input_values: torch.Tensor, lead_mask: torch.Tensor | None = None, return_pooled: bool = False
+    ) -> tuple[torch.FloatTensor, torch.BoolTensor] | tuple[torch.FloatTensor, torch.BoolTensor, torch.FloatTensor]:
         """
         The encoder features that feed the projector (`config.prefix_features`).
 
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L, T)`): preprocessed ECGs.
             lead_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1 = recorded lead.
+            return_pooled (`bool`, *optional*, defaults to `False`): also return the pooled ECG vector `(B, H)`
+                (the encoder's `pooler_output`, the key of retrieval, see [`retrieve`]).
 
         Returns:
             `(features, feature_mask)`: `(B, F, H)` floats and `(B, F)` bools (False for a missing lead's feature).
             With a frozen encoder they can be computed once and passed as `ecg_features` / `ecg_feature_mask`.
         """
+        features, feature_mask, pooled = self._encode(input_values, lead_mask)
+        return (features, feature_mask, pooled) if return_pooled else (features, feature_mask)
+
+    def _encode(self, input_values, lead_mask):
         lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_ecg_encoder):
             output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
         batch_size, num_leads = lead_mask.shape
         if self.config.prefix_features == "pooled":
             features = output.pooler_output[:, None]
-            return features, torch.ones(batch_size, 1, dtype=torch.bool, device=features.device)
+            return features, torch.ones(batch_size, 1, dtype=torch.bool, device=features.device), output.pooler_output
         patch_tokens = output.last_hidden_state.unflatten(1, (num_leads, -1))[:, :, 1:-1]  # (B, L, N, H)
         if self.config.prefix_features == "per_lead":
-            return patch_tokens.mean(dim=2), lead_mask
+            return patch_tokens.mean(dim=2), lead_mask, output.pooler_output
         weights = lead_mask[:, :, None, None].to(patch_tokens.dtype)
         over_leads = (patch_tokens * weights).sum(dim=1) / weights.sum(dim=1)  # (B, N, H)
         pooled = F.adaptive_avg_pool1d(over_leads.transpose(1, 2), self.config.num_prefix_tokens).transpose(1, 2)
-        return pooled, torch.ones(batch_size, pooled.shape[1], dtype=torch.bool, device=pooled.device)
+        mask = torch.ones(batch_size, pooled.shape[1], dtype=torch.bool, device=pooled.device)
+        return pooled, mask, output.pooler_output
 
     def ecg_prefix(
         self, ecg_features: torch.Tensor, ecg_feature_mask: torch.Tensor | None = None
@@ -350,12 +366,104 @@ class MeritForReportGeneration(MeritPreTrainedModel):
     def projector_dtype(self) -> torch.dtype:
         return next(self.projector.parameters()).dtype
 
-    def _prefix_inputs(self, input_values, lead_mask, ecg_features, ecg_feature_mask):
+    def _prefix_inputs(self, input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices=None):
+        """The prefix embeddings and mask, and the retrieved bank entries `(B, k)` (`None` without retrieval)."""
+        pooled = None
         if ecg_features is None:
             if input_values is None:
                 raise ValueError("Give the ECGs as `input_values` (or precomputed `ecg_features` from encode_ecg()).")
-            ecg_features, ecg_feature_mask = self.encode_ecg(input_values, lead_mask)
-        return self.ecg_prefix(ecg_features, ecg_feature_mask)
+            ecg_features, ecg_feature_mask, pooled = self.encode_ecg(input_values, lead_mask, return_pooled=True)
+        if self.config.num_retrieved_reports and retrieved_indices is None:
+            if pooled is None and self.config.prefix_features != "pooled":
+                raise ValueError(
+                    "Retrieval needs the pooled ECG features: pass `input_values`, or `retrieved_indices` (from "
+                    "retrieve()) with precomputed `ecg_features`."
+                )
+            retrieved_indices = self.retrieve(pooled if pooled is not None else ecg_features[:, 0])
+        prefix_embeds, prefix_mask = self.ecg_prefix(ecg_features, ecg_feature_mask)
+        return prefix_embeds, prefix_mask, retrieved_indices
+
+    # ------------------------------------------------------------------------------------------------ retrieval
+
+    def set_retrieval_bank(self, features: torch.Tensor, reports: list[str], tokenizer, max_report_tokens=None):
+        """
+        Stores the bank of retrieval-augmented generation (`config.num_retrieved_reports` > 0): the pooled encoder
+        features of training ECGs and their reports, written as `RETRIEVAL_CONTEXT_TEMPLATE` and tokenised.
+
+        Args:
+            features (`torch.FloatTensor` of shape `(N, H)`): pooled encoder features (the `pooler_output` of this
+                model's ECG encoder) of the N training ECGs.
+            reports (`list[str]`): their N reports.
+            tokenizer: the language model's tokenizer.
+            max_report_tokens (`int`, *optional*): each report is cut to this many tokens.
+        """
+        if not self.config.num_retrieved_reports:
+            raise ValueError("set_retrieval_bank needs config.num_retrieved_reports > 0 (retrieval is off).")
+        hidden = self.config.ecg_config.hidden_size
+        if features.dim() != 2 or features.shape[1] != hidden or features.shape[0] != len(reports):
+            raise ValueError(
+                f"The bank needs features of shape ({len(reports)} reports, {hidden}), got {tuple(features.shape)}."
+            )
+        if len(reports) < self.config.num_retrieved_reports:
+            raise ValueError(
+                f"The bank holds {len(reports)} reports, fewer than num_retrieved_reports "
+                f"({self.config.num_retrieved_reports})."
+            )
+        prefix = RETRIEVAL_CONTEXT_TEMPLATE.split("{report}")[0]
+        prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        report_ids = tokenizer([str(report).strip() for report in reports], add_special_tokens=False)["input_ids"]
+        if max_report_tokens is not None:
+            report_ids = [ids[:max_report_tokens] for ids in report_ids]
+        contexts = [prefix_ids + ids for ids in report_ids]
+        length = max(map(len, contexts))
+        context_ids = torch.full((len(contexts), length), -1, dtype=torch.long)
+        for row, ids in enumerate(contexts):
+            context_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        device = next(self.parameters()).device
+        keys = F.normalize(features.detach().float(), dim=-1).to(device=device, dtype=self.projector_dtype)
+        self.register_buffer("retrieval_keys", keys)
+        self.register_buffer("retrieval_context_ids", context_ids.to(device))
+        self.config.retrieval_bank_size, self.config.retrieval_context_length = len(contexts), length
+
+    def retrieve(self, features: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.LongTensor:
+        """
+        The `config.num_retrieved_reports` bank entries most cosine-similar to each ECG, most similar first.
+
+        Args:
+            features (`torch.FloatTensor` of shape `(B, H)`): pooled encoder features of the ECGs.
+            exclude (`torch.LongTensor` of shape `(B,)`, *optional*): a bank entry each ECG may not retrieve (its
+                own, when the ECGs are the bank's training records: leave-one-out).
+
+        Returns:
+            `torch.LongTensor` of shape `(B, k)`: indices into the bank.
+        """
+        if not self.config.num_retrieved_reports or not self.config.retrieval_bank_size:
+            raise ValueError(
+                "This model has no retrieval bank: set config.num_retrieved_reports > 0 and call "
+                "set_retrieval_bank(features, reports, tokenizer) with the training ECGs."
+            )
+        keys = self.retrieval_keys.float()
+        similarity = F.normalize(features.detach().float(), dim=-1) @ keys.T.to(features.device)
+        if exclude is not None:
+            similarity[torch.arange(len(exclude), device=similarity.device), exclude.to(similarity.device)] = -2.0
+        return similarity.topk(self.config.num_retrieved_reports, dim=-1).indices
+
+    def _with_retrieved_context(self, prompt_ids, retrieved_indices):
+        """Per ECG, the retrieved reports' context ids inserted between the ECG prefix and the instruction."""
+        if retrieved_indices is None:
+            return prompt_ids
+        if retrieved_indices.shape != (len(prompt_ids), self.config.num_retrieved_reports):
+            raise ValueError(
+                f"`retrieved_indices` must have shape ({len(prompt_ids)}, {self.config.num_retrieved_reports}), got "
+                f"{tuple(retrieved_indices.shape)}."
+            )
+        rows = []
+        for (before, after), indices in zip(prompt_ids, retrieved_indices.tolist()):
+            context = [
+                token for index in indices for token in self.retrieval_context_ids[index].tolist() if token >= 0
+            ]
+            rows.append((before, context + list(after)))
+        return rows
 
     # ------------------------------------------------------------------------------------------------ inputs
 
@@ -461,6 +569,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         labels: torch.Tensor | None = None,
         ecg_features: torch.Tensor | None = None,
         ecg_feature_mask: torch.Tensor | None = None,
+        retrieved_indices: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> MeritReportGenerationOutput | tuple:
         r"""
@@ -477,6 +586,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             ecg_features (`torch.FloatTensor` of shape `(B, F, H)`, *optional*): precomputed [`encode_ecg`]
                 features instead of `input_values` (a frozen encoder's features cached once).
             ecg_feature_mask (`torch.BoolTensor` of shape `(B, F)`, *optional*): their mask.
+            retrieved_indices (`torch.LongTensor` of shape `(B, k)`, *optional*): with retrieval
+                (`config.num_retrieved_reports` = k), the bank entries placed in each prompt; default: [`retrieve`]
+                on the pooled features (training passes leave-one-out indices, so no record reads its own report).
             return_dict (`bool`, *optional*): return a [`MeritReportGenerationOutput`] rather than a tuple.
 
         Returns:
@@ -488,8 +600,12 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             raise ValueError(
                 "`labels` and `attention_mask` describe the report tokens: pass the reports as `input_ids`."
             )
-        prefix_embeds, prefix_mask = self._prefix_inputs(input_values, lead_mask, ecg_features, ecg_feature_mask)
-        prompt_ids = [self._default_prompt_ids()] * prefix_embeds.shape[0]
+        prefix_embeds, prefix_mask, retrieved_indices = self._prefix_inputs(
+            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices
+        )
+        prompt_ids = self._with_retrieved_context(
+            [self._default_prompt_ids()] * prefix_embeds.shape[0], retrieved_indices
+        )
         inputs_embeds, full_mask, full_labels = self.build_inputs(
             prefix_embeds, prefix_mask, prompt_ids, input_ids, attention_mask, labels, padding_side="right"
         )
@@ -516,6 +632,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         ecg_features: torch.Tensor | None = None,
         ecg_feature_mask: torch.Tensor | None = None,
         tokenizer=None,
+        retrieved_indices: torch.Tensor | None = None,
         **generation_kwargs,
     ) -> torch.LongTensor:
         r"""
@@ -530,6 +647,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
                 instead of `input_values` (e.g. constant or shuffled features for ECG-blind baselines).
             ecg_feature_mask (`torch.BoolTensor` of shape `(B, F)`, *optional*): their mask.
             tokenizer (*optional*): tokenises a text `prompt`.
+            retrieved_indices (`torch.LongTensor` of shape `(B, k)`, *optional*): with retrieval, the bank entries
+                placed in each prompt (default: the k most similar to each ECG, [`retrieve`]).
             generation_kwargs: passed to the language model's `generate`, on top of `config.generation_defaults`
                 (`max_new_tokens` defaults to 64; greedy unless `do_sample=True`).
 
@@ -537,8 +656,12 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             `torch.LongTensor` of shape `(B, new_tokens)`: only the generated tokens (decode them with the
             processor's `batch_decode(..., skip_special_tokens=True)`); finished reports are padded with the pad id.
         """
-        prefix_embeds, prefix_mask = self._prefix_inputs(input_values, lead_mask, ecg_features, ecg_feature_mask)
-        prompt_ids = self._prompt_ids(prompt, prefix_embeds.shape[0], tokenizer)
+        prefix_embeds, prefix_mask, retrieved_indices = self._prefix_inputs(
+            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices
+        )
+        prompt_ids = self._with_retrieved_context(
+            self._prompt_ids(prompt, prefix_embeds.shape[0], tokenizer), retrieved_indices
+        )
         inputs_embeds, attention_mask, _ = self.build_inputs(
             prefix_embeds, prefix_mask, prompt_ids, padding_side="left"
         )

@@ -374,7 +374,7 @@ def test_evaluates_a_checkpoint_exported_by_train_merit(tmp_path, tokenizer, cac
     assert [row.baseline for row in rows] == [None]
     assert {"rougeL", "meteor", "bleu4", "bertscore_f1"} <= set(rows[0].metrics)
     saved = json.loads((tmp_path / "bridge" / "config.json").read_text())
-    assert saved["generation_defaults"] == {"repetition_penalty": 1.3}  # make demo-report's validation-chosen decoding
+    assert saved["generation_defaults"] == {"repetition_penalty": 1.3}  # decoding set at training travels with it
     card = (tmp_path / "bridge" / "README.md").read_text()
     assert "ECG report generation" in card
     assert "**Test record 0**" in card and "- reference: " in card and "- MERIT: " in card  # what users read

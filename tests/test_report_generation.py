@@ -242,6 +242,74 @@ def test_conditioning_memorises_four_ecg_report_pairs(tokenizer):
     assert permuted == [reports[index] for index in permutation]
 
 
+# ---------------------------------------------------------------------------------------------------- retrieval
+
+
+def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tmp_path):
+    model = tiny_model(seed=2, tokenizer=tokenizer, num_retrieved_reports=2).eval()
+    bank_ecg = torch.randn(4, 12, 1000, generator=torch.Generator().manual_seed(1))
+    _, _, pooled = model.encode_ecg(bank_ecg, return_pooled=True)
+    reports = ["sinus rhythm", "atrial fibrillation", "left bundle branch block", "pacemaker"]
+    model.set_retrieval_bank(pooled, reports, tokenizer)
+    # each bank ECG finds itself first; leave-one-out (training) never returns the record's own report
+    assert model.retrieve(pooled)[:, 0].tolist() == [0, 1, 2, 3]
+    left_out = model.retrieve(pooled, exclude=torch.arange(4))
+    assert left_out.shape == (4, 2) and not (left_out == torch.arange(4)[:, None]).any()
+    # the context sits between the ECG prefix and the instruction, most similar report first
+    plain, with_context = (
+        model._prompt_ids(None, 1, None),
+        model._with_retrieved_context(model._prompt_ids(None, 1, None), torch.tensor([[1, 3]])),
+    )
+    context_length = int((model.retrieval_context_ids[[1, 3]] >= 0).sum())
+    assert with_context[0][0] == plain[0][0] and len(with_context[0][1]) == len(plain[0][1]) + context_length
+    _, attention_mask, _ = model.build_inputs(*model.ecg_prefix(*model.encode_ecg(bank_ecg[:1])), with_context)
+    assert attention_mask.shape[1] == len(plain[0][0]) + model.config.num_prefix_tokens + len(with_context[0][1])
+    after = model._with_retrieved_context([([], [7])], torch.tensor([[1, 3]]))[0][1]
+    assert (
+        tokenizer.decode(after[:-1])
+        == "report of a similar ecg : atrial fibrillation report of a similar ecg : pacemaker"
+    )
+    assert after[-1] == 7
+    # generate retrieves by itself (default) and equals the explicit indices; forward too
+    explicit = model.generate(bank_ecg[:2], retrieved_indices=model.retrieve(pooled[:2]), max_new_tokens=5)
+    torch.testing.assert_close(model.generate(bank_ecg[:2], max_new_tokens=5), explicit)
+    report_ids = torch.tensor([[2000, BERT_SEP], [2001, BERT_SEP]])
+    torch.testing.assert_close(
+        model(bank_ecg[:2], input_ids=report_ids).loss,
+        model(bank_ecg[:2], input_ids=report_ids, retrieved_indices=model.retrieve(pooled[:2])).loss,
+    )
+    # the bank travels with the checkpoint
+    model.save_pretrained(tmp_path)
+    loaded = MeritForReportGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.retrieval_bank_size == 4
+    torch.testing.assert_close(loaded.retrieval_keys, model.retrieval_keys)
+    torch.testing.assert_close(loaded.retrieval_context_ids, model.retrieval_context_ids)
+    torch.testing.assert_close(loaded.generate(bank_ecg[:2], max_new_tokens=5), explicit)
+
+
+def test_retrieval_errors_name_what_is_missing(tokenizer):
+    with pytest.raises(ValueError, match="num_retrieved_reports` must be an integer >= 0"):
+        MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=tiny_text_config(), num_retrieved_reports=-1)
+    with pytest.raises(ValueError, match="exceeds the 1 reports of the retrieval bank"):
+        MeritReportGenerationConfig(
+            ecg_config=TINY_ECG, text_config=tiny_text_config(), num_retrieved_reports=2, retrieval_bank_size=1
+        )
+    model = tiny_model(tokenizer=tokenizer, num_retrieved_reports=1).eval()
+    with pytest.raises(ValueError, match="no retrieval bank"):
+        model.generate(torch.randn(1, 12, 1000), max_new_tokens=2)
+    with pytest.raises(ValueError, match=r"features of shape \(2 reports, 64\)"):
+        model.set_retrieval_bank(torch.randn(3, 64), ["a", "b"], tokenizer)
+    with pytest.raises(ValueError, match="retrieval is off"):
+        tiny_model(tokenizer=tokenizer).set_retrieval_bank(torch.randn(2, 64), ["a", "b"], tokenizer)
+    per_lead = tiny_model(
+        tokenizer=tokenizer, num_retrieved_reports=1, prefix_features="per_lead", num_prefix_tokens=12
+    )
+    per_lead.set_retrieval_bank(torch.randn(2, 64), ["a", "b"], tokenizer)
+    features, mask = per_lead.encode_ecg(torch.randn(1, 12, 1000))
+    with pytest.raises(ValueError, match="Retrieval needs the pooled ECG features"):
+        per_lead.generate(ecg_features=features, ecg_feature_mask=mask, max_new_tokens=2)
+
+
 # ---------------------------------------------------------------------------------------------------- save / load
 
 

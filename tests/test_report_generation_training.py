@@ -71,6 +71,21 @@ def run(checkpoints, output_dir, *extra):
     return train_merit.main(argv)
 
 
+def test_config_overrides_name_fields_the_config_lacks():
+    from merit_training.report_generation import ReportGenerationArguments, validate_report_arguments
+
+    arguments = ReportGenerationArguments(
+        model_name_or_path="merit", config_overrides='{"num_prefix_token": 8, "ecg_config": {"mask_ratio": 0.5}}'
+    )
+    with pytest.raises(ValueError, match="sets `num_prefix_token`, which MeritReportGenerationConfig does not have"):
+        validate_report_arguments(arguments)
+    arguments.config_overrides = '{"retrieval": 1}'
+    with pytest.raises(ValueError, match="retrieval"):
+        validate_report_arguments(arguments)
+    arguments.config_overrides = '{"num_retrieved_reports": 1, "prefix_features": "time_tokens"}'
+    validate_report_arguments(arguments)
+
+
 def test_task_argument_and_helpers():
     assert split_task_argument(["--task", "report-generation", "--x", "1"]) == ("report_generation", ["--x", "1"])
     assert split_task_argument(["--x=1"]) == ("pretraining", ["--x=1"])
@@ -135,6 +150,30 @@ def test_training_exports_a_loadable_generator_and_resumes_exactly(checkpoints, 
     expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name, tensor in expected.items():
         assert torch.equal(got[name], tensor), name
+
+
+@pytest.mark.slow
+def test_retrieval_augmented_training_stores_its_bank(checkpoints, tmp_path):
+    from transformers import AutoModel
+
+    overrides = '{"projector_hidden_size": 32, "num_prefix_tokens": 2, "num_retrieved_reports": 2}'
+    output = run(checkpoints, tmp_path / "rag", "--max_train_steps", "2", "--config_overrides", overrides)
+    model = AutoModel.from_pretrained(output).eval()
+    # the bank is the 16 training records: their pooled features (unit norm) and context token ids
+    assert model.config.retrieval_bank_size == 16 and model.retrieval_keys.shape == (16, 64)
+    torch.testing.assert_close(model.retrieval_keys.norm(dim=-1), torch.ones(16))
+    assert (model.retrieval_context_ids[:, 0] >= 0).all()
+    assert model.generate(torch.randn(2, 12, 1000), max_new_tokens=3).shape[0] == 2
+    assert "Retrieval-augmented" in (output / "README.md").read_text()
+    with pytest.raises(ValueError, match="needs a frozen encoder"):
+        run(
+            checkpoints,
+            tmp_path / "rag-unfrozen",
+            "--max_train_steps",
+            "1",
+            "--config_overrides",
+            '{"num_retrieved_reports": 1, "freeze_ecg_encoder": false}',
+        )
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 # Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
-the tables it prints) and rewrite_reports_in_english.py (the glossary rewrite)."""
+the tables it prints), compare_generations.py (paired comparison of generations.jsonl files) and
+rewrite_reports_in_english.py (the glossary rewrite)."""
 
 import importlib.util
 import json
@@ -21,6 +22,7 @@ def load_script(name: str):
 
 
 compare_checkpoints = load_script("compare_checkpoints")
+compare_generations = load_script("compare_generations")
 rewrite_reports_in_english = load_script("rewrite_reports_in_english")
 
 
@@ -91,3 +93,49 @@ def test_tables_pair_every_checkpoint_with_the_first(tmp_path):
 )
 def test_rewrite_reports_in_english(report, english):
     assert rewrite_reports_in_english.rewrite_report(report) == english
+
+
+def write_generations(path: Path, rows: list[tuple[int, str, list[str], bool, dict]]) -> str:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"record_id": record, "reference": reference, "statements": codes, "scored": scored, "generations": g}
+            )
+            + "\n"
+            for record, reference, codes, scored, g in rows
+        )
+    )
+    return str(path)
+
+
+def test_compare_generations_pairs_records_across_files(tmp_path):
+    normal, afib = "sinus rhythm. normal ecg.", "atrial fibrillation."
+    first = write_generations(
+        tmp_path / "a.jsonl",
+        [
+            (1, normal, ["NORM", "SR"], True, {"MERIT": normal, "nearest-neighbour": afib}),
+            (2, afib, ["AFIB"], True, {"MERIT": normal, "nearest-neighbour": afib}),
+            (3, normal, ["NORM", "SR"], False, {"MERIT": afib, "nearest-neighbour": afib}),  # not scored: left out
+            (4, afib, ["AFIB"], True, {"MERIT": afib, "nearest-neighbour": normal}),
+        ],
+    )
+    # another run, records in another order, one of them missing
+    second = write_generations(
+        tmp_path / "b.jsonl",
+        [(4, afib, ["AFIB"], True, {"MERIT": afib}), (1, normal, ["NORM", "SR"], True, {"MERIT": normal})],
+    )
+    records, reports = compare_generations.load_generations([first, second, f"{first}:nearest-neighbour"])
+    assert [record["record_id"] for record in records] == [1, 4]
+    assert reports == [[normal, afib], [normal, afib], [afib, normal]]
+    table = compare_generations.comparison_tables([first, second, f"{first}:nearest-neighbour"], n_bootstrap=50)
+    assert table.startswith("2 records scored in every file.")
+    # the same reports: every difference is exactly 0; retrieval swapped both: CE-F1 micro 1 -> 0
+    assert "| " + second + " | +0.000 (+0.000 to +0.000) |" in table
+    assert f"| {first}:nearest-neighbour | **-1.000 (-1.000 to -1.000)** |" in table
+    (tmp_path / "c.jsonl").write_text(
+        json.dumps({"record_id": 1, "reference": "other", "statements": [], "scored": True, "generations": {}}) + "\n"
+    )
+    with pytest.raises(ValueError, match="another reference"):
+        compare_generations.load_generations([first, str(tmp_path / "c.jsonl")])
+    with pytest.raises(ValueError, match="no generator 'beam'"):
+        compare_generations.load_generations([first, f"{first}:beam"])

@@ -105,7 +105,7 @@ def retrieval_metric(ranks: np.ndarray):
 
 def comparison_tables(names: list[str], scored: list[dict], n_bootstrap: int, seed: int) -> str:
     """The markdown tables of values and of paired differences vs the first checkpoint."""
-    from merit_evaluation.metrics import paired_bootstrap_differences
+    from merit_evaluation.metrics import difference_markdown, paired_bootstrap_differences
     from merit_evaluation.retrieval import RECALL_AT
 
     lines = [
@@ -147,9 +147,7 @@ def comparison_tables(names: list[str], scored: list[dict], n_bootstrap: int, se
             )
         )
         for metric in ("zero_shot", *(f"R@{k}" for k in RECALL_AT)):
-            value = differences[metric]
-            text = f"{value.value:+.3f} ({value.ci_low:+.3f} to {value.ci_high:+.3f})"
-            cells.append(f"**{text}**" if value.ci_low > 0 or value.ci_high < 0 else text)
+            cells.append(difference_markdown(differences[metric]))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
