@@ -72,10 +72,11 @@ REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
 REPORT_DEMO_DIR ?= outputs/merit-report-ptbxl-sample
 REPORT_DEMO_STEPS ?= 90
-## Decoding chosen on the validation fold (README, "Report generation"): beam search (3 beams) with a repetition
-## penalty, stored in the checkpoint's config (`generation_defaults`), so the evaluation (MERIT and its baselines
-## alike), the pipeline and the Space all decode that way.
-REPORT_DEMO_GENERATION_DEFAULTS ?= {"num_beams": 3, "repetition_penalty": 1.2}
+## Prefix and decoding chosen on the validation fold (README, "Report generation"): 8 time tokens (the patch tokens
+## averaged over leads, pooled along time) and beam search (3 beams) with a repetition penalty, stored in the
+## checkpoint's config (`generation_defaults`), so the evaluation (MERIT and its baselines alike), the pipeline and
+## the Space all decode that way.
+REPORT_DEMO_CONFIG ?= {"prefix_features": "time_tokens", "num_prefix_tokens": 8, "generation_defaults": {"num_beams": 3, "repetition_penalty": 1.2}}
 demo-report: install
 	@merit=$(REPORT_DEMO_MERIT); \
 	if [ ! -f $$merit/model.safetensors ]; then \
@@ -87,7 +88,7 @@ demo-report: install
 	OMP_NUM_THREADS=1 $(BIN)/python train_merit.py --task report_generation --model_name_or_path $$merit \
 		--output_dir $(REPORT_DEMO_DIR) --max_train_steps $(REPORT_DEMO_STEPS) --max_report_tokens 48 \
 		--eval_steps 0 --checkpointing_steps 1000 \
-		--config_overrides '{"generation_defaults": $(REPORT_DEMO_GENERATION_DEFAULTS)}' && \
+		--config_overrides '$(REPORT_DEMO_CONFIG)' && \
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
 		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results --report_examples 3 \
 		--model_card $(REPORT_DEMO_DIR)/README.md

@@ -163,6 +163,14 @@ class DataArguments:
             "Validation keeps every record either way. The default is measured: see README, 'Demo results'."
         },
     )
+    report_sentence_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Text augmentation of training reports: each statement of a report with several (split at "
+            "'.', ';' or runs of 3+ spaces, as PTB-XL writes them) is left out with this probability, at least one "
+            "kept; seeded per batch like the crops. Validation and evaluation read whole reports. 0: off."
+        },
+    )
     dataloader_num_workers: int | None = field(
         default=None, metadata={"help": "DataLoader worker processes (default: 0 on CPU, 4 on GPU)."}
     )
@@ -404,6 +412,8 @@ def dataset_problems(data_args: DataArguments) -> list[str]:
     saved folder or a Hub dataset id."""
     name, spec = data_args.dataset_name, DATASETS.get(data_args.dataset_name)
     problems = []
+    if not 0.0 <= data_args.report_sentence_dropout < 1.0:
+        problems.append(f"--report_sentence_dropout must be in [0, 1), got {data_args.report_sentence_dropout}.")
     if data_args.reportless_records not in ("use", "drop"):
         problems.append(f"--reportless_records must be 'use' or 'drop', got {data_args.reportless_records!r}.")
     if spec is None:

@@ -6,6 +6,7 @@ ECG-report pairs, a label set for the zero-shot validation AUROC. Any other `--d
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,9 @@ class ECGReportCollator:
     flagged in the batch's `report_mask` (`False`), so that the record serves masked modelling only. With `crop="random"`, rows must come from
     `IndexedRows`: the crop positions are seeded by `derived_seed(seed, *row positions)`, so a resumed run crops
     exactly like an uninterrupted one, whatever the global RNG, the prefetching or the worker processes did (a
-    shuffled loader forms different batches every epoch, so a record gets new crops every epoch).
+    shuffled loader forms different batches every epoch, so a record gets new crops every epoch). With
+    `report_sentence_dropout` > 0 (training only, needs random crops) each statement of a multi-statement report is
+    left out with that probability, at least one kept (`drop_report_sentences`), from the same seed.
     """
 
     processor: object
@@ -129,6 +132,7 @@ class ECGReportCollator:
     crop: str = "random"
     with_labels: bool = False
     seed: int = 0
+    report_sentence_dropout: float = 0.0
 
     def signals(self, rows: list[dict]) -> list[np.ndarray]:
         """The ECGs of `rows` as float arrays `(leads, time)` in physical units (mV)."""
@@ -148,13 +152,19 @@ class ECGReportCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         text = None if self.text_column is None else [str(row[self.text_column]) for row in rows]
+        seed = self.crop_seed(rows)
+        if text is not None and self.report_sentence_dropout:
+            if seed is None:
+                raise ValueError("report_sentence_dropout is a training augmentation: it needs crop='random'.")
+            rng = np.random.default_rng([seed, 1])
+            text = [drop_report_sentences(report, self.report_sentence_dropout, rng) for report in text]
         batch = self.processor(
             ecg=self.signals(rows),
             text=text,
             sampling_rate=[float(row["sampling_rate"]) for row in rows],
             lead_names=[list(row["lead_names"]) for row in rows],
             crop=self.crop,
-            seed=self.crop_seed(rows),
+            seed=seed,
             return_tensors="pt",
         )
         batch = dict(batch)
@@ -165,6 +175,26 @@ class ECGReportCollator:
                 np.stack([np.asarray(row["multi_hot"]) for row in rows]), dtype=torch.float32
             )
         return batch
+
+
+REPORT_STATEMENT_BREAK = re.compile(r"(?<=[.;])\s+|\s{3,}")
+"""Where a report is cut into statements: after '.' or ';' followed by space, or at a run of 3+ spaces (the German
+PTB-XL reports separate statements that way, e.g. "sinusrhythmus linkstyp qrs(t) abnormal    inferiorer infarkt")."""
+
+
+def drop_report_sentences(report: str, probability: float, rng: np.random.Generator) -> str:
+    """
+    `report` with each of its statements (see `REPORT_STATEMENT_BREAK`) left out with `probability`, at least one
+    kept (a random one when all were drawn out); kept statements stay in order, joined by one space. A report with a
+    single statement (or none) comes back unchanged.
+    """
+    statements = [part.strip() for part in REPORT_STATEMENT_BREAK.split(report.strip()) if part.strip()]
+    if len(statements) < 2:
+        return report
+    keep = rng.random(len(statements)) >= probability
+    if not keep.any():
+        keep[rng.integers(len(statements))] = True
+    return " ".join(statement for statement, kept in zip(statements, keep) if kept)
 
 
 def default_num_workers() -> int:
@@ -284,7 +314,12 @@ def prepare_pretraining_data(
             f"({batch_size} x {accelerator.num_processes} processes); lower --per_device_train_batch_size."
         )
     collator = ECGReportCollator(
-        processor, data_args.signal_column, data_args.text_column, crop="random", seed=training_args.seed
+        processor,
+        data_args.signal_column,
+        data_args.text_column,
+        crop="random",
+        seed=training_args.seed,
+        report_sentence_dropout=data_args.report_sentence_dropout,
     )
     train_dataloader = build_train_dataloader(train_dataset, collator, batch_size, num_workers)
     data = PretrainingData(train_dataset, train_dataloader, None, None, None)

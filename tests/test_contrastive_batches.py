@@ -106,3 +106,42 @@ def test_collator_flags_empty_reports(processor):
     ]
     batch = ECGReportCollator(processor, signal_column="ecg", crop="center")(rows)
     assert batch["report_mask"].tolist() == [True, False, False]
+
+
+def test_report_sentence_dropout_keeps_a_statement_and_is_seeded(processor):
+    import numpy as np
+
+    from merit_training.data import ROW_INDEX, drop_report_sentences
+
+    rng = np.random.default_rng(0)
+    english = "sinus rhythm. left axis deviation. left ventricular hypertrophy."
+    german = "sinusrhythmus linkstyp qrs(t) abnormal    inferiorer infarkt     alter unbest."
+    outcomes = {drop_report_sentences(english, 0.5, rng) for _ in range(200)}
+    # every outcome is a non-empty, in-order subset of the three statements; several subsets occur
+    statements = ["sinus rhythm.", "left axis deviation.", "left ventricular hypertrophy."]
+    for outcome in outcomes:
+        kept = [statement for statement in statements if statement in outcome]
+        assert kept and outcome == " ".join(kept)
+    assert len(outcomes) >= 5 and english in outcomes
+    assert {drop_report_sentences(german, 0.99, rng) for _ in range(50)} <= {
+        "sinusrhythmus linkstyp qrs(t) abnormal",
+        "inferiorer infarkt",
+        "alter unbest.",
+    }
+    for single in ("sinusrhythmus normales ekg", "", "  "):
+        assert drop_report_sentences(single, 0.9, rng) == single  # one statement (or none): unchanged
+
+    lead_names = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    rows = [
+        {"ecg": np.zeros((12, 1000), np.float32), "lead_names": lead_names, "sampling_rate": 100, "report": text,
+         ROW_INDEX: index}
+        for index, text in enumerate([english, german, ""])
+    ]  # fmt: skip
+    augmenting = ECGReportCollator(processor, signal_column="ecg", crop="random", seed=3, report_sentence_dropout=0.5)
+    first, again = augmenting(rows), augmenting(rows)
+    assert torch.equal(first["input_ids"], again["input_ids"])  # seeded by the run seed and the rows, like the crops
+    plain = ECGReportCollator(processor, signal_column="ecg", crop="random", seed=3)(rows)
+    assert first["report_mask"].tolist() == [True, True, False]
+    assert (first["attention_mask"].sum(1) <= plain["attention_mask"].sum(1)).all()
+    with pytest.raises(ValueError, match="needs crop='random'"):
+        ECGReportCollator(processor, signal_column="ecg", crop="center", report_sentence_dropout=0.5)(rows)
