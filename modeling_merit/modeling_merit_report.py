@@ -324,25 +324,25 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             `(features, feature_mask)`: `(B, F, H)` floats and `(B, F)` bools (False for a missing lead's feature).
             With a frozen encoder they can be computed once and passed as `ecg_features` / `ecg_feature_mask`.
         """
-        features, feature_mask, pooled = self._encode(input_values, lead_mask)
-        return (features, feature_mask, pooled) if return_pooled else (features, feature_mask)
-
-    def _encode(self, input_values, lead_mask):
         lead_mask = self.ecg_model._checked_lead_mask(input_values, lead_mask)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_ecg_encoder):
             output = self.ecg_model(input_values, lead_mask=lead_mask, return_dict=True)
         batch_size, num_leads = lead_mask.shape
-        if self.config.prefix_features == "pooled":
+        prefix_features = self.config.prefix_features
+        if prefix_features == "pooled":
             features = output.pooler_output[:, None]
-            return features, torch.ones(batch_size, 1, dtype=torch.bool, device=features.device), output.pooler_output
-        patch_tokens = output.last_hidden_state.unflatten(1, (num_leads, -1))[:, :, 1:-1]  # (B, L, N, H)
-        if self.config.prefix_features == "per_lead":
-            return patch_tokens.mean(dim=2), lead_mask, output.pooler_output
-        weights = lead_mask[:, :, None, None].to(patch_tokens.dtype)
-        over_leads = (patch_tokens * weights).sum(dim=1) / weights.sum(dim=1)  # (B, N, H)
-        pooled = F.adaptive_avg_pool1d(over_leads.transpose(1, 2), self.config.num_prefix_tokens).transpose(1, 2)
-        mask = torch.ones(batch_size, pooled.shape[1], dtype=torch.bool, device=pooled.device)
-        return pooled, mask, output.pooler_output
+        else:
+            patch_tokens = output.last_hidden_state.unflatten(1, (num_leads, -1))[:, :, 1:-1]  # (B, L, N, H)
+        if prefix_features == "per_lead":
+            features, feature_mask = patch_tokens.mean(dim=2), lead_mask
+        elif prefix_features == "time_tokens":
+            weights = lead_mask[:, :, None, None].to(patch_tokens.dtype)
+            over_leads = (patch_tokens * weights).sum(dim=1) / weights.sum(dim=1)  # (B, N, H)
+            pooled = F.adaptive_avg_pool1d(over_leads.transpose(1, 2), self.config.num_prefix_tokens)
+            features = pooled.transpose(1, 2)
+        if prefix_features != "per_lead":
+            feature_mask = torch.ones(batch_size, features.shape[1], dtype=torch.bool, device=features.device)
+        return (features, feature_mask, output.pooler_output) if return_pooled else (features, feature_mask)
 
     def ecg_prefix(
         self, ecg_features: torch.Tensor, ecg_feature_mask: torch.Tensor | None = None
