@@ -100,7 +100,7 @@ def describe_architecture(config) -> str:
 
 def describe_contrastive_view(config) -> str:
     """The ECG view a pretraining config aligns with the reports, e.g. `full, 50 % of each lead's patches (drawn at
-    random) in training`; lead dropout, when set, is named too."""
+    random) in training`; lead dropout and time shift, when set, are named too."""
     if config.contrastive_view != "full":
         return config.contrastive_view
     ratio = getattr(config, "contrastive_patch_keep_ratio", 1.0)
@@ -108,6 +108,9 @@ def describe_contrastive_view(config) -> str:
     augmentations = [f"{100 * ratio:g} % of each lead's patches (drawn at random)"] if ratio < 1 else []
     if lead_dropout > 0:
         augmentations.append(f"each lead hidden with probability {lead_dropout:g}")
+    time_shift = getattr(config, "contrastive_time_shift", 0.0)
+    if time_shift > 0:
+        augmentations.append(f"rolled in time by up to {100 * time_shift:g} % of the record")
     return ", ".join(["full", *augmentations]) + (" in training" if augmentations else "")
 
 

@@ -363,6 +363,15 @@ class MeritConfig(PreTrainedConfig):
             not been recorded); a record keeps at least one lead. `0.0` = every lead. Inference and validation always
             encode every recorded lead. On the PTB-XL excerpt's validation fold 0.25 raised zero-shot a little and
             lowered retrieval (README, "Demo results"), so `train_merit.py` leaves it at 0.
+        contrastive_time_shift (`float`, *optional*, defaults to 0.0):
+            With `contrastive_view="full"`, the largest circular time shift of the contrastive pass's input *in
+            training*, as a fraction of `ecg_config.num_samples`: each record is rolled along time by a whole number of
+            samples drawn uniformly from [-s * num_samples, s * num_samples] (the same shift for all its leads, so the
+            leads stay in step; the samples that leave one end re-enter at the other, end padding included). An
+            augmentation of the contrastive view that moves the beats relative to the patch grid and the position
+            embeddings. `0.0` = no shift. Inference and validation never shift. On the PTB-XL excerpt's validation
+            fold neither 0.1 nor 0.5 helped (README, "Demo results"), so `train_merit.py` leaves it at 0. (No
+            amplitude-scaling counterpart: the processor z-scores every lead by default, so no input varies in scale.)
         exclude_duplicate_reports (`bool`, *optional*, defaults to `True`):
             In the contrastive loss, a record whose report text is identical to the anchor's (same token ids) is not
             used as one of its negatives: it is the right answer, not a wrong one (false negatives; a third of the
@@ -407,6 +416,7 @@ class MeritConfig(PreTrainedConfig):
     contrastive_view: str = "masked"
     contrastive_patch_keep_ratio: float | int = 1.0
     contrastive_lead_dropout: float | int = 0.0
+    contrastive_time_shift: float | int = 0.0
     exclude_duplicate_reports: bool = True
     gather_with_grad: bool = True
     classifier_dropout: float | int = 0.0
@@ -436,6 +446,11 @@ class MeritConfig(PreTrainedConfig):
             raise ValueError(
                 f"`contrastive_lead_dropout` must be in [0, 1) (the probability that the contrastive view hides a "
                 f"lead in training; 0 = none), got {self.contrastive_lead_dropout!r}."
+            )
+        if not 0 <= self.contrastive_time_shift <= 0.5:
+            raise ValueError(
+                f"`contrastive_time_shift` must be in [0, 0.5] (the largest circular shift of the contrastive view in "
+                f"training, as a fraction of the record; 0 = none), got {self.contrastive_time_shift!r}."
             )
         for field in ("reconstruction_loss_weight", "contrastive_loss_weight"):
             if getattr(self, field) < 0:

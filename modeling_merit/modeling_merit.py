@@ -1314,6 +1314,25 @@ class MeritForPreTraining(MeritPreTrainedModel):
         kept = lead_mask & (draw.to(lead_mask.device) >= probability)
         return torch.where(kept.any(dim=1, keepdim=True), kept, lead_mask)
 
+    def contrastive_time_shifted(self, input_values: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        The ECGs `(B, L, T)` the full contrastive view encodes in this forward: `input_values` in eval mode or when
+        `config.contrastive_time_shift` is 0; else each record rolled along time (all leads alike) by a whole number of
+        samples drawn uniformly from [-s * T, s * T], from the first patch of the caller's masking `noise` `(B, L, N)`
+        when given (deterministic).
+        """
+        max_shift = int(self.config.contrastive_time_shift * input_values.shape[-1])
+        if not self.training or max_shift < 1:
+            return input_values
+        batch, _, length = input_values.shape
+        draw = (
+            torch.rand(batch, device=input_values.device) if noise is None else noise[:, 0, 0].to(input_values.device)
+        )
+        shifts = (draw * (2 * max_shift + 1)).long().clamp(max=2 * max_shift) - max_shift
+        # torch.roll semantics per record: output[t] = input[(t - shift) mod T]
+        index = (torch.arange(length, device=input_values.device)[None, :] - shifts[:, None]) % length
+        return input_values.gather(2, index[:, None, :].expand_as(input_values))
+
     def reconstruction_target(self, input_values: torch.Tensor) -> torch.Tensor:
         """
         The patches `(B, L, N, P)` the decoder must predict: the input's patches, each normalised by its own mean and
@@ -1403,7 +1422,7 @@ class MeritForPreTraining(MeritPreTrainedModel):
                 # with the caller's `noise` the patch dropout is deterministic too: it keeps the patches with the
                 # largest noise (those the masked pass hides first)
                 ecg_pooled = self.ecg_model(
-                    input_values,
+                    self.contrastive_time_shifted(input_values, noise),
                     lead_mask=self.contrastive_lead_mask(lead_mask, noise),
                     apply_masking=keep is not None,
                     noise=None if keep is None or noise is None else 1.0 - noise,

@@ -74,6 +74,7 @@ def test_ecg_config_validation(kwargs, message):
         ({"contrastive_patch_keep_ratio": 1.5}, r"`contrastive_patch_keep_ratio` must be in \(0, 1\].*got 1.5"),
         ({"contrastive_lead_dropout": 1.0}, r"`contrastive_lead_dropout` must be in \[0, 1\).*got 1.0"),
         ({"contrastive_lead_dropout": -0.1}, r"`contrastive_lead_dropout` must be in \[0, 1\).*got -0.1"),
+        ({"contrastive_time_shift": 0.6}, r"`contrastive_time_shift` must be in \[0, 0.5\].*got 0.6"),
         ({"projection_dim": 0}, r"`projection_dim` must be a positive integer, got 0"),
         ({"contrastive_loss_weight": -1.0}, r"`contrastive_loss_weight` must be >= 0, got -1.0"),
         (

@@ -115,3 +115,5 @@ def test_card_names_the_contrastive_patch_dropout():
     )
     leads_only = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_lead_dropout=0.25)
     assert describe_contrastive_view(leads_only) == "full, each lead hidden with probability 0.25 in training"
+    shifted = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_time_shift=0.1)
+    assert describe_contrastive_view(shifted) == "full, rolled in time by up to 10 % of the record in training"

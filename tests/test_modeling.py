@@ -172,6 +172,29 @@ def test_contrastive_lead_dropout_hides_leads_in_training_only_and_keeps_one():
     assert seen[0].tolist() == lead_mask.tolist() and seen[1].tolist() == kept.tolist()  # masked pass, then dropout
 
 
+def test_contrastive_time_shift_rolls_each_record_in_training_only():
+    model = MeritForPreTraining(tiny_config(contrastive_view="full", contrastive_time_shift=0.1))
+    ecg = ecg_batch()
+    length = ecg.shape[-1]
+    noise = torch.rand(BATCH, 12, 20, generator=torch.Generator().manual_seed(6))
+    noise[0, 0, 0], noise[1, 0, 0], noise[2, 0, 0] = 0.0, 0.5, 0.9999  # the smallest, no and the largest shift
+    max_shift = int(0.1 * length)
+
+    shifted = model.train().contrastive_time_shifted(ecg, noise)
+    for record, shift in enumerate((-max_shift, 0, max_shift)):  # every lead of a record rolled alike
+        torch.testing.assert_close(shifted[record], torch.roll(ecg[record], shift, dims=-1))
+    torch.testing.assert_close(shifted, model.contrastive_time_shifted(ecg, noise))  # deterministic given noise
+    assert model.eval().contrastive_time_shifted(ecg, noise) is ecg
+    unshifted = MeritForPreTraining(tiny_config(contrastive_view="full")).train()
+    assert unshifted.contrastive_time_shifted(ecg, noise) is ecg
+
+    seen = []
+    model.ecg_model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(args[0]), with_kwargs=True)
+    input_ids, attention_mask = text_batch()
+    model.train()(ecg, input_ids, attention_mask=attention_mask, noise=noise)
+    assert seen[0] is ecg and torch.equal(seen[1], shifted)  # the masked pass sees the record as recorded
+
+
 def test_pretraining_losses_are_always_computed_and_tuples_on_request():
     model = MeritForPreTraining(tiny_config())
     assert "return_loss" not in inspect.signature(MeritForPreTraining.forward).parameters  # no dead argument

@@ -1,7 +1,7 @@
 # Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
-the tables it prints), compare_generations.py (paired comparison of generations.jsonl files) and
-rewrite_reports_in_english.py (the glossary rewrite)."""
+the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py (nearest-report
+label agreement) and rewrite_reports_in_english.py (the glossary rewrite)."""
 
 import importlib.util
 import json
@@ -23,7 +23,19 @@ def load_script(name: str):
 
 compare_checkpoints = load_script("compare_checkpoints")
 compare_generations = load_script("compare_generations")
+compare_text_towers = load_script("compare_text_towers")
 rewrite_reports_in_english = load_script("rewrite_reports_in_english")
+
+
+def test_text_tower_neighbour_agreement():
+    bank = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    queries = np.array([[3.0, 0.1], [0.1, 1.0], [1.0, 0.9]])  # nearest by cosine: bank rows 0, 1, 2
+    bank_labels = [frozenset({"NORM"}), frozenset({"MI", "STTC"}), frozenset()]
+    query_labels = [frozenset({"NORM"}), frozenset({"MI"}), frozenset()]
+    neighbours, exact, jaccard = compare_text_towers.neighbour_agreement(queries, bank, query_labels, bank_labels)
+    assert neighbours.tolist() == [0, 1, 2]
+    assert exact.tolist() == [True, False, True]
+    np.testing.assert_allclose(jaccard, [1.0, 0.5, 1.0])  # two empty sets agree
 
 
 def scored_entry(seed: int, n_records: int = 40, n_reports: int = 30) -> dict:
