@@ -1,7 +1,7 @@
 # Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
-the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py (nearest-report
-label agreement) and rewrite_reports_in_english.py (the glossary rewrite)."""
+the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py
+(nearest-report label agreement) and rewrite_reports_in_english.py (the glossary rewrite)."""
 
 import importlib.util
 import json

