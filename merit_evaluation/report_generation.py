@@ -604,11 +604,11 @@ def generation_records(
     return records
 
 
-def examples_to_markdown(examples: list[dict[str, str]]) -> str:
-    """The example generations as markdown: one block per test record, the reference first."""
+def examples_to_markdown(examples: list[dict[str, str]], split: str = "test") -> str:
+    """The example generations as markdown: one block per record of `split`, the reference first."""
     blocks = []
     for index, example in enumerate(examples):
-        lines = [f"**Test record {index}**", ""]
+        lines = [f"**{split.capitalize()} record {index}**", ""]
         lines += [f"- {name}: {report!r}" for name, report in example.items()]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -835,7 +835,7 @@ def run_report_generation_task(
         table = paired_differences_to_markdown(outcome.paired_differences[seeds[0]], seeds[0], split=split)
         notes.append(table.rstrip("\n"))
     if outcome.examples:
-        text = examples_to_markdown(outcome.examples)
+        text = examples_to_markdown(outcome.examples, split)
         (output_dir / "examples.md").write_text(text, encoding="utf-8")
         notes.append(
             f"Example reports ({split} split, seed {seeds[0]}; every generation: {GENERATIONS_FILE}):\n\n{text}"

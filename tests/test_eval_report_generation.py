@@ -392,6 +392,8 @@ def test_validation_split_and_decoding_arguments(model, processor, splits, tmp_p
     assert [row.split for row in rows] == ["validation"]
     assert rows[0].n_test == sum(bool(tokenize_report(report)) for report in validation["report"])
     assert "validation split (fold 9)" in notes[0]
+    examples = (tmp_path / "examples.md").read_text()
+    assert "**Validation record 0**" in examples and "Test record" not in examples  # no fold is misnamed
     records = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
     assert [record["record_id"] for record in records] == validation["ecg_id"]
     harness = make_harness(splits, processor)
