@@ -312,6 +312,31 @@ class ReportGenerationArguments:
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader workers (ECG path only)."})
+    findings: str = field(
+        default="",
+        metadata={
+            "help": "Findings-conditioned generation: comma-separated PTB-XL label sets (e.g. 'superdiagnostic,rhythm') "
+            "whose statements a linear classifier on the frozen encoder predicts and writes into the prompt "
+            "(merit_training/findings.py). Empty: off."
+        },
+    )
+    findings_min_positives: int = field(
+        default=10, metadata={"help": "Findings statements with fewer positive training records are left out."}
+    )
+    findings_folds: int = field(
+        default=5, metadata={"help": "Cross-validation folds of the findings thresholds and training prompts."}
+    )
+    findings_l2: float = field(
+        default=0.01, metadata={"help": "L2 penalty of the findings classifier (on the mean weighted loss)."}
+    )
+    findings_in_training: str = field(
+        default="out_of_fold",
+        metadata={
+            "help": "Findings in the training prompts: 'out_of_fold' (the classifier's predictions from the folds "
+            "that did not see the record, as noisy as at test time) or 'labels' (the record's own statements, so "
+            "the language model learns to write what the findings say)."
+        },
+    )
 
 
 def validate_report_arguments(args: ReportGenerationArguments) -> None:
@@ -355,9 +380,28 @@ def validate_report_arguments(args: ReportGenerationArguments) -> None:
         problems.append(f"--data_dir {args.data_dir} is not a folder.")
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id.")
+    if args.findings:
+        from .findings import FINDINGS_LABEL_SETS
+
+        unknown = sorted(set(findings_label_sets(args)) - set(FINDINGS_LABEL_SETS))
+        if unknown:
+            problems.append(f"--findings names unknown label sets {unknown}; expected some of {FINDINGS_LABEL_SETS}.")
+        if args.findings_folds < 2:
+            problems.append(f"--findings_folds must be >= 2, got {args.findings_folds}.")
+        if args.findings_min_positives < 1 or args.findings_l2 < 0:
+            problems.append("--findings_min_positives must be >= 1 and --findings_l2 >= 0.")
+        if args.findings_in_training not in ("out_of_fold", "labels"):
+            problems.append(
+                f"--findings_in_training must be out_of_fold or labels, got {args.findings_in_training!r}."
+            )
     problems += tracker_and_resume_problems(args)
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
+
+
+def findings_label_sets(args: ReportGenerationArguments) -> list[str]:
+    """The label sets of `--findings` (empty when findings-conditioned generation is off)."""
+    return [name.strip() for name in args.findings.split(",") if name.strip()]
 
 
 def parse_report_arguments(argv: list[str]) -> ReportGenerationArguments:
@@ -442,7 +486,7 @@ class ReportCollator:
 
 class CachedFeatures(torch.utils.data.Dataset):
     """Precomputed encoder features `(N, F, H)`, their masks `(N, F)` and the reports, by index; with retrieval,
-    the bank entries `(N, k)` each record's prompt holds."""
+    the bank entries `(N, k)` each record's prompt holds; with findings, the statements `(N, C)` written into it."""
 
     def __init__(
         self,
@@ -450,9 +494,11 @@ class CachedFeatures(torch.utils.data.Dataset):
         feature_mask: torch.Tensor,
         reports: list[str],
         retrieved_indices: torch.Tensor | None = None,
+        findings: torch.Tensor | None = None,
     ):
         self.features, self.feature_mask, self.reports = features, feature_mask, reports
         self.retrieved_indices = retrieved_indices
+        self.findings = findings
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -470,6 +516,8 @@ class CachedFeatures(torch.utils.data.Dataset):
             }
             if self.retrieved_indices is not None:
                 batch["retrieved_indices"] = self.retrieved_indices[index]
+            if self.findings is not None:
+                batch["findings"] = self.findings[index]
             return batch
 
         return collate
@@ -554,8 +602,10 @@ def report_model_card(
     effective_batch: int,
     hardware: str,
     minutes: float,
+    findings_summary: str = "",
 ) -> str:
-    """A short model card for the exported report generator."""
+    """A short model card for the exported report generator (`findings_summary`: the findings classifier's
+    per-statement summary, with `--findings`)."""
     config = model.config
     text = config.text_config
     return "\n".join(
@@ -600,6 +650,16 @@ def report_model_card(
                     "checkpoint. In training each record retrieved among the other training records."
                 ]
                 if config.num_retrieved_reports
+                else []
+            ),
+            *(
+                [
+                    f"- Findings-conditioned: a linear classifier on the pooled encoder vector predicts "
+                    f"{', '.join(config.findings_labels)} and writes the predicted statements into the prompt after "
+                    "the ECG tokens (training prompts hold out-of-fold predictions). Per statement: "
+                    f"{findings_summary}."
+                ]
+                if config.num_findings
                 else []
             ),
             f"- Hardware: {hardware}; wall time {minutes:.1f} min.",
@@ -654,6 +714,49 @@ def validation_loss(model, dataloader, accelerator) -> float:
     totals = accelerator.reduce(totals, reduction="sum")
     model.train()
     return (totals[0] / totals[1]).item()
+
+
+def fit_and_install_findings(
+    model, processor, collator, args, data_dir, device
+) -> tuple[dict[int, torch.Tensor], str]:
+    """Fits the findings classifier on every labelled training record (reports or not) and installs it in `model`.
+    Returns the findings `(C,)` bool of each training record's prompt by `ecg_id` (out-of-fold predictions or its own
+    statements, `--findings_in_training`), and a per-statement summary (merit_training/findings.py)."""
+    from .data import load_pretraining_splits
+    from .findings import findings_statements, findings_summary, findings_targets, fit_findings, install_findings
+
+    labelled = load_pretraining_splits(args.dataset_name, data_dir, None, args.ptbxl_sampling_rate, args.cache_dir)
+    labelled = labelled["train"]
+    missing = sorted({"labels", "ecg_id"} - set(labelled.column_names))
+    if missing:
+        raise ValueError(f"--findings needs the training records' statement `labels` and `ecg_id`; missing {missing}.")
+    code_classes, phrases = findings_statements(data_dir, findings_label_sets(args))
+    classes = list(phrases)
+    targets = findings_targets(labelled.features["labels"].feature.names, labelled["labels"], code_classes, classes)
+    _, _, pooled = cache_encoder_features(
+        model, labelled, collator, args.per_device_eval_batch_size, device, "labelled train (findings)"
+    )
+    fitted = fit_findings(
+        pooled,
+        targets,
+        classes,
+        phrases,
+        l2=args.findings_l2,
+        folds=args.findings_folds,
+        min_positives=args.findings_min_positives,
+        seed=args.seed,
+        eps=model.config.projector_norm_eps,
+    )
+    install_findings(model, fitted, processor.tokenizer)
+    summary = findings_summary(fitted)
+    logger.info(f"Findings classifier on {len(labelled)} labelled training records: {summary}")
+    if args.findings_in_training == "labels":
+        shown = findings_targets(
+            labelled.features["labels"].feature.names, labelled["labels"], code_classes, fitted.labels
+        )
+    else:
+        shown = fitted.out_of_fold >= torch.tensor(fitted.thresholds)
+    return {int(ecg_id): row for ecg_id, row in zip(labelled["ecg_id"], shown)}, summary
 
 
 def main(argv: list[str]) -> Path:
@@ -718,20 +821,36 @@ def main(argv: list[str]) -> Path:
             "the bank's features are computed once."
         )
 
+    training_findings, findings_note = None, ""
+    if args.findings:
+        if not config.freeze_ecg_encoder:
+            raise ValueError(
+                "Findings-conditioned training (--findings) needs a frozen encoder (freeze_ecg_encoder): the "
+                "classifier is fitted once on the encoder's features."
+            )
+        training_findings, findings_note = fit_and_install_findings(
+            model, processor, collator, args, data_dir, accelerator.device
+        )
+
     def dataloader(split, size: int, shuffle: bool, name: str) -> DataLoader:
         if config.freeze_ecg_encoder:
             features, masks, pooled = cache_encoder_features(
                 model, split, collator, args.per_device_eval_batch_size, accelerator.device, name
             )
             reports = [str(report) for report in split["report"]]
-            retrieved = None
+            retrieved = findings = None
             if config.num_retrieved_reports:
                 if name == "train":  # the bank; each training record retrieves among the others (leave-one-out)
                     model.set_retrieval_bank(pooled, reports, processor.tokenizer, args.max_report_tokens)
                     retrieved = model.retrieve(pooled, exclude=torch.arange(len(reports))).cpu()
                 else:
                     retrieved = model.retrieve(pooled).cpu()
-            cached = CachedFeatures(features, masks, reports, retrieved)
+            if training_findings is not None:  # out-of-fold findings for training records (merit_training/findings)
+                if name == "train":
+                    findings = torch.stack([training_findings[int(ecg_id)] for ecg_id in split["ecg_id"]])
+                else:
+                    findings = model.predict_findings(pooled.to(accelerator.device)).cpu()
+            cached = CachedFeatures(features, masks, reports, retrieved, findings)
             return DataLoader(
                 cached, batch_size=size, shuffle=shuffle, drop_last=shuffle, collate_fn=cached.collate(collator)
             )
@@ -827,6 +946,7 @@ def main(argv: list[str]) -> Path:
                         effective_batch,
                         f"{accelerator.num_processes} x {accelerator.device}",
                         (time.monotonic() - started) / 60,
+                        findings_note,
                     )
                 )
                 if pusher is not None:

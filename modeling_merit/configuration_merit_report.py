@@ -96,6 +96,21 @@ class MeritReportGenerationConfig(PreTrainedConfig):
             Number of entries of the retrieval bank (set by `set_retrieval_bank`; sizes its buffers).
         retrieval_context_length (`int`, *optional*, defaults to 0):
             Token length of the longest bank entry's context text (set by `set_retrieval_bank`).
+        findings_labels (`list[str]`, *optional*):
+            Findings-conditioned generation: the names of C statements (e.g. PTB-XL's `NORM`, `MI`, `SR`, `AFIB`)
+            that a linear classifier on the pooled ECG features predicts; the predicted ones are written into the
+            prompt after the ECG prefix as `"\nECG classifier findings: {phrase}. {phrase}."` (`" none."` when no
+            statement passes its threshold), so the language model reads them as well as the ECG. The classifier
+            (`MeritForReportGeneration.findings_head`) is saved with the weights; training fits it on the training
+            ECGs (`train_merit.py --task report_generation --findings ...`). `None`: off.
+        findings_phrases (`list[str]`, *optional*):
+            The words written into the prompt for each of the C statements (e.g. `"atrial fibrillation"`).
+        findings_thresholds (`list[float]`, *optional*):
+            The C decision thresholds on the classifier's probabilities (a statement is written when its probability
+            is at least its threshold).
+        findings_phrase_ids (`list[list[int]]`, *optional*):
+            Token ids of the C + 2 pieces of the findings text: the header, each statement's `" {phrase}."`, then
+            `" none."` (set by [`MeritForReportGeneration.set_prompt`], so generation needs no tokenizer).
 
     Example:
 
@@ -134,6 +149,10 @@ class MeritReportGenerationConfig(PreTrainedConfig):
     num_retrieved_reports: int = 0
     retrieval_bank_size: int = 0
     retrieval_context_length: int = 0
+    findings_labels: list[str] | None = None
+    findings_phrases: list[str] | None = None
+    findings_thresholds: list[float] | None = None
+    findings_phrase_ids: list[list[int]] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -184,11 +203,40 @@ class MeritReportGenerationConfig(PreTrainedConfig):
                 f"`num_retrieved_reports` ({self.num_retrieved_reports}) exceeds the {bank} reports of the retrieval "
                 "bank (`retrieval_bank_size`); lower it or build a larger bank."
             )
+        self._check_findings()
         if (self.prompt_ids_before_ecg is None) != (self.prompt_ids_after_ecg is None):
             raise ValueError(
                 "`prompt_ids_before_ecg` and `prompt_ids_after_ecg` must be set together (use "
                 "MeritForReportGeneration.set_prompt(tokenizer)); got only one of them."
             )
+
+    def _check_findings(self) -> None:
+        labels = self.findings_labels
+        if labels is None:
+            for field in ("findings_phrases", "findings_thresholds", "findings_phrase_ids"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"`{field}` is set but `findings_labels` is None; set both or neither.")
+            return
+        if not labels or not all(isinstance(label, str) and label for label in labels):
+            raise ValueError(f"`findings_labels` must be a non-empty list of statement names, got {labels!r}.")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"`findings_labels` repeats a statement: {labels!r}.")
+        for field in ("findings_phrases", "findings_thresholds"):
+            value = getattr(self, field)
+            if value is None or len(value) != len(labels):
+                raise ValueError(
+                    f"`{field}` must give one entry per statement of `findings_labels` ({len(labels)}), got {value!r}."
+                )
+        if self.findings_phrase_ids is not None and len(self.findings_phrase_ids) != len(labels) + 2:
+            raise ValueError(
+                f"`findings_phrase_ids` must hold {len(labels) + 2} token lists (header, one per statement, none); "
+                f"got {len(self.findings_phrase_ids)}. Call MeritForReportGeneration.set_prompt(tokenizer)."
+            )
+
+    @property
+    def num_findings(self) -> int:
+        """Number of statements of findings-conditioned generation (0: off)."""
+        return len(self.findings_labels) if self.findings_labels else 0
 
     @property
     def num_prefix_features(self) -> int:

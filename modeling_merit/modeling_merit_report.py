@@ -31,6 +31,12 @@ LORA_KEY_MARKERS = ("lora_A", "lora_B", "base_layer", "base_model.model")
 RETRIEVAL_CONTEXT_TEMPLATE = "\nReport of a similar ECG: {report}"
 """How each retrieved training report is written into the prompt (after the ECG prefix, before the instruction)."""
 
+FINDINGS_CONTEXT_HEADER = "\nECG classifier findings:"
+FINDINGS_PHRASE_TEMPLATE = " {phrase}."
+FINDINGS_NONE = " none."
+"""How the predicted findings are written into the prompt (after the ECG prefix, before any retrieved report): the
+header, then each predicted statement's phrase, or `FINDINGS_NONE` when none is predicted."""
+
 
 @dataclass
 class MeritReportGenerationOutput(ModelOutput):
@@ -87,9 +93,13 @@ def tokenize_reports(
 class MeritFeatureStandardizer(nn.Module):
     """`(x - mean) / sqrt(var + eps)` per feature dimension, with the statistics stored as buffers (fitted once)."""
 
-    def __init__(self, num_features: int, eps: float):
+    def __init__(self, num_features: int, eps: float, unfitted_hint: str | None = None):
         super().__init__()
         self.eps = eps
+        self.unfitted_hint = unfitted_hint or (
+            "projector_input_norm='standardize' but its statistics were never fitted; call "
+            "model.fit_projector_statistics(features) with training-set encoder features first."
+        )
         self.register_buffer("mean", torch.zeros(num_features))
         self.register_buffer("var", torch.ones(num_features))
         self.register_buffer("num_fitted_samples", torch.zeros((), dtype=torch.long))
@@ -109,10 +119,7 @@ class MeritFeatureStandardizer(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if int(self.num_fitted_samples) == 0:
-            raise ValueError(
-                "projector_input_norm='standardize' but its statistics were never fitted; call "
-                "model.fit_projector_statistics(features) with training-set encoder features first."
-            )
+            raise ValueError(self.unfitted_hint)
         return (features - self.mean) / torch.sqrt(self.var + self.eps)
 
 
@@ -144,6 +151,25 @@ class MeritReportProjector(nn.Module):
         normalized = self.input_norm(features.reshape(batch_size * num_features, width))
         tokens = self.layers(normalized)
         return tokens.reshape(batch_size, num_features * self.tokens_per_feature, -1)
+
+
+class MeritFindingsHead(nn.Module):
+    """Linear classifier of the `config.findings_labels` statements: the pooled ECG vector `(B, H)`, standardised
+    with statistics of the training ECGs, -> logits `(B, C)`. Fitted by the training script (logistic regression)."""
+
+    def __init__(self, config: MeritReportGenerationConfig):
+        super().__init__()
+        width = config.ecg_config.hidden_size
+        self.standardizer = MeritFeatureStandardizer(
+            width,
+            config.projector_norm_eps,
+            "The findings classifier was never fitted; fit it on training ECGs (merit_training.report_generation."
+            "fit_findings_head) or load a checkpoint trained with --findings.",
+        )
+        self.classifier = nn.Linear(width, config.num_findings)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.standardizer(pooled.to(self.classifier.weight.dtype)))
 
 
 def _require_peft():
@@ -209,6 +235,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             bank_size, length = config.retrieval_bank_size, config.retrieval_context_length
             self.register_buffer("retrieval_keys", torch.zeros(bank_size, config.ecg_config.hidden_size))
             self.register_buffer("retrieval_context_ids", torch.full((bank_size, length), -1, dtype=torch.long))
+        self.findings_head = MeritFindingsHead(config) if config.num_findings else None
         self.post_init()
         # `config.freeze_ecg_encoder` is part of what this model computes (`encode_ecg` runs without gradient, the
         # encoder stays in eval mode); its parameters are created frozen to match
@@ -264,6 +291,31 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             self.config.system_prompt = system_prompt
         before, after = tokenize_prompt(tokenizer, self.config.instruction, self.config.system_prompt)
         self.config.prompt_ids_before_ecg, self.config.prompt_ids_after_ecg = before, after
+        if self.config.num_findings:
+            pieces = [FINDINGS_CONTEXT_HEADER]
+            pieces += [FINDINGS_PHRASE_TEMPLATE.format(phrase=phrase) for phrase in self.config.findings_phrases]
+            pieces.append(FINDINGS_NONE)
+            self.config.findings_phrase_ids = [
+                tokenizer(piece, add_special_tokens=False)["input_ids"] for piece in pieces
+            ]
+
+    def set_findings(self, labels: list[str], phrases: list[str], thresholds: list[float], tokenizer) -> None:
+        """
+        Turns on findings-conditioned generation (see `MeritReportGenerationConfig.findings_labels`): sets the C
+        statements, their prompt phrases and decision thresholds, creates a new (unfitted) `findings_head` and
+        tokenises the findings text. The training script then fits the head on training ECGs.
+
+        Args:
+            labels (`list[str]`): the C statement names; phrases (`list[str]`): their words in the prompt;
+            thresholds (`list[float]`): their probability thresholds; tokenizer: the language model's tokenizer.
+        """
+        self.config.findings_labels, self.config.findings_phrases = list(labels), list(phrases)
+        self.config.findings_thresholds = [float(value) for value in thresholds]
+        self.config.findings_phrase_ids = None
+        self.config._check_findings()
+        device = next(self.projector.parameters()).device
+        self.findings_head = MeritFindingsHead(self.config).to(device)
+        self.set_prompt(tokenizer)
 
     def freeze_ecg_encoder(self, frozen: bool = True) -> "MeritForReportGeneration":
         """
@@ -366,22 +418,77 @@ class MeritForReportGeneration(MeritPreTrainedModel):
     def projector_dtype(self) -> torch.dtype:
         return next(self.projector.parameters()).dtype
 
-    def _prefix_inputs(self, input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices=None):
-        """The prefix embeddings and mask, and the retrieved bank entries `(B, k)` (`None` without retrieval)."""
+    def _prefix_inputs(
+        self, input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices=None, findings=None
+    ):
+        """The prefix embeddings and mask, the retrieved bank entries `(B, k)` (`None` without retrieval) and the
+        predicted findings `(B, C)` (`None` without findings)."""
         pooled = None
         if ecg_features is None:
             if input_values is None:
                 raise ValueError("Give the ECGs as `input_values` (or precomputed `ecg_features` from encode_ecg()).")
             ecg_features, ecg_feature_mask, pooled = self.encode_ecg(input_values, lead_mask, return_pooled=True)
-        if self.config.num_retrieved_reports and retrieved_indices is None:
-            if pooled is None and self.config.prefix_features != "pooled":
+        if pooled is None and self.config.prefix_features == "pooled":
+            pooled = ecg_features[:, 0]
+
+        def needs_pooled(feature: str, argument: str) -> torch.Tensor:
+            if pooled is None:
                 raise ValueError(
-                    "Retrieval needs the pooled ECG features: pass `input_values`, or `retrieved_indices` (from "
-                    "retrieve()) with precomputed `ecg_features`."
+                    f"{feature} needs the pooled ECG features: pass `input_values`, or `{argument}` (from "
+                    f"{'retrieve' if argument == 'retrieved_indices' else 'predict_findings'}()) with precomputed "
+                    "`ecg_features`."
                 )
-            retrieved_indices = self.retrieve(pooled if pooled is not None else ecg_features[:, 0])
+            return pooled
+
+        if self.config.num_retrieved_reports and retrieved_indices is None:
+            retrieved_indices = self.retrieve(needs_pooled("Retrieval", "retrieved_indices"))
+        if self.config.num_findings and findings is None:
+            findings = self.predict_findings(needs_pooled("Findings-conditioned generation", "findings"))
         prefix_embeds, prefix_mask = self.ecg_prefix(ecg_features, ecg_feature_mask)
-        return prefix_embeds, prefix_mask, retrieved_indices
+        return prefix_embeds, prefix_mask, retrieved_indices, findings
+
+    # ------------------------------------------------------------------------------------------------ findings
+
+    def findings_probabilities(self, pooled: torch.Tensor) -> torch.FloatTensor:
+        """
+        The findings classifier's probabilities `(B, C)` of the `config.findings_labels` statements, from the pooled
+        ECG vectors `(B, H)` (the encoder's `pooler_output`, see [`encode_ecg`]).
+        """
+        if not self.config.num_findings:
+            raise ValueError(
+                "This model has no findings classifier (config.findings_labels is None); train one with "
+                "train_merit.py --task report_generation --findings ..."
+            )
+        hidden = self.config.ecg_config.hidden_size
+        if pooled.dim() != 2 or pooled.shape[1] != hidden:
+            raise ValueError(f"`pooled` must have shape (batch, {hidden}), got {tuple(pooled.shape)}.")
+        return torch.sigmoid(self.findings_head(pooled.detach()).float())
+
+    def predict_findings(self, pooled: torch.Tensor) -> torch.BoolTensor:
+        """The statements written into each ECG's prompt: `findings_probabilities >= config.findings_thresholds`,
+        `(B, C)` bool (column c is `config.findings_labels[c]`)."""
+        probabilities = self.findings_probabilities(pooled)
+        thresholds = torch.tensor(self.config.findings_thresholds, device=probabilities.device)
+        return probabilities >= thresholds
+
+    def _findings_context(self, findings: torch.Tensor) -> list[list[int]]:
+        """Per ECG, the token ids of its findings text (header, the predicted statements' phrases or "none")."""
+        pieces = self.config.findings_phrase_ids
+        if pieces is None:
+            raise ValueError(
+                "The findings text is not tokenised (config.findings_phrase_ids is None); call "
+                "model.set_prompt(tokenizer) once."
+            )
+        expected = (findings.shape[0], self.config.num_findings)
+        if findings.dim() != 2 or findings.shape[1] != self.config.num_findings:
+            raise ValueError(
+                f"`findings` must have shape {expected} (batch, statements), got {tuple(findings.shape)}."
+            )
+        contexts = []
+        for row in findings.bool().tolist():
+            phrases = [pieces[1 + column] for column, present in enumerate(row) if present] or [pieces[-1]]
+            contexts.append(list(pieces[0]) + [token for phrase in phrases for token in phrase])
+        return contexts
 
     # ------------------------------------------------------------------------------------------------ retrieval
 
@@ -448,21 +555,31 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             similarity[torch.arange(len(exclude), device=similarity.device), exclude.to(similarity.device)] = -2.0
         return similarity.topk(self.config.num_retrieved_reports, dim=-1).indices
 
-    def _with_retrieved_context(self, prompt_ids, retrieved_indices):
-        """Per ECG, the retrieved reports' context ids inserted between the ECG prefix and the instruction."""
-        if retrieved_indices is None:
+    def _with_context(self, prompt_ids, retrieved_indices=None, findings=None):
+        """Per ECG, its findings text and then its retrieved reports' context ids, inserted between the ECG prefix
+        and the instruction."""
+        if retrieved_indices is None and findings is None:
             return prompt_ids
-        if retrieved_indices.shape != (len(prompt_ids), self.config.num_retrieved_reports):
+        if retrieved_indices is not None and retrieved_indices.shape != (
+            len(prompt_ids),
+            self.config.num_retrieved_reports,
+        ):
             raise ValueError(
                 f"`retrieved_indices` must have shape ({len(prompt_ids)}, {self.config.num_retrieved_reports}), got "
                 f"{tuple(retrieved_indices.shape)}."
             )
+        findings_contexts = (
+            self._findings_context(findings) if findings is not None else [[] for _ in range(len(prompt_ids))]
+        )
+        if len(findings_contexts) != len(prompt_ids):
+            raise ValueError(f"`findings` has {len(findings_contexts)} rows for {len(prompt_ids)} ECGs.")
+        retrieved_rows = retrieved_indices.tolist() if retrieved_indices is not None else [[]] * len(prompt_ids)
         rows = []
-        for (before, after), indices in zip(prompt_ids, retrieved_indices.tolist()):
-            context = [
+        for (before, after), findings_context, indices in zip(prompt_ids, findings_contexts, retrieved_rows):
+            retrieved = [
                 token for index in indices for token in self.retrieval_context_ids[index].tolist() if token >= 0
             ]
-            rows.append((before, context + list(after)))
+            rows.append((before, findings_context + retrieved + list(after)))
         return rows
 
     # ------------------------------------------------------------------------------------------------ inputs
@@ -570,6 +687,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         ecg_features: torch.Tensor | None = None,
         ecg_feature_mask: torch.Tensor | None = None,
         retrieved_indices: torch.Tensor | None = None,
+        findings: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> MeritReportGenerationOutput | tuple:
         r"""
@@ -589,6 +707,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             retrieved_indices (`torch.LongTensor` of shape `(B, k)`, *optional*): with retrieval
                 (`config.num_retrieved_reports` = k), the bank entries placed in each prompt; default: [`retrieve`]
                 on the pooled features (training passes leave-one-out indices, so no record reads its own report).
+            findings (`torch.BoolTensor` of shape `(B, C)`, *optional*): with findings-conditioned generation
+                (`config.findings_labels`), the statements written into each prompt; default: [`predict_findings`]
+                on the pooled features (training passes out-of-fold predictions, as noisy as at test time).
             return_dict (`bool`, *optional*): return a [`MeritReportGenerationOutput`] rather than a tuple.
 
         Returns:
@@ -600,11 +721,11 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             raise ValueError(
                 "`labels` and `attention_mask` describe the report tokens: pass the reports as `input_ids`."
             )
-        prefix_embeds, prefix_mask, retrieved_indices = self._prefix_inputs(
-            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices
+        prefix_embeds, prefix_mask, retrieved_indices, findings = self._prefix_inputs(
+            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices, findings
         )
-        prompt_ids = self._with_retrieved_context(
-            [self._default_prompt_ids()] * prefix_embeds.shape[0], retrieved_indices
+        prompt_ids = self._with_context(
+            [self._default_prompt_ids()] * prefix_embeds.shape[0], retrieved_indices, findings
         )
         inputs_embeds, full_mask, full_labels = self.build_inputs(
             prefix_embeds, prefix_mask, prompt_ids, input_ids, attention_mask, labels, padding_side="right"
@@ -633,6 +754,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         ecg_feature_mask: torch.Tensor | None = None,
         tokenizer=None,
         retrieved_indices: torch.Tensor | None = None,
+        findings: torch.Tensor | None = None,
         **generation_kwargs,
     ) -> torch.LongTensor:
         r"""
@@ -649,6 +771,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             tokenizer (*optional*): tokenises a text `prompt`.
             retrieved_indices (`torch.LongTensor` of shape `(B, k)`, *optional*): with retrieval, the bank entries
                 placed in each prompt (default: the k most similar to each ECG, [`retrieve`]).
+            findings (`torch.BoolTensor` of shape `(B, C)`, *optional*): with findings-conditioned generation, the
+                statements written into each prompt (default: [`predict_findings`] on the pooled features).
             generation_kwargs: passed to the language model's `generate`, on top of `config.generation_defaults`
                 (`max_new_tokens` defaults to 64; greedy unless `do_sample=True`).
 
@@ -656,11 +780,11 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             `torch.LongTensor` of shape `(B, new_tokens)`: only the generated tokens (decode them with the
             processor's `batch_decode(..., skip_special_tokens=True)`); finished reports are padded with the pad id.
         """
-        prefix_embeds, prefix_mask, retrieved_indices = self._prefix_inputs(
-            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices
+        prefix_embeds, prefix_mask, retrieved_indices, findings = self._prefix_inputs(
+            input_values, lead_mask, ecg_features, ecg_feature_mask, retrieved_indices, findings
         )
-        prompt_ids = self._with_retrieved_context(
-            self._prompt_ids(prompt, prefix_embeds.shape[0], tokenizer), retrieved_indices
+        prompt_ids = self._with_context(
+            self._prompt_ids(prompt, prefix_embeds.shape[0], tokenizer), retrieved_indices, findings
         )
         inputs_embeds, attention_mask, _ = self.build_inputs(
             prefix_embeds, prefix_mask, prompt_ids, padding_side="left"

@@ -797,6 +797,9 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
 
     Returns, per record, a list of `{"generated_text": str}`, one per returned sequence (one by default), like
     `transformers`' `image-to-text` and `text-generation` pipelines; a list of records gets a list of such lists.
+    A findings-conditioned generator (`config.findings_labels`) adds to each dict `"findings"`: the statements its
+    classifier wrote into the prompt, `[{"label", "phrase", "score"}, ...]` (score: the classifier's probability),
+    so a reader sees what the report was conditioned on.
     """
 
     _load_processor = True
@@ -866,6 +869,13 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
         if "max_new_tokens" not in generate_kwargs:
             generate_kwargs["max_new_tokens"] = min(64, self.limits.max_new_tokens)
         extra = {"tokenizer": self.tokenizer} if self._generate_takes_tokenizer and prompt is not None else {}
+        probabilities = None
+        if getattr(getattr(self.model, "config", None), "findings_labels", None):
+            _, _, pooled = self.model.encode_ecg(
+                model_inputs["input_values"], model_inputs.get("lead_mask"), return_pooled=True
+            )
+            probabilities = self.model.findings_probabilities(pooled)
+            extra["findings"] = self.model.predict_findings(pooled)
         generated = self.model.generate(
             model_inputs["input_values"],
             lead_mask=model_inputs.get("lead_mask"),
@@ -873,11 +883,28 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
             **generate_kwargs,
             **extra,
         )
-        return {"generated_ids": generated}
+        outputs = {"generated_ids": generated}
+        if probabilities is not None:
+            outputs.update(findings=extra["findings"], findings_probabilities=probabilities)
+        return outputs
 
     def postprocess(self, model_outputs):
         texts = self._decoder.batch_decode(model_outputs["generated_ids"], skip_special_tokens=True)
-        return [{"generated_text": text.strip()} for text in texts]
+        probabilities = model_outputs.get("findings_probabilities")
+        if probabilities is None:
+            return [{"generated_text": text.strip()} for text in texts]
+        config = self.model.config
+        findings = [
+            {"label": label, "phrase": phrase, "score": float(score)}
+            for label, phrase, score, present in zip(
+                config.findings_labels,
+                config.findings_phrases,
+                probabilities[0].tolist(),
+                model_outputs["findings"][0].tolist(),
+            )
+            if present
+        ]
+        return [{"generated_text": text.strip(), "findings": findings} for text in texts]
 
 
 # --------------------------------------------------------------------------------------------------------------------

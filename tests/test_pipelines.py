@@ -410,9 +410,35 @@ def test_report_generation(report_checkpoint, processor, record):
         generator(record, generate_kwargs=[("num_beams", 2)])
 
 
+def test_report_generation_returns_the_findings_it_was_conditioned_on(report_checkpoint, processor, record):
+    model = MeritForReportGeneration.from_pretrained(report_checkpoint).eval()
+    labels, phrases = ["SR", "AFIB", "MI"], ["sinus rhythm", "atrial fibrillation", "myocardial infarction"]
+    model.set_findings(labels, phrases, [0.5, 0.5, 0.5], processor.tokenizer)
+    inputs = processor(ecg=record, return_tensors="pt")
+    _, _, pooled = model.encode_ecg(inputs["input_values"], inputs["lead_mask"], return_pooled=True)
+    head = model.findings_head
+    with torch.no_grad():  # standardisation fitted on pretend records; statement c scores sigmoid(+-3)
+        head.standardizer.mean.copy_(pooled[0])
+        head.standardizer.num_fitted_samples.fill_(2)
+        head.classifier.weight.zero_()
+        head.classifier.bias.copy_(torch.tensor([3.0, -3.0, 3.0]))
+    generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
+    answer = generator(record, max_new_tokens=6)
+    expected = model.generate(inputs["input_values"], inputs["lead_mask"], max_new_tokens=6)
+    assert answer[0]["generated_text"] == processor.batch_decode(expected, skip_special_tokens=True)[0].strip()
+    score = torch.sigmoid(torch.tensor(3.0)).item()
+    assert answer[0]["findings"] == [
+        {"label": "SR", "phrase": "sinus rhythm", "score": pytest.approx(score)},
+        {"label": "MI", "phrase": "myocardial infarction", "score": pytest.approx(score)},
+    ]
+    assert generator([record, record], max_new_tokens=6) == [answer, answer]
+
+
 def test_report_generation_with_any_model_exposing_generate(processor, record, tokenizer):
-    words = ["sinus", "rhythm", "normal", "abnormal"]
-    model = TinyReportModel(tokenizer.convert_tokens_to_ids(words))
+    words = ["heart", "rhythm", "normal", "abnormal"]  # single WordPiece tokens ("sinus" is not: it would be [UNK])
+    ids = tokenizer.convert_tokens_to_ids(words)
+    assert tokenizer.unk_token_id not in ids
+    model = TinyReportModel(ids)
     generator = ECGReportGenerationPipeline(model=model, processor=processor, device=-1)
     answer = generator(record, prompt="Describe the ECG.", max_new_tokens=5)
     assert model.calls[-1] == {"shape": (1, 12, 1000), "prompt": "Describe the ECG.", "max_new_tokens": 5}

@@ -258,13 +258,13 @@ def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tm
     # the context sits between the ECG prefix and the instruction, most similar report first
     plain, with_context = (
         model._prompt_ids(None, 1, None),
-        model._with_retrieved_context(model._prompt_ids(None, 1, None), torch.tensor([[1, 3]])),
+        model._with_context(model._prompt_ids(None, 1, None), torch.tensor([[1, 3]])),
     )
     context_length = int((model.retrieval_context_ids[[1, 3]] >= 0).sum())
     assert with_context[0][0] == plain[0][0] and len(with_context[0][1]) == len(plain[0][1]) + context_length
     _, attention_mask, _ = model.build_inputs(*model.ecg_prefix(*model.encode_ecg(bank_ecg[:1])), with_context)
     assert attention_mask.shape[1] == len(plain[0][0]) + model.config.num_prefix_tokens + len(with_context[0][1])
-    after = model._with_retrieved_context([([], [7])], torch.tensor([[1, 3]]))[0][1]
+    after = model._with_context([([], [7])], torch.tensor([[1, 3]]))[0][1]
     assert (
         tokenizer.decode(after[:-1])
         == "report of a similar ecg : atrial fibrillation report of a similar ecg : pacemaker"
@@ -308,6 +308,91 @@ def test_retrieval_errors_name_what_is_missing(tokenizer):
     features, mask = per_lead.encode_ecg(torch.randn(1, 12, 1000))
     with pytest.raises(ValueError, match="Retrieval needs the pooled ECG features"):
         per_lead.generate(ecg_features=features, ecg_feature_mask=mask, max_new_tokens=2)
+
+
+# ---------------------------------------------------------------------------------------------------- findings
+
+
+def findings_model(tokenizer, **config_kwargs):
+    """A tiny generator with a fitted 3-statement findings head whose logits are known: statement c fires when
+    `pooled[:, c] > 0` (identity standardisation, weights on the first 3 dimensions, thresholds 0.5)."""
+    model = tiny_model(seed=3, tokenizer=tokenizer, **config_kwargs).eval()
+    model.set_findings(
+        ["SR", "AFIB", "MI"], ["sinus rhythm", "atrial fibrillation", "infarction"], [0.5] * 3, tokenizer
+    )
+    head = model.findings_head
+    with torch.no_grad():
+        head.standardizer.num_fitted_samples.fill_(10)
+        head.classifier.weight.zero_()
+        head.classifier.weight[:, :3] = 10 * torch.eye(3)
+        head.classifier.bias.zero_()
+    return model
+
+
+def test_findings_are_written_into_the_prompt(tokenizer, tmp_path):
+    model = findings_model(tokenizer)
+    pooled = torch.tensor([[1.0, -1.0, 2.0] + [0.0] * 61, [-1.0, -1.0, -1.0] + [0.0] * 61])
+    assert model.predict_findings(pooled).tolist() == [[True, False, True], [False, False, False]]
+    probabilities = model.findings_probabilities(pooled)
+    torch.testing.assert_close(probabilities[0, 0], torch.sigmoid(torch.tensor(10.0)))
+    # the findings text sits between the ECG prefix and the instruction; "none" when nothing is predicted
+    contexts = model._with_context([([], [7]), ([], [7])], None, model.predict_findings(pooled))
+    assert tokenizer.decode(contexts[0][1][:-1]) == "ecg classifier findings : sinus rhythm. infarction."
+    assert tokenizer.decode(contexts[1][1][:-1]) == "ecg classifier findings : none."
+    assert contexts[0][1][-1] == 7
+    # generate and forward predict the findings by themselves; explicit ones replace them
+    ecg = torch.randn(2, 12, 1000, generator=torch.Generator().manual_seed(4))
+    _, _, ecg_pooled = model.encode_ecg(ecg, return_pooled=True)
+    predicted = model.predict_findings(ecg_pooled)
+    default = model.generate(ecg, max_new_tokens=4)
+    torch.testing.assert_close(model.generate(ecg, findings=predicted, max_new_tokens=4), default)
+    report_ids = torch.tensor([[2000, BERT_SEP], [2001, BERT_SEP]])
+    loss = model(ecg, input_ids=report_ids).loss
+    torch.testing.assert_close(model(ecg, input_ids=report_ids, findings=predicted).loss, loss)
+    other = ~predicted
+    assert not torch.allclose(model(ecg, input_ids=report_ids, findings=other).loss, loss)
+    # cached features without the pooled vector: the findings must be given
+    features, mask = model.encode_ecg(ecg)
+    torch.testing.assert_close(
+        model(ecg_features=features, ecg_feature_mask=mask, input_ids=report_ids, findings=predicted).loss, loss
+    )
+    # the classifier, its statements, phrases, thresholds and tokenised text travel with the checkpoint
+    model.save_pretrained(tmp_path)
+    loaded = MeritForReportGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.findings_labels == ["SR", "AFIB", "MI"]
+    assert loaded.config.findings_phrase_ids == model.config.findings_phrase_ids
+    torch.testing.assert_close(loaded.findings_probabilities(ecg_pooled), model.findings_probabilities(ecg_pooled))
+    torch.testing.assert_close(loaded.generate(ecg, max_new_tokens=4), default)
+
+
+def test_findings_errors_name_what_is_missing(tokenizer):
+    text = tiny_text_config()
+    with pytest.raises(ValueError, match="`findings_phrases` must give one entry per statement"):
+        MeritReportGenerationConfig(
+            ecg_config=TINY_ECG, text_config=text, findings_labels=["SR"], findings_thresholds=[0.5]
+        )
+    with pytest.raises(ValueError, match="`findings_thresholds` is set but `findings_labels` is None"):
+        MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=text, findings_thresholds=[0.5])
+    with pytest.raises(ValueError, match="repeats a statement"):
+        MeritReportGenerationConfig(
+            ecg_config=TINY_ECG,
+            text_config=text,
+            findings_labels=["SR", "SR"],
+            findings_phrases=["a", "b"],
+            findings_thresholds=[0.5, 0.5],
+        )
+    with pytest.raises(ValueError, match="no findings classifier"):
+        tiny_model(tokenizer=tokenizer).findings_probabilities(torch.randn(1, 64))
+    unfitted = tiny_model(tokenizer=tokenizer)
+    unfitted.set_findings(["SR"], ["sinus rhythm"], [0.5], tokenizer)
+    with pytest.raises(ValueError, match="findings classifier was never fitted"):
+        unfitted.generate(torch.randn(1, 12, 1000), max_new_tokens=2)
+    model = findings_model(tokenizer, prefix_features="time_tokens", num_prefix_tokens=4)
+    features, mask = model.encode_ecg(torch.randn(1, 12, 1000))
+    with pytest.raises(ValueError, match="Findings-conditioned generation needs the pooled ECG features"):
+        model.generate(ecg_features=features, ecg_feature_mask=mask, max_new_tokens=2)
+    with pytest.raises(ValueError, match=r"`findings` must have shape \(1, 3\)"):
+        model.generate(ecg_features=features, ecg_feature_mask=mask, findings=torch.ones(1, 2), max_new_tokens=2)
 
 
 # ---------------------------------------------------------------------------------------------------- save / load

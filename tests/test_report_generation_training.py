@@ -176,6 +176,92 @@ def test_retrieval_augmented_training_stores_its_bank(checkpoints, tmp_path):
         )
 
 
+def test_findings_classifier_learns_and_holds_out_what_it_predicts():
+    from merit_training.findings import fit_findings
+
+    generator = torch.Generator().manual_seed(0)
+    pooled = torch.randn(200, 8, generator=generator)
+    targets = torch.stack([pooled[:, 0] > 0, pooled[:, 1] > 1.0, pooled[:, 2] > 2.5], dim=1)
+    noise = torch.rand(200, generator=generator) < 0.05  # a few flipped labels: nothing is perfectly separable
+    targets[:, 0] ^= noise
+    phrases = {"A": "first", "B": "second", "C": "third"}
+    fitted = fit_findings(
+        pooled, targets, ["A", "B", "C"], phrases, l2=0.01, folds=5, min_positives=5, seed=0, eps=1e-6
+    )
+    # C has fewer than 5 positives: left out; A and B are learned (out-of-fold F1 well above their base rate)
+    assert int(targets[:, 2].sum()) < 5 and fitted.labels == ["A", "B"] and fitted.phrases == ["first", "second"]
+    assert fitted.out_of_fold_f1[0] > 0.85 and fitted.out_of_fold_f1[1] > 0.6
+    assert fitted.out_of_fold.shape == (200, 2) and fitted.weight.shape == (2, 8)
+    assert all(0 < threshold < 1 for threshold in fitted.thresholds)
+    # out-of-fold probabilities are not the fitted classifier's own: those are more confident on the training set
+    standardized = (pooled - fitted.mean) / torch.sqrt(fitted.var + 1e-6)
+    in_sample = torch.sigmoid(standardized @ fitted.weight.T + fitted.bias)
+    assert not torch.allclose(in_sample, fitted.out_of_fold)
+    with pytest.raises(ValueError, match="lower --findings_min_positives"):
+        fit_findings(pooled, targets, ["A", "B", "C"], phrases, l2=0.01, folds=5, min_positives=500, seed=0, eps=1e-6)
+
+
+def test_findings_statements_come_from_the_ptbxl_statement_table(ptbxl_sample_dir, tmp_path):
+    from merit_training.findings import findings_statements, findings_targets
+
+    code_classes, phrases = findings_statements(ptbxl_sample_dir, ["superdiagnostic", "rhythm"])
+    assert list(phrases)[:5] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert phrases["SR"] == "sinus rhythm" and phrases["MI"] == "myocardial infarction"
+    assert code_classes["IMI"] == {"MI"} and code_classes["SR"] == {"SR"} and code_classes["LVOLT"] == set()
+    names = ["IMI", "SR", "LVOLT", "NORM"]
+    targets = findings_targets(names, [[0, 1], [2], [3, 1]], code_classes, ["MI", "NORM", "SR"])
+    assert targets.tolist() == [[True, False, True], [False, False, False], [False, True, True]]
+    with pytest.raises(ValueError, match="scp_statements.csv not found"):
+        findings_statements(tmp_path, ["rhythm"])
+    with pytest.raises(ValueError, match="must name PTB-XL label sets"):
+        findings_statements(ptbxl_sample_dir, ["diagnoses"])
+
+
+@pytest.mark.slow
+def test_findings_conditioned_training_fits_the_classifier_on_every_labelled_record(checkpoints, tmp_path):
+    from transformers import AutoModel
+
+    output = run(checkpoints, tmp_path / "findings", "--max_train_steps", "2", "--findings", "superdiagnostic,rhythm")
+    model = AutoModel.from_pretrained(output).eval()
+    labels = model.config.findings_labels
+    assert (
+        {"NORM", "MI", "SR"}
+        <= set(labels)
+        <= {
+            "CD",
+            "HYP",
+            "MI",
+            "NORM",
+            "STTC",
+            "AFIB",
+            "SARRH",
+            "SBRAD",
+            "SR",
+            "STACH",
+            "SVARR",
+            "PACE",
+            "AFLT",
+            "BIGU",
+            "PSVT",
+            "SVTAC",
+            "TRIGU",
+        }
+    )
+    # fitted on all labelled training records of the excerpt (reports or not), not only the 16 training pairs
+    assert int(model.findings_head.standardizer.num_fitted_samples) > 500
+    assert len(model.config.findings_thresholds) == len(labels)
+    assert model.generate(torch.randn(2, 12, 1000), max_new_tokens=3).shape[0] == 2
+    assert "Findings-conditioned" in (output / "README.md").read_text()
+    refused = {
+        "needs a frozen encoder": ("--findings", "rhythm", "--config_overrides", '{"freeze_ecg_encoder": false}'),
+        "--findings names unknown label sets": ("--findings", "rhythm,diagnoses"),
+        "--findings_in_training must be": ("--findings", "rhythm", "--findings_in_training", "truth"),
+    }
+    for message, flags in refused.items():
+        with pytest.raises(ValueError, match=message):
+            run(checkpoints, tmp_path / "findings-refused", "--max_train_steps", "1", *flags)
+
+
 @pytest.mark.slow
 def test_benchmark_runs_with_tiny_models(checkpoints, tmp_path, repo_root):
     import json

@@ -36,7 +36,7 @@ LAYER = {name: index for index, name in enumerate(PACKAGES)}
 SCRIPT_GLOBS = ("*.py", "space/*.py", "space-static/*.py", "benchmarks/*.py", "metrics/*/*.py")
 SCRIPT_MODULES = {"train_merit", "eval_merit", "ablation_merit", "app"}
 # Modules of merit_evaluation that training may import directly.
-SHARED_EVALUATION_MODULES = ("merit_evaluation.metrics", "merit_evaluation.prompts")
+SHARED_EVALUATION_MODULES = ("merit_evaluation.metrics", "merit_evaluation.prompts", "merit_evaluation.thresholds")
 # merit_evaluation's building blocks (the package `__init__` and what it imports): everything else in the package is
 # an evaluation runner, which no merit_training module may reach, directly or through other imports.
 EVALUATION_BUILDING_BLOCKS = {
