@@ -1,7 +1,8 @@
 # Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
 the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py
-(nearest-report label agreement) and rewrite_reports_in_english.py (the glossary rewrite)."""
+(nearest-report label agreement), rewrite_reports_in_english.py (the glossary rewrite) and findings_vs_reports.py
+(findings in the prompt vs statements in the generated report)."""
 
 import importlib.util
 import json
@@ -25,6 +26,7 @@ compare_checkpoints = load_script("compare_checkpoints")
 compare_generations = load_script("compare_generations")
 compare_text_towers = load_script("compare_text_towers")
 rewrite_reports_in_english = load_script("rewrite_reports_in_english")
+findings_vs_reports = load_script("findings_vs_reports")
 
 
 def test_text_tower_neighbour_agreement():
@@ -151,3 +153,22 @@ def test_compare_generations_pairs_records_across_files(tmp_path):
         compare_generations.load_generations([first, str(tmp_path / "c.jsonl")])
     with pytest.raises(ValueError, match="no generator 'beam'"):
         compare_generations.load_generations([first, f"{first}:beam"])
+
+
+def test_findings_vs_reports_counts_what_the_generator_passes_on():
+    # record 1: an infarct in the findings, labels and reference, but the report writes sinus rhythm only;
+    # record 2: atrial fibrillation everywhere
+    table = findings_vs_reports.findings_table(
+        findings=[{"MI", "SR"}, {"AFIB"}],
+        generated=["sinus rhythm.", "atrial fibrillation."],
+        references=["sinus rhythm. inferior infarction.", "atrial fibrillation."],
+        scp_codes=[["IMI", "SR"], ["AFIB"]],
+        statements=["MI", "AFIB", "SR"],
+        n_bootstrap=0,
+    )
+    # the findings are exactly the labels (F1 1); the report misses MI and adds NORM (sinus rhythm, no finding)
+    assert "| the findings in the prompt | 1.000 | 1.000 |" in table
+    assert "| the generated report | 0.667 | 0.667 |" in table
+    assert "| MI | 1 | 0 | 0 | 1 | 1 |" in table
+    assert "| AFIB | 1 | 1 | 1 | 1 | 1 |" in table
+    assert "| SR | 1 | 1 | 1 | 1 | 1 |" in table
