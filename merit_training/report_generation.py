@@ -656,7 +656,13 @@ def report_model_card(
                 [
                     f"- Findings-conditioned: a linear classifier on the pooled encoder vector predicts "
                     f"{', '.join(config.findings_labels)} and writes the predicted statements into the prompt after "
-                    "the ECG tokens (training prompts hold out-of-fold predictions). Per statement: "
+                    "the ECG tokens (training prompts hold "
+                    + (
+                        "the records' own statements"
+                        if args.findings_in_training == "labels"
+                        else "out-of-fold predictions"
+                    )
+                    + "). Per statement: "
                     f"{findings_summary}."
                 ]
                 if config.num_findings

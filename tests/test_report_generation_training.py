@@ -251,7 +251,8 @@ def test_findings_conditioned_training_fits_the_classifier_on_every_labelled_rec
     assert int(model.findings_head.standardizer.num_fitted_samples) > 500
     assert len(model.config.findings_thresholds) == len(labels)
     assert model.generate(torch.randn(2, 12, 1000), max_new_tokens=3).shape[0] == 2
-    assert "Findings-conditioned" in (output / "README.md").read_text()
+    card = (output / "README.md").read_text()
+    assert "Findings-conditioned" in card and "training prompts hold out-of-fold predictions" in card
     refused = {
         "needs a frozen encoder": ("--findings", "rhythm", "--config_overrides", '{"freeze_ecg_encoder": false}'),
         "--findings names unknown label sets": ("--findings", "rhythm,diagnoses"),
