@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from merit_evaluation.clinical_efficacy import (  # noqa: E402
+from merit_evaluation.clinical_efficacy import (
     CE_CLASSES,
     ClinicalEfficacyStatistics,
     clinical_efficacy_from_statistics,
