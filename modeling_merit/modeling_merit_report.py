@@ -163,8 +163,8 @@ class MeritFindingsHead(nn.Module):
         self.standardizer = MeritFeatureStandardizer(
             width,
             config.projector_norm_eps,
-            "The findings classifier was never fitted; fit it on training ECGs (merit_training.report_generation."
-            "fit_findings_head) or load a checkpoint trained with --findings.",
+            "The findings classifier was never fitted; fit it on training ECGs (merit_training.findings.fit_findings "
+            "and install_findings) or load a checkpoint trained with --findings.",
         )
         self.classifier = nn.Linear(width, config.num_findings)
 
