@@ -94,6 +94,17 @@ def parse_candidate_labels(text: str | None) -> list[str]:
     return labels
 
 
+def report_text(outputs: list[dict]) -> str:
+    """The report box's text from the `ecg-report-generation` pipeline's output for one record: the generated report,
+    then, for a findings-conditioned model, the classifier findings it was conditioned on (with their scores)."""
+    first = outputs[0]
+    text = first["generated_text"]
+    if "findings" in first:
+        found = ", ".join(f"{entry['phrase']} ({entry['score']:.2f})" for entry in first["findings"]) or "none"
+        text += f"\n\nClassifier findings the report was conditioned on: {found}."
+    return text
+
+
 def record_from_inputs(example: str | None, files: list[str] | None):
     """The record to analyse, in a form the MERIT pipelines read, and a name for it.
 
@@ -187,7 +198,7 @@ class MeritSpace:
             embedding = self.feature_extraction(record, sampling_rate=rate)
             report = ""
             if self.report_generation is not None:
-                report = self.report_generation(record, sampling_rate=rate)[0]["generated_text"]
+                report = report_text(self.report_generation(record, sampling_rate=rate))
             signal, plot_rate, lead_names = self._signal_for_plot(record, rate)
             plot_path = output_dir / f"{name}_12lead.png"
             plot_ecg(signal, plot_rate, lead_names, path=plot_path, dpi=110)

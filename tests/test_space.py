@@ -186,6 +186,18 @@ def test_space_readme_front_matter_and_requirements():
     assert yaml.safe_load((SPACE_DIR / "README.md").read_text().split("---")[1])["sdk"] == "gradio"
 
 
+def test_report_box_shows_the_findings_a_report_was_conditioned_on():
+    report_text = space_app().report_text
+    assert report_text([{"generated_text": "sinus rhythm."}]) == "sinus rhythm."
+    findings = [{"label": "SR", "phrase": "sinus rhythm", "score": 0.93}, {"label": "MI", "phrase": "myocardial "
+                "infarction", "score": 0.612}]  # fmt: skip
+    assert report_text([{"generated_text": "sinus rhythm.", "findings": findings}]) == (
+        "sinus rhythm.\n\nClassifier findings the report was conditioned on: sinus rhythm (0.93), myocardial "
+        "infarction (0.61)."
+    )
+    assert report_text([{"generated_text": "x", "findings": []}]).endswith("conditioned on: none.")
+
+
 def test_report_box_is_hidden_without_a_report_model(space_checkpoint):
     app = space_app()
     demo = app.MeritSpace(str(space_checkpoint)).build()
