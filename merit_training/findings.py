@@ -46,8 +46,7 @@ class FittedFindings:
 
     labels: list[str]
     phrases: list[str]
-    mean: torch.Tensor  # (H,)
-    var: torch.Tensor  # (H,)
+    standardizer: torch.nn.Module  # MeritFeatureStandardizer fitted on every record
     weight: torch.Tensor  # (C, H)
     bias: torch.Tensor  # (C,)
     thresholds: list[float]
@@ -142,8 +141,13 @@ def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, l2: f
     return weight.detach().float(), bias.detach().float()
 
 
-def _standardize(features: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float) -> torch.Tensor:
-    return (features - mean) / torch.sqrt(var + eps)
+def _fitted_standardizer(features: torch.Tensor, eps: float):
+    """The model's own standardisation (`MeritFeatureStandardizer`) fitted on `features` `(N, H)`."""
+    from modeling_merit.modeling_merit_report import MeritFeatureStandardizer
+
+    standardizer = MeritFeatureStandardizer(features.shape[1], eps)
+    standardizer.fit(features)
+    return standardizer
 
 
 def fit_findings(
@@ -188,21 +192,20 @@ def fit_findings(
     for fold in range(folds):
         held_out = fold_of == fold
         train = ~held_out
-        mean, var = pooled[train].mean(0), pooled[train].var(0)
-        weight, bias = fit_logistic_regression(_standardize(pooled[train], mean, var, eps), targets[train], l2)
-        out_of_fold[held_out] = torch.sigmoid(_standardize(pooled[held_out], mean, var, eps) @ weight.T + bias)
+        standardizer = _fitted_standardizer(pooled[train], eps)
+        weight, bias = fit_logistic_regression(standardizer(pooled[train]), targets[train], l2)
+        out_of_fold[held_out] = torch.sigmoid(standardizer(pooled[held_out]) @ weight.T + bias)
     thresholds = fit_thresholds(validation_labels=targets.numpy(), validation_scores=out_of_fold.numpy())
     predicted = out_of_fold >= torch.from_numpy(thresholds).float()
     true_positive = (predicted & targets).sum(0).float()
     f1 = 2 * true_positive / (predicted.sum(0) + targets.sum(0)).clamp(min=1)
-    mean, var = pooled.mean(0), pooled.var(0)
-    weight, bias = fit_logistic_regression(_standardize(pooled, mean, var, eps), targets, l2)
+    standardizer = _fitted_standardizer(pooled, eps)
+    weight, bias = fit_logistic_regression(standardizer(pooled), targets, l2)
     labels = [classes[column] for column in keep]
     return FittedFindings(
         labels=labels,
         phrases=[phrases[label] for label in labels],
-        mean=mean,
-        var=var,
+        standardizer=standardizer,
         weight=weight,
         bias=bias,
         thresholds=[float(value) for value in np.asarray(thresholds)],
@@ -218,9 +221,7 @@ def install_findings(model, fitted: FittedFindings, tokenizer) -> None:
     freezes it: the head is fitted once, never trained with the projector."""
     model.set_findings(fitted.labels, fitted.phrases, fitted.thresholds, tokenizer)
     head = model.findings_head
-    head.standardizer.mean.copy_(fitted.mean)
-    head.standardizer.var.copy_(fitted.var)
-    head.standardizer.num_fitted_samples.fill_(fitted.out_of_fold.shape[0])
+    head.standardizer.load_state_dict(fitted.standardizer.state_dict())
     head.classifier.weight.copy_(fitted.weight)
     head.classifier.bias.copy_(fitted.bias)
     head.requires_grad_(False)

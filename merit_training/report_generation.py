@@ -757,9 +757,7 @@ def fit_and_install_findings(
     summary = findings_summary(fitted)
     logger.info(f"Findings classifier on {len(labelled)} labelled training records: {summary}")
     if args.findings_in_training == "labels":
-        shown = findings_targets(
-            labelled.features["labels"].feature.names, labelled["labels"], code_classes, fitted.labels
-        )
+        shown = targets[:, [classes.index(label) for label in fitted.labels]]
     else:
         shown = fitted.out_of_fold >= torch.tensor(fitted.thresholds)
     return {int(ecg_id): row for ecg_id, row in zip(labelled["ecg_id"], shown)}, summary

@@ -431,19 +431,20 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         if pooled is None and self.config.prefix_features == "pooled":
             pooled = ecg_features[:, 0]
 
-        def needs_pooled(feature: str, argument: str) -> torch.Tensor:
+        def needs_pooled(feature: str, argument: str, method: str) -> torch.Tensor:
             if pooled is None:
                 raise ValueError(
                     f"{feature} needs the pooled ECG features: pass `input_values`, or `{argument}` (from "
-                    f"{'retrieve' if argument == 'retrieved_indices' else 'predict_findings'}()) with precomputed "
-                    "`ecg_features`."
+                    f"{method}()) with precomputed `ecg_features`."
                 )
             return pooled
 
         if self.config.num_retrieved_reports and retrieved_indices is None:
-            retrieved_indices = self.retrieve(needs_pooled("Retrieval", "retrieved_indices"))
+            retrieved_indices = self.retrieve(needs_pooled("Retrieval", "retrieved_indices", "retrieve"))
         if self.config.num_findings and findings is None:
-            findings = self.predict_findings(needs_pooled("Findings-conditioned generation", "findings"))
+            findings = self.predict_findings(
+                needs_pooled("Findings-conditioned generation", "findings", "predict_findings")
+            )
         prefix_embeds, prefix_mask = self.ecg_prefix(ecg_features, ecg_feature_mask)
         return prefix_embeds, prefix_mask, retrieved_indices, findings
 

@@ -869,23 +869,26 @@ class ECGReportGenerationPipeline(MeritECGPipeline):
         if "max_new_tokens" not in generate_kwargs:
             generate_kwargs["max_new_tokens"] = min(64, self.limits.max_new_tokens)
         extra = {"tokenizer": self.tokenizer} if self._generate_takes_tokenizer and prompt is not None else {}
+        ecg = {"input_values": model_inputs["input_values"], "lead_mask": model_inputs.get("lead_mask")}
+        config = getattr(self.model, "config", None)
         probabilities = None
-        if getattr(getattr(self.model, "config", None), "findings_labels", None):
-            _, _, pooled = self.model.encode_ecg(
-                model_inputs["input_values"], model_inputs.get("lead_mask"), return_pooled=True
+        if getattr(config, "findings_labels", None):
+            # one encoder pass: the findings (and any retrieved reports) come from it, and generate reads its features
+            features, feature_mask, pooled = self.model.encode_ecg(
+                ecg["input_values"], ecg["lead_mask"], return_pooled=True
             )
             probabilities = self.model.findings_probabilities(pooled)
-            extra["findings"] = self.model.predict_findings(pooled)
-        generated = self.model.generate(
-            model_inputs["input_values"],
-            lead_mask=model_inputs.get("lead_mask"),
-            prompt=prompt,
-            **generate_kwargs,
-            **extra,
-        )
+            ecg = {
+                "ecg_features": features,
+                "ecg_feature_mask": feature_mask,
+                "findings": self.model.predict_findings(pooled),
+            }
+            if config.num_retrieved_reports:
+                ecg["retrieved_indices"] = self.model.retrieve(pooled)
+        generated = self.model.generate(**ecg, prompt=prompt, **generate_kwargs, **extra)
         outputs = {"generated_ids": generated}
         if probabilities is not None:
-            outputs.update(findings=extra["findings"], findings_probabilities=probabilities)
+            outputs.update(findings=ecg["findings"], findings_probabilities=probabilities)
         return outputs
 
     def postprocess(self, model_outputs):

@@ -194,8 +194,7 @@ def test_findings_classifier_learns_and_holds_out_what_it_predicts():
     assert fitted.out_of_fold.shape == (200, 2) and fitted.weight.shape == (2, 8)
     assert all(0 < threshold < 1 for threshold in fitted.thresholds)
     # out-of-fold probabilities are not the fitted classifier's own: those are more confident on the training set
-    standardized = (pooled - fitted.mean) / torch.sqrt(fitted.var + 1e-6)
-    in_sample = torch.sigmoid(standardized @ fitted.weight.T + fitted.bias)
+    in_sample = torch.sigmoid(fitted.standardizer(pooled) @ fitted.weight.T + fitted.bias)
     assert not torch.allclose(in_sample, fitted.out_of_fold)
     with pytest.raises(ValueError, match="lower --findings_min_positives"):
         fit_findings(pooled, targets, ["A", "B", "C"], phrases, l2=0.01, folds=5, min_positives=500, seed=0, eps=1e-6)
