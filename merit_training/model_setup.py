@@ -76,6 +76,12 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         }
         if model_args.logit_scale_max is not None:
             recipe["logit_scale_max"] = model_args.logit_scale_max
+        recipe["text_projection_head"] = model_args.text_projection_head
+        if model_args.text_projection_head == "standardize":  # the shared space is the text tower's own
+            text_only = {"text_config": overrides["text_config"]} if "text_config" in overrides else {}
+            recipe["projection_dim"] = MeritConfig.from_preset(
+                model_args.model_preset, **text_only
+            ).text_config.hidden_size
         config = MeritConfig.from_preset(model_args.model_preset, **{**recipe, **overrides})
 
     model = MeritForPreTraining(config)

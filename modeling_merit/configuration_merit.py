@@ -337,6 +337,11 @@ class MeritConfig(PreTrainedConfig):
             the contrastive logits differ between records from the first step; converted to `SyncBatchNorm` by the
             training script in a distributed run) or `"linear"` (one bias-free `Linear`, as CLIP and MERIT 0.1.0).
             Checkpoints saved before this field existed load as `"linear"`.
+        text_projection_head (`str`, *optional*):
+            The text tower's projection, when it differs from `projection_head`: `"mlp_bn"`, `"linear"`, or
+            `"standardize"` (no weights: each feature of the frozen text tower's pooled output centred and scaled by
+            batch statistics, so the shared space is the text tower's own sentence space and only the ECG side
+            learns; it needs `projection_dim` equal to the text model's `hidden_size`). Defaults to `projection_head`.
         logit_scale_init_value (`float`, *optional*, defaults to ln(1/0.2) = 1.6094):
             Initial value of the learnable log inverse temperature of the contrastive logits. CLIP's ln(1/0.07) suits
             batches of tens of thousands; with the excerpt's batches of 32 it made held-out predictions overconfident
@@ -409,6 +414,7 @@ class MeritConfig(PreTrainedConfig):
     text_freeze: str | int = "none"
     projection_dim: int = 256
     projection_head: str = "mlp_bn"
+    text_projection_head: str | None = None
     logit_scale_init_value: float = math.log(1 / 0.2)
     logit_scale_max: float = math.log(100.0)
     reconstruction_loss_weight: float | int = 1.0
@@ -436,6 +442,14 @@ class MeritConfig(PreTrainedConfig):
             _check_choice("text_freeze", self.text_freeze, {"none", "all"})
         _check_positive_int("projection_dim", self.projection_dim)
         _check_choice("projection_head", self.projection_head, {"mlp_bn", "linear"})
+        if self.text_projection_head is not None:
+            _check_choice("text_projection_head", self.text_projection_head, {"mlp_bn", "linear", "standardize"})
+        text_width = getattr(self.text_config, "hidden_size", None)
+        if self.text_projection_head == "standardize" and text_width is not None and self.projection_dim != text_width:
+            raise ValueError(
+                f"`text_projection_head='standardize'` keeps the text model's width, so `projection_dim` must equal its "
+                f"hidden_size ({text_width}), got {self.projection_dim}; set `projection_dim={text_width}`."
+            )
         _check_choice("contrastive_view", self.contrastive_view, {"full", "masked"})
         if not 0 < self.contrastive_patch_keep_ratio <= 1:
             raise ValueError(

@@ -427,8 +427,9 @@ class MeritPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+            if module.weight is not None:  # a BatchNorm1d without affine parameters has none
+                init.ones_(module.weight)
+                init.zeros_(module.bias)
             if isinstance(module, nn.BatchNorm1d):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
@@ -672,15 +673,42 @@ class MeritDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def global_batch_norm(
+    norm: nn.BatchNorm1d, features: torch.Tensor, row_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """
+    `norm` applied to `(B, D)` features; in training mode with the statistics of the global batch of a distributed run
+    (gathered with gradient, like `SyncBatchNorm`, whose torch implementation refuses CPU tensors), so N processes
+    compute exactly what one process holding the whole batch would. With `row_mask` `(B,)` (`True` = the record takes
+    part, e.g. it has a report) the batch statistics are those of the records that take part (of the whole batch when
+    fewer than 2 of the global batch do). In training mode the global batch needs at least 2 records.
+    """
+    if not norm.training:
+        return norm(features)
+    all_features, _ = gather_across_processes(features, with_grad=True)
+    if row_mask is not None:
+        all_rows, _ = gather_across_processes(row_mask.bool(), with_grad=False)
+        if int(all_rows.sum()) >= 2:
+            all_features = all_features[all_rows]
+    elif all_features is features:
+        return norm(features)
+    mean = all_features.mean(dim=0)
+    variance = all_features.var(dim=0, unbiased=False)
+    with torch.no_grad():
+        count = all_features.shape[0]
+        norm.num_batches_tracked += 1
+        norm.running_mean.lerp_(mean.detach(), norm.momentum)
+        norm.running_var.lerp_(variance.detach() * count / max(count - 1, 1), norm.momentum)
+    normalised = (features - mean) * torch.rsqrt(variance + norm.eps)
+    return normalised * norm.weight + norm.bias if norm.affine else normalised
+
+
 class MeritProjectionHead(nn.Module):
     """
     `Linear -> BatchNorm1d -> ReLU -> Linear` projection of pooled features `(B, D)` into the shared space `(B, E)`
     (`config.projection_head="mlp_bn"`). The batch normalisation centres every feature over the batch, so the
-    component that all records share at initialisation cannot dominate the contrastive logits.
-
-    In a distributed run the batch statistics are those of the global batch (gathered with gradient, like
-    `SyncBatchNorm`, whose torch implementation refuses CPU tensors), so N processes compute exactly what one process
-    holding the whole batch would.
+    component that all records share at initialisation cannot dominate the contrastive logits. Its statistics are
+    those of the global batch of a distributed run ([`global_batch_norm`]).
     """
 
     def __init__(self, input_size: int, output_size: int):
@@ -691,51 +719,54 @@ class MeritProjectionHead(nn.Module):
         self.output = nn.Linear(input_size, output_size)
 
     def forward(self, features: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """
-        `(B, D)` -> `(B, E)`. In training mode the (global) batch needs at least 2 records; with `row_mask` `(B,)`
-        (`True` = the record takes part, e.g. it has a report) the batch statistics are those of the records that
-        take part (of the whole batch when fewer than 2 of the global batch do).
-        """
-        hidden = self.dense(features)
-        if self.training:
-            all_hidden, _ = gather_across_processes(hidden, with_grad=True)
-            if row_mask is not None:
-                all_rows, _ = gather_across_processes(row_mask.bool(), with_grad=False)
-                if int(all_rows.sum()) >= 2:
-                    all_hidden = all_hidden[all_rows]
-                return self.output(self.activation(self._global_batch_norm(hidden, all_hidden)))
-            if all_hidden is not hidden:
-                return self.output(self.activation(self._global_batch_norm(hidden, all_hidden)))
-        return self.output(self.activation(self.norm(hidden)))
+        """`(B, D)` -> `(B, E)`; `row_mask` `(B,)` as in [`global_batch_norm`]."""
+        return self.output(self.activation(global_batch_norm(self.norm, self.dense(features), row_mask)))
 
-    def _global_batch_norm(self, hidden: torch.Tensor, all_hidden: torch.Tensor) -> torch.Tensor:
-        """`self.norm` in training mode with the statistics of `all_hidden` `(B_all, D)`, applied to `hidden` `(B, D)`."""
-        norm = self.norm
-        mean = all_hidden.mean(dim=0)
-        variance = all_hidden.var(dim=0, unbiased=False)
-        with torch.no_grad():
-            count = all_hidden.shape[0]
-            norm.num_batches_tracked += 1
-            norm.running_mean.lerp_(mean.detach(), norm.momentum)
-            norm.running_var.lerp_(variance.detach() * count / max(count - 1, 1), norm.momentum)
-        return (hidden - mean) * torch.rsqrt(variance + norm.eps) * norm.weight + norm.bias
+
+class MeritStandardizationHead(nn.Module):
+    """
+    A projection without weights (`config.text_projection_head="standardize"`): each feature of `(B, D)` centred and
+    scaled by batch statistics in training and by their running averages in evaluation (`BatchNorm1d` without affine
+    parameters; global-batch statistics as in [`global_batch_norm`]). The output keeps the geometry of the frozen
+    text tower's sentence space, minus the component that every report shares; only the other tower learns to meet it
+    (as in locked-image tuning, LiT, with the locked side being the text).
+    """
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(size, affine=False)
+
+    def forward(self, features: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`(B, D)` -> `(B, D)`; `row_mask` `(B,)` as in [`global_batch_norm`]."""
+        return global_batch_norm(self.norm, features, row_mask)
 
 
 def project(projection: nn.Module, features: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Applies a projection of [`build_projection`] to `(B, D)` features; `row_mask` `(B,)` restricts the batch
-    statistics of a [`MeritProjectionHead`] to the records that take part (a linear projection has none)."""
-    if isinstance(projection, MeritProjectionHead):
+    statistics of a [`MeritProjectionHead`] or [`MeritStandardizationHead`] to the records that take part (a linear
+    projection has none)."""
+    if isinstance(projection, (MeritProjectionHead, MeritStandardizationHead)):
         return projection(features, row_mask)
     return projection(features)
 
 
 def build_projection(head: str, input_size: int, output_size: int) -> nn.Module:
-    """The projection of one tower: `"mlp_bn"` ([`MeritProjectionHead`]) or `"linear"` (bias-free `nn.Linear`)."""
+    """
+    The projection of one tower: `"mlp_bn"` ([`MeritProjectionHead`]), `"linear"` (bias-free `nn.Linear`) or
+    `"standardize"` ([`MeritStandardizationHead`]; `input_size` must equal `output_size`).
+    """
     if head == "mlp_bn":
         return MeritProjectionHead(input_size, output_size)
     if head == "linear":
         return nn.Linear(input_size, output_size, bias=False)
-    raise ValueError(f"`projection_head` must be 'mlp_bn' or 'linear', got {head!r}.")
+    if head == "standardize":
+        if input_size != output_size:
+            raise ValueError(
+                f"A 'standardize' projection keeps the tower's width, so `projection_dim` must equal it: got "
+                f"{output_size} for a tower of width {input_size}; set `projection_dim={input_size}`."
+            )
+        return MeritStandardizationHead(input_size)
+    raise ValueError(f"A projection head must be 'mlp_bn', 'linear' or 'standardize', got {head!r}.")
 
 
 def gather_across_processes(tensor: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, int]:
@@ -945,7 +976,9 @@ class MeritModel(MeritPreTrainedModel):
             config.projection_head, config.ecg_config.hidden_size, config.projection_dim
         )
         self.text_projection = build_projection(
-            config.projection_head, config.text_config.hidden_size, config.projection_dim
+            config.text_projection_head or config.projection_head,
+            config.text_config.hidden_size,
+            config.projection_dim,
         )
         # shape (1,), not a 0-d scalar: FSDP2 (`fully_shard`) cannot shard 0-d parameters
         self.logit_scale = nn.Parameter(torch.tensor([config.logit_scale_init_value]))
@@ -1576,6 +1609,7 @@ class MeritForECGClassification(MeritPreTrainedModel):
 __all__ = [
     "MeritPreTrainedModel",
     "MeritProjectionHead",
+    "MeritStandardizationHead",
     "MeritECGModel",
     "MeritModel",
     "MeritForPreTraining",

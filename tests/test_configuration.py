@@ -83,6 +83,8 @@ def test_ecg_config_validation(kwargs, message):
         ),
         ({"logit_scale_init_value": 5.0}, r"`logit_scale_init_value` \(5.0\) exceeds `logit_scale_max`"),
         ({"ecg_config": {"num_samples": 999}}, r"`num_samples` \(999\) must be divisible"),
+        ({"text_projection_head": "identity"}, "text_projection_head"),
+        ({"text_projection_head": "standardize"}, r"`projection_dim` must equal its hidden_size \(384\), got 256"),
     ],
 )
 def test_config_validation(kwargs, message):

@@ -67,6 +67,46 @@ def test_identical_reports_are_not_each_others_negatives(model_and_batch):
     assert torch.isfinite(model(**batch).logits_per_ecg[1, 5])
 
 
+def test_standardized_text_projection_centres_the_frozen_text_space(single_torch_thread):
+    """`text_projection_head="standardize"`: no text projection weights; the reports' pooled features centred and
+    scaled by the statistics of the records with a report in training, by their running averages in evaluation."""
+    torch.manual_seed(0)
+    config = MeritConfig.from_preset(
+        "tiny",
+        text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        text_projection_head="standardize",
+        contrastive_view="full",
+    )
+    assert config.projection_dim == config.text_config.hidden_size
+    model = MeritForPreTraining(config)
+    merit = model.merit
+    assert not list(merit.text_projection.parameters())
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(1000, 2000, (BATCH, 10), generator=generator)
+    ecg = torch.randn(BATCH, config.ecg_config.num_leads, config.ecg_config.num_samples, generator=generator)
+    report_mask = torch.tensor([True, True, False, True, True, False, True, True])
+
+    output = model(input_values=ecg, input_ids=input_ids, report_mask=report_mask)
+    with torch.no_grad():
+        pooled = merit.pooled_text_features(input_ids)
+    reported = pooled[report_mask]
+    mean, variance = reported.mean(0), reported.var(0, unbiased=False)
+    expected = torch.nn.functional.normalize((pooled - mean) / torch.sqrt(variance + 1e-5), dim=-1)
+    torch.testing.assert_close(output.text_embeds[report_mask], expected[report_mask])
+    torch.testing.assert_close(merit.text_projection.norm.running_mean, 0.1 * mean)
+
+    model.eval()
+    with torch.no_grad():
+        evaluated = model(input_values=ecg, input_ids=input_ids).text_embeds
+    norm = merit.text_projection.norm
+    expected = torch.nn.functional.normalize(
+        (pooled - norm.running_mean) / torch.sqrt(norm.running_var + 1e-5), dim=-1
+    )
+    torch.testing.assert_close(evaluated, expected)
+    output.loss.backward()  # only the ECG side learns
+    assert merit.ecg_projection.output.weight.grad is not None
+
+
 def test_report_keys_ignore_padding_and_tell_reports_apart():
     ids = torch.tensor([[101, 7, 8, 102, 0, 0], [101, 7, 8, 102, 0, 0], [101, 8, 7, 102, 0, 0]])
     mask = (ids != 0).long()

@@ -74,6 +74,17 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
     word_embeddings = model.text_model.get_input_embeddings().weight
     assert torch.equal(word_embeddings, minilm.get_input_embeddings().weight)
     assert processor.tokenizer.vocab_size == minilm.config.vocab_size
+    # the default text projection keeps the text tower's sentence space, so the shared space takes its width
+    assert (model.config.text_projection_head, model.config.projection_dim) == ("standardize", 384)
+    assert not list(model.merit.text_projection.parameters())
+
+
+def test_a_trained_text_projection_keeps_the_presets_shared_width(minilm_dir):
+    model, _ = model_setup.build_model_and_processor(
+        ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), text_projection_head="mlp_bn")
+    )
+    assert (model.config.text_projection_head, model.config.projection_dim) == ("mlp_bn", 32)
+    assert model.merit.text_projection.output.weight.shape == (32, 384)
 
 
 def test_optimizer_groups_decay_exactly_the_linear_weights():
