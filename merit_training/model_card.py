@@ -91,11 +91,18 @@ def describe_architecture(config) -> str:
             f"{'per-patch normalised' if ecg.norm_patch_loss else 'raw'} reconstruction target.",
             f"- Text encoder: {text.model_type} (hidden size {text.hidden_size}, {text.num_hidden_layers} layers), "
             f"{config.text_pooling} pooling, frozen: {config.text_freeze}.",
-            f"- Shared embedding space: {config.projection_dim} dimensions; contrastive view: "
+            f"- Shared embedding space: {config.projection_dim} dimensions; projections: ECG "
+            f"{config.projection_head}, text {describe_text_projection(config)}; contrastive view: "
             f"{describe_contrastive_view(config)}; loss weights: reconstruction {config.reconstruction_loss_weight}, "
             f"contrastive {config.contrastive_loss_weight}.",
         ]
     )
+
+
+def describe_text_projection(config) -> str:
+    """The text side's projection head, e.g. `standardize (no weights: the frozen text space, centred and scaled)`."""
+    head = getattr(config, "text_projection_head", None) or config.projection_head
+    return f"{head} (no weights: the frozen text space, centred and scaled)" if head == "standardize" else head
 
 
 def describe_contrastive_view(config) -> str:

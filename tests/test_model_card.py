@@ -117,3 +117,11 @@ def test_card_names_the_contrastive_patch_dropout():
     assert describe_contrastive_view(leads_only) == "full, each lead hidden with probability 0.25 in training"
     shifted = MeritConfig.from_preset("tiny", contrastive_view="full", contrastive_time_shift=0.1)
     assert describe_contrastive_view(shifted) == "full, rolled in time by up to 10 % of the record in training"
+
+
+def test_card_names_the_projection_heads():
+    assert "projections: ECG mlp_bn, text mlp_bn;" in describe_architecture(MeritConfig.from_preset("tiny"))
+    standardized = MeritConfig.from_preset("tiny", text_projection_head="standardize")
+    assert "projections: ECG mlp_bn, text standardize (no weights: the frozen text space, centred and scaled);" in (
+        describe_architecture(standardized)
+    )

@@ -34,9 +34,10 @@ MISSING_LEADS = ["V4", "V5", "V6"]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tokenizer):
-    """A tiny random dual encoder with an `mlp_bn` projection (batch norm on running statistics in inference)."""
+    """A tiny random dual encoder with the demo's projections: `mlp_bn` on the ECG side, `standardize` (batch norm
+    without affine parameters) on the text side, both on running statistics in inference."""
     torch.manual_seed(0)
-    model = MeritModel(MeritConfig.from_preset("tiny"))
+    model = MeritModel(MeritConfig.from_preset("tiny", text_projection_head="standardize"))
     with torch.no_grad():  # statistics that are not the identity, so a mistake in eval-mode batch norm would show
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):

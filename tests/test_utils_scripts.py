@@ -1,8 +1,9 @@
 # Copyright 2026 The MERIT authors. Licensed under the Apache License, Version 2.0.
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
 the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py
-(nearest-report label agreement), rewrite_reports_in_english.py (the glossary rewrite) and findings_vs_reports.py
-(findings in the prompt vs statements in the generated report)."""
+(nearest-report label agreement), rewrite_reports_in_english.py (the glossary rewrite), findings_vs_reports.py
+(findings in the prompt vs statements in the generated report) and retrieval_label_oracle.py (retrieval by the
+records' own statements)."""
 
 import importlib.util
 import json
@@ -27,6 +28,7 @@ compare_generations = load_script("compare_generations")
 compare_text_towers = load_script("compare_text_towers")
 rewrite_reports_in_english = load_script("rewrite_reports_in_english")
 findings_vs_reports = load_script("findings_vs_reports")
+retrieval_label_oracle = load_script("retrieval_label_oracle")
 
 
 def test_text_tower_neighbour_agreement():
@@ -172,3 +174,32 @@ def test_findings_vs_reports_counts_what_the_generator_passes_on():
     assert "| MI | 1 | 0 | 0 | 1 | 1 |" in table
     assert "| AFIB | 1 | 1 | 1 | 1 | 1 |" in table
     assert "| SR | 1 | 1 | 1 | 1 | 1 |" in table
+
+
+def test_label_oracle_levels_and_tie_breaking():
+    superclass_of = {"IMI": "MI", "ASMI": "MI", "NORM": "NORM"}
+    codes = [{"IMI": 100.0, "SR": 0.0}, {"ASMI": 100.0, "SR": 0.0}, {"NORM": 100.0, "AFIB": 0.0}]
+    sets = {
+        level: retrieval_label_oracle.statement_sets(codes, superclass_of, level)
+        for level in retrieval_label_oracle.LEVELS
+    }
+    assert sets["every statement"][0] == {"IMI", "SR"}
+    assert sets["superclasses + rhythm"] == [{"MI", "SR"}, {"MI", "SR"}, {"NORM", "AFIB"}]
+    assert sets["superclasses"][2] == {"NORM"}
+    reports = ["inferior infarct.", "anteroseptal infarct.", "normal ecg, afib."]
+    # every statement tells the three apart: each report is ranked first
+    exact = retrieval_label_oracle.oracle_recall(
+        retrieval_label_oracle.jaccard_matrix(sets["every statement"]), reports
+    )
+    assert exact[1].tolist() == [1.0, 1.0, 1.0]
+    # at the superclass level records 0 and 1 tie: each is ranked first in about half of the random tie-breaks
+    tied = retrieval_label_oracle.oracle_recall(
+        retrieval_label_oracle.jaccard_matrix(sets["superclasses"]), reports, n_tiebreaks=400
+    )
+    assert 0.4 < tied[1][0] < 0.6 and 0.4 < tied[1][1] < 0.6 and tied[1][2] == 1.0
+    assert tied[5].tolist() == [1.0, 1.0, 1.0]
+    # an identical report text is a hit, as in eval_merit.py --task retrieval
+    same_text = retrieval_label_oracle.oracle_recall(
+        retrieval_label_oracle.jaccard_matrix(sets["superclasses"]), ["infarct.", "infarct.", "normal ecg."]
+    )
+    assert same_text[1].tolist() == [1.0, 1.0, 1.0]
