@@ -13,7 +13,9 @@ first process, 3 on the second) and two with the same report on different proces
    loss of one process on the whole batch;
 3. the gradients after DDP averaging equal the single-process gradients of that global loss, and that gathering
    without gradient (only the local shard back-propagates) would NOT pass this check;
-4. a model saved by the 2-process run loads with `AutoModelForPreTraining.from_pretrained`.
+4. the same holds (losses, gradients, running statistics) with the weight-free text projection
+   (`text_projection_head="standardize"`), whose batch statistics feed the text tower's gradients directly;
+5. a model saved by the 2-process run loads with `AutoModelForPreTraining.from_pretrained`.
 
 Each process writes `result-<rank>.json` as its very last action, so the caller can judge success by what was
 written even if the interpreter aborts at exit (seen with gloo on CPU).
@@ -145,6 +147,44 @@ def main() -> None:
             f"Local-only gathering matched the reference gradients ({local_only_error:.2e}); the check is blind"
         )
 
+    # The weight-free text projection (the demo's `text_projection_head="standardize"`): its batch statistics, and the
+    # gradients that flow through them into a trainable text tower, are those of the global batch too.
+    torch.manual_seed(0)
+    standardized = MeritForPreTraining(
+        MeritConfig.from_preset(
+            "tiny",
+            text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+            contrastive_view="full",
+            text_projection_head="standardize",
+        )
+    )
+    standardized_reference = copy.deepcopy(standardized)
+    standardized_losses, standardized_gradients = single_process_reference(standardized_reference, batch)
+    distributed_standardized_losses, distributed_standardized_gradients = distributed_losses_and_gradients(
+        accelerator, standardized, batch
+    )
+    standardized_error, standardized_worst = largest_gradient_difference(
+        standardized_gradients, distributed_standardized_gradients
+    )
+    running_mean_error = (
+        (
+            standardized_reference.merit.text_projection.norm.running_mean
+            - standardized.merit.text_projection.norm.running_mean
+        )
+        .abs()
+        .max()
+        .item()
+    )
+    for name, value in standardized_losses.items():
+        if abs(distributed_standardized_losses[name] - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+            raise AssertionError(
+                f"standardize, {name}: 2 processes give {distributed_standardized_losses[name]}, one {value}"
+            )
+    if standardized_error > GRADIENT_TOLERANCE:
+        raise AssertionError(f"standardize: gradients differ by {standardized_error:.2e} at {standardized_worst}")
+    if running_mean_error > LOSS_TOLERANCE:
+        raise AssertionError(f"standardize: the running mean differs by {running_mean_error:.2e} from one process's")
+
     # One optimizer step, then save from the 2-process run and load the result.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     optimizer.step()
@@ -169,6 +209,8 @@ def main() -> None:
         "distributed_losses": distributed_losses,
         "relative_gradient_error": gradient_error,
         "local_only_relative_gradient_error": local_only_error,
+        "standardized_relative_gradient_error": standardized_error,
+        "standardized_running_mean_error": running_mean_error,
         "loaded_class": type(loaded).__name__,
     }
     accelerator.wait_for_everyone()

@@ -136,7 +136,15 @@ def main() -> None:
     torch.manual_seed(0)
     model, processor = build_model_and_processor(
         ModelArguments(
-            model_preset="tiny", text_model_name_or_path="scratch", text_freeze="none", config_overrides=NO_DROPOUT
+            model_preset="tiny",
+            text_model_name_or_path="scratch",
+            text_freeze="none",
+            config_overrides=NO_DROPOUT,
+            # A trained text projection: with the weight-free one the pooled features of this random tiny BERT are so
+            # alike that dividing by their batch spread amplifies rounding about 100x (weights 1.8e-5 apart after 4
+            # steps, against 1.7e-7 here). The weight-free head's distributed statistics and gradients are checked
+            # in tests/distributed_contrastive_check.py.
+            text_projection_head="mlp_bn",
         )
     )
     batches = global_batches(processor, args.cache_dir, model.config)
