@@ -223,7 +223,7 @@ class TrainingArguments:
         default=3e-5,
         metadata={
             "help": "Peak learning rate of the text tower (text_model.*), which starts pretrained and is easily "
-            "wrecked by the from-scratch ECG tower's rate; its projection uses --learning_rate. Give the value of "
+            "wrecked by the from-scratch ECG tower's rate; its projection, when it has weights (not with --text_projection_head standardize), uses --learning_rate. Give the value of "
             "--learning_rate to train everything at one rate."
         },
     )

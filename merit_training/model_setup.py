@@ -77,7 +77,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         if model_args.logit_scale_max is not None:
             recipe["logit_scale_max"] = model_args.logit_scale_max
         recipe["text_projection_head"] = model_args.text_projection_head
-        if model_args.text_projection_head == "standardize":  # the shared space is the text tower's own
+        if overrides.get("text_projection_head", model_args.text_projection_head) == "standardize":  # the text space
             text_only = {"text_config": overrides["text_config"]} if "text_config" in overrides else {}
             recipe["projection_dim"] = MeritConfig.from_preset(
                 model_args.model_preset, **text_only
@@ -125,8 +125,8 @@ def optimizer_parameter_groups(
     """
     AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
     on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
-    (`text_model.*`) in groups of its own with that learning rate (its projection, trained from scratch, keeps the
-    main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
+    (`text_model.*`) in groups of its own with that learning rate (its projection, when it has weights, is trained from
+    scratch and keeps the main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
     is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
     """
     decayed_weights = {id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)}

@@ -447,8 +447,10 @@ class MeritConfig(PreTrainedConfig):
         text_width = getattr(self.text_config, "hidden_size", None)
         if self.text_projection_head == "standardize" and text_width is not None and self.projection_dim != text_width:
             raise ValueError(
-                f"`text_projection_head='standardize'` keeps the text model's width, so `projection_dim` must equal its "
-                f"hidden_size ({text_width}), got {self.projection_dim}; set `projection_dim={text_width}`."
+                f"`text_projection_head='standardize'` keeps the text model's width, so `projection_dim` must equal "
+                f"its hidden_size ({text_width}), got {self.projection_dim}; set `projection_dim={text_width}`, or "
+                f"choose a text projection with weights (`text_projection_head='mlp_bn'`; train_merit.py "
+                f"--text_projection_head mlp_bn)."
             )
         _check_choice("contrastive_view", self.contrastive_view, {"full", "masked"})
         if not 0 < self.contrastive_patch_keep_ratio <= 1:

@@ -67,7 +67,7 @@ def test_identical_reports_are_not_each_others_negatives(model_and_batch):
     assert torch.isfinite(model(**batch).logits_per_ecg[1, 5])
 
 
-def test_standardized_text_projection_centres_the_frozen_text_space(single_torch_thread):
+def test_standardized_text_projection_centres_the_text_space(single_torch_thread, tmp_path):
     """`text_projection_head="standardize"`: no text projection weights; the reports' pooled features centred and
     scaled by the statistics of the records with a report in training, by their running averages in evaluation."""
     torch.manual_seed(0)
@@ -93,18 +93,25 @@ def test_standardized_text_projection_centres_the_frozen_text_space(single_torch
     mean, variance = reported.mean(0), reported.var(0, unbiased=False)
     expected = torch.nn.functional.normalize((pooled - mean) / torch.sqrt(variance + 1e-5), dim=-1)
     torch.testing.assert_close(output.text_embeds[report_mask], expected[report_mask])
-    torch.testing.assert_close(merit.text_projection.norm.running_mean, 0.1 * mean)
+    norm = merit.text_projection.norm
+    torch.testing.assert_close(norm.running_mean, 0.1 * mean)
+    unbiased = variance * report_mask.sum() / (report_mask.sum() - 1)
+    torch.testing.assert_close(norm.running_var, 0.9 + 0.1 * unbiased)
 
     model.eval()
     with torch.no_grad():
         evaluated = model(input_values=ecg, input_ids=input_ids).text_embeds
-    norm = merit.text_projection.norm
     expected = torch.nn.functional.normalize(
         (pooled - norm.running_mean) / torch.sqrt(norm.running_var + 1e-5), dim=-1
     )
     torch.testing.assert_close(evaluated, expected)
-    output.loss.backward()  # only the ECG side learns
-    assert merit.ecg_projection.output.weight.grad is not None
+
+    # the running statistics are saved with the weights and not re-initialised when loaded
+    model.save_pretrained(tmp_path)
+    loaded = MeritForPreTraining.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.merit.text_projection.norm.running_var, norm.running_var)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_values=ecg, input_ids=input_ids).text_embeds, evaluated)
 
 
 def test_report_keys_ignore_padding_and_tell_reports_apart():

@@ -19,7 +19,7 @@ def quick_start_snippet(readme: str) -> str:
 def test_quick_start_runs(tmp_path, repo_root, tokenizer):
     torch.manual_seed(0)
     checkpoint = tmp_path / "checkpoint"
-    config = MeritConfig.from_preset("tiny", projection_dim=256)
+    config = MeritConfig.from_preset("tiny", projection_dim=384)  # the demo's shared width (MiniLM's)
     MeritForPreTraining(config).save_pretrained(checkpoint)
     MeritProcessor(MeritFeatureExtractor(), tokenizer).save_pretrained(checkpoint)
 
@@ -27,8 +27,8 @@ def test_quick_start_runs(tmp_path, repo_root, tokenizer):
     assert 'checkpoint = "outputs/merit-ptbxl-sample"' in snippet
     snippet = snippet.replace('"outputs/merit-ptbxl-sample"', repr(str(checkpoint)))
     snippet += (
-        "\nassert ecg_embedding.shape == (1, 256), ecg_embedding.shape"
-        "\nassert text_embedding.shape == (2, 256), text_embedding.shape"
+        "\nassert ecg_embedding.shape == (1, 384), ecg_embedding.shape"
+        "\nassert text_embedding.shape == (2, 384), text_embedding.shape"
         "\nassert similarity.shape == (2,)\nprint('quick start ok')\n"
     )
     result = subprocess.run(

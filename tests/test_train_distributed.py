@@ -43,7 +43,7 @@ def test_contrastive_loss_gradients_and_checkpoint_match_one_process(tmp_path):
         assert result["relative_gradient_error"] < 1e-5
         assert result["local_only_relative_gradient_error"] > 1e-3  # gathering without gradient would be caught
         assert result["standardized_relative_gradient_error"] < 1e-5
-        assert result["standardized_running_mean_error"] < 1e-5
+        assert result["standardized_running_statistics_error"] < 1e-5
         assert result["loaded_class"] == "MeritForPreTraining"
 
 
