@@ -83,7 +83,8 @@ class ModelArguments:
             "help": "MeritConfig.text_projection_head of a new model: standardize (no weights: the frozen text "
             "tower's sentence space, centred and scaled; the shared space takes the text model's width), mlp_bn or "
             "linear (a trained projection, as the ECG side's). Default standardize: on the demo's validation fold it "
-            "raised zero-shot over mlp_bn with two training seeds and tied retrieval (README 'Demo results')."
+            "raised zero-shot over mlp_bn with two of three training seeds (a tie with the third) and tied retrieval "
+            "(README 'Demo results')."
         },
     )
     logit_scale_max: float | None = field(
