@@ -292,7 +292,7 @@ class TrainingArguments:
 
 def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Rejects invalid flag combinations before any work starts, naming the flags involved."""
-    from modeling_merit.configuration_merit import ECG_PRESETS
+    from modeling_merit.configuration_merit import ECG_PRESETS, TEXT_PROJECTION_HEADS
 
     problems = []
     if model_args.model_name_or_path and model_args.config_file:
@@ -303,9 +303,10 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(f"--config_file {model_args.config_file} does not exist.")
     if model_args.text_freeze not in ("none", "all") and not model_args.text_freeze.isdigit():
         problems.append(f"--text_freeze must be none, all or a number of layers, got {model_args.text_freeze!r}.")
-    if model_args.text_projection_head not in ("standardize", "mlp_bn", "linear"):
+    if model_args.text_projection_head not in TEXT_PROJECTION_HEADS:
         problems.append(
-            f"--text_projection_head must be standardize, mlp_bn or linear, got {model_args.text_projection_head!r}."
+            f"--text_projection_head must be one of {', '.join(TEXT_PROJECTION_HEADS)}, got "
+            f"{model_args.text_projection_head!r}."
         )
     if model_args.config_overrides:
         from modeling_merit import MeritConfig

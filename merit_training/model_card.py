@@ -101,7 +101,7 @@ def describe_architecture(config) -> str:
 
 def describe_text_projection(config) -> str:
     """The text side's projection head, e.g. `standardize (no weights: the frozen text space, centred and scaled)`."""
-    head = getattr(config, "text_projection_head", None) or config.projection_head
+    head = config.resolved_text_projection_head
     return f"{head} (no weights: the frozen text space, centred and scaled)" if head == "standardize" else head
 
 

@@ -106,6 +106,10 @@ def _with_legacy_values(config_dict: dict, legacy_values: dict) -> dict:
     return {**legacy_values, **config_dict}
 
 
+PROJECTION_HEADS = ("mlp_bn", "linear")
+TEXT_PROJECTION_HEADS = (*PROJECTION_HEADS, "standardize")
+
+
 def _check_choice(field: str, value, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"`{field}` must be one of {sorted(allowed)}, got {value!r}.")
@@ -428,6 +432,11 @@ class MeritConfig(PreTrainedConfig):
     classifier_dropout: float | int = 0.0
     freeze_ecg_encoder: bool = False
 
+    @property
+    def resolved_text_projection_head(self) -> str:
+        """The text side's projection head: `text_projection_head`, or `projection_head` when it is unset."""
+        return self.text_projection_head or self.projection_head
+
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         _check_choice("text_pooling", self.text_pooling, {"cls", "mean", "pooler"})
@@ -441,11 +450,15 @@ class MeritConfig(PreTrainedConfig):
         else:
             _check_choice("text_freeze", self.text_freeze, {"none", "all"})
         _check_positive_int("projection_dim", self.projection_dim)
-        _check_choice("projection_head", self.projection_head, {"mlp_bn", "linear"})
+        _check_choice("projection_head", self.projection_head, set(PROJECTION_HEADS))
         if self.text_projection_head is not None:
-            _check_choice("text_projection_head", self.text_projection_head, {"mlp_bn", "linear", "standardize"})
+            _check_choice("text_projection_head", self.text_projection_head, set(TEXT_PROJECTION_HEADS))
         text_width = getattr(self.text_config, "hidden_size", None)
-        if self.text_projection_head == "standardize" and text_width is not None and self.projection_dim != text_width:
+        if (
+            self.resolved_text_projection_head == "standardize"
+            and text_width is not None
+            and self.projection_dim != text_width
+        ):
             raise ValueError(
                 f"`text_projection_head='standardize'` keeps the text model's width, so `projection_dim` must equal "
                 f"its hidden_size ({text_width}), got {self.projection_dim}; set `projection_dim={text_width}`, or "

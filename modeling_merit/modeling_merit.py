@@ -753,18 +753,14 @@ def project(projection: nn.Module, features: torch.Tensor, row_mask: torch.Tenso
 def build_projection(head: str, input_size: int, output_size: int) -> nn.Module:
     """
     The projection of one tower: `"mlp_bn"` ([`MeritProjectionHead`]), `"linear"` (bias-free `nn.Linear`) or
-    `"standardize"` ([`MeritStandardizationHead`]; `input_size` must equal `output_size`).
+    `"standardize"` ([`MeritStandardizationHead`], which keeps `input_size`; `MeritConfig` requires `projection_dim`
+    to equal the text width for it).
     """
     if head == "mlp_bn":
         return MeritProjectionHead(input_size, output_size)
     if head == "linear":
         return nn.Linear(input_size, output_size, bias=False)
     if head == "standardize":
-        if input_size != output_size:
-            raise ValueError(
-                f"A 'standardize' projection keeps the tower's width, so `projection_dim` must equal it: got "
-                f"{output_size} for a tower of width {input_size}; set `projection_dim={input_size}`."
-            )
         return MeritStandardizationHead(input_size)
     raise ValueError(f"A projection head must be 'mlp_bn', 'linear' or 'standardize', got {head!r}.")
 
@@ -976,7 +972,7 @@ class MeritModel(MeritPreTrainedModel):
             config.projection_head, config.ecg_config.hidden_size, config.projection_dim
         )
         self.text_projection = build_projection(
-            config.text_projection_head or config.projection_head,
+            config.resolved_text_projection_head,
             config.text_config.hidden_size,
             config.projection_dim,
         )

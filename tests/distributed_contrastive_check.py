@@ -106,6 +106,24 @@ def largest_gradient_difference(reference: dict, candidate: dict) -> tuple[float
     return worst[0] / scale, worst[1]
 
 
+def tiny_config(**overrides) -> MeritConfig:
+    """The tiny preset with the full contrastive view and dropout off (the ECG tower has none by default), so that
+    both computations see the same network; the masking is fixed by `noise`."""
+    return MeritConfig.from_preset(
+        "tiny",
+        text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        contrastive_view="full",
+        **overrides,
+    )
+
+
+def check_losses(label: str, reference: dict, distributed: dict) -> None:
+    """Raises if the 2-process losses differ from one process's beyond `LOSS_TOLERANCE` (relative above 1)."""
+    for name, value in reference.items():
+        if abs(distributed[name] - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
+            raise AssertionError(f"{label}{name}: 2 processes give {distributed[name]}, one process {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True, type=Path)
@@ -119,11 +137,7 @@ def main() -> None:
         )
 
     torch.manual_seed(0)
-    # Dropout off (the ECG tower has none by default) so that both computations see the same network; the masking
-    # is fixed by `noise`.
-    config = MeritConfig.from_preset(
-        "tiny", text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}, contrastive_view="full"
-    )
+    config = tiny_config()
     model = MeritForPreTraining(config)
     batch = global_batch(config)
 
@@ -137,9 +151,7 @@ def main() -> None:
 
     gradient_error, worst_parameter = largest_gradient_difference(reference_gradients, distributed_gradients)
     local_only_error, _ = largest_gradient_difference(reference_gradients, local_only_gradients)
-    for name, value in reference_losses.items():
-        if abs(distributed_losses[name] - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
-            raise AssertionError(f"{name}: 2 processes give {distributed_losses[name]}, one process {value}")
+    check_losses("", reference_losses, distributed_losses)
     if gradient_error > GRADIENT_TOLERANCE:
         raise AssertionError(f"Gradients differ by {gradient_error:.2e} (relative) at {worst_parameter}")
     if local_only_error < 100 * GRADIENT_TOLERANCE:
@@ -150,14 +162,7 @@ def main() -> None:
     # The weight-free text projection (the demo's `text_projection_head="standardize"`): its batch statistics, and the
     # gradients that flow through them into a trainable text tower, are those of the global batch too.
     torch.manual_seed(0)
-    standardized = MeritForPreTraining(
-        MeritConfig.from_preset(
-            "tiny",
-            text_config={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-            contrastive_view="full",
-            text_projection_head="standardize",
-        )
-    )
+    standardized = MeritForPreTraining(tiny_config(text_projection_head="standardize"))
     standardized_reference = copy.deepcopy(standardized)
     standardized_losses, standardized_gradients = single_process_reference(standardized_reference, batch)
     distributed_standardized_losses, distributed_standardized_gradients = distributed_losses_and_gradients(
@@ -172,11 +177,7 @@ def main() -> None:
         (getattr(one_process_norm, name) - getattr(two_process_norm, name)).abs().max().item()
         for name in ("running_mean", "running_var")
     )
-    for name, value in standardized_losses.items():
-        if abs(distributed_standardized_losses[name] - value) > LOSS_TOLERANCE * max(1.0, abs(value)):
-            raise AssertionError(
-                f"standardize, {name}: 2 processes give {distributed_standardized_losses[name]}, one {value}"
-            )
+    check_losses("standardize, ", standardized_losses, distributed_standardized_losses)
     if standardized_error > GRADIENT_TOLERANCE:
         raise AssertionError(f"standardize: gradients differ by {standardized_error:.2e} at {standardized_worst}")
     if running_statistics_error > LOSS_TOLERANCE:
