@@ -3,7 +3,7 @@
 the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py
 (nearest-report label agreement), rewrite_reports_in_english.py (the glossary rewrite), findings_vs_reports.py
 (findings in the prompt vs statements in the generated report) and retrieval_label_oracle.py (retrieval by the
-records' own statements)."""
+records' own statements, and by simulated and linear-probe readers of a given AUROC)."""
 
 import importlib.util
 import json
@@ -203,3 +203,44 @@ def test_label_oracle_levels_and_tie_breaking():
         retrieval_label_oracle.jaccard_matrix(sets["superclasses"]), ["infarct.", "infarct.", "normal ecg."]
     )
     assert same_text[1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_simulated_reader_has_the_requested_auroc_and_prevalence_calibrated_probabilities():
+    generator = np.random.default_rng(0)
+    labels = (generator.random((4000, 3)) < np.array([0.1, 0.3, 0.5])).astype(float)
+    prevalence = labels.mean(axis=0)
+    for auroc in (0.75, 0.9):
+        probabilities = retrieval_label_oracle.simulated_reader_probabilities(
+            labels, auroc, prevalence, np.random.default_rng(1)
+        )
+        assert ((probabilities > 0) & (probabilities < 1)).all()
+        assert macro_roc_auc(labels, probabilities) == pytest.approx(auroc, abs=0.015)
+        # posteriors: their mean is the prevalence
+        np.testing.assert_allclose(probabilities.mean(axis=0), prevalence, atol=0.02)
+    with pytest.raises(ValueError, match="auroc"):
+        retrieval_label_oracle.simulated_reader_probabilities(labels, 0.5, prevalence, generator)
+
+
+def test_likelihood_scores_and_reader_recall():
+    probabilities = np.array([[0.9, 0.2]])
+    candidates = np.array([[1.0, 0.0], [0.0, 1.0]])
+    expected = [np.log(0.9) + np.log(0.8), np.log(0.1) + np.log(0.2)]
+    np.testing.assert_allclose(retrieval_label_oracle.likelihood_scores(probabilities, candidates)[0], expected)
+    labels = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=float)
+    reports = ["mi.", "norm.", "cd.", "mi and norm."]
+    prevalence = np.full(3, 0.4)
+    sharp = retrieval_label_oracle.simulated_reader_recall(labels, prevalence, reports, 0.999, n_draws=5)
+    blurred = retrieval_label_oracle.simulated_reader_recall(labels, prevalence, reports, 0.6, n_draws=50)
+    assert sharp[1].mean() > 0.95  # every record has its own class set: a near-perfect reader ranks it first
+    assert 0.25 < blurred[1].mean() < 0.75  # a weak reader: far from perfect, above chance (0.25)
+    assert (sharp[5] == 1.0).all()
+
+
+def test_probe_reader_separates_separable_classes():
+    generator = np.random.default_rng(0)
+    labels = (generator.random((200, 2)) < 0.5).astype(float)
+    features = np.concatenate([labels * 2.0 - 1.0, generator.standard_normal((200, 3)) * 0.1], axis=1)
+    weights = retrieval_label_oracle.fit_probe(features, labels)
+    probabilities = retrieval_label_oracle.probe_probabilities(weights, features)
+    assert macro_roc_auc(labels, probabilities) == 1.0
+    assert ((probabilities > 0.5) == labels.astype(bool)).all()

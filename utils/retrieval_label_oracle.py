@@ -9,10 +9,21 @@ SARRH, and the superclasses alone. Ranks are duplicate-aware exactly as `eval_me
 averaged over the tie-breaks. No model and no training: it measures what the reports let a perfect reader of each
 level reach, i.e. whether the retrieval target (R@5 >= 3x chance) is capped by the data.
 
-    python utils/retrieval_label_oracle.py data/ptbxl-sample [--folds 9 10]
+**Imperfect readers.** How well must the ECG be read for a given recall? A *simulated reader* of per-class AUROC
+`a` (`--reader_auroc`) sees, for each of the 10 classes of the "superclasses + rhythm" level, a score drawn from the
+binormal model (`N(mu, 1)` for a record of the class, `N(0, 1)` otherwise, `mu = sqrt(2) * Phi^-1(a)`, so that the
+class's AUROC is `a` in expectation) and turns it into the posterior probability of the class (prevalence of the
+training folds 1-8). Each candidate report is scored by the Bernoulli log-likelihood of its record's classes under
+those probabilities; recall is averaged over `--draws` score draws (and random tie-breaks). With `--checkpoint`,
+two real readers are added on the same pools: the checkpoint's own ECG->report cosine (as `eval_merit.py --task
+retrieval` scores it) and a **linear probe** (L2-regularised logistic regression per class) on the same projected
+ECG embeddings, fitted on the training folds' records with a report and scored like the simulated readers: whether
+the contrastive alignment retrieves what the embedding's diagnostic content allows.
 
-Prints, per fold, the pool size, the number of distinct reports, the chance recall and each oracle's R@1/5/10 with a
-95 % bootstrap interval over the queries. README, "Demo results", has the measurement.
+    python utils/retrieval_label_oracle.py data/ptbxl-sample [--folds 9 10] [--checkpoint outputs/merit-ptbxl-sample]
+
+Prints, per fold, the pool size, the number of distinct reports, the chance recall and each oracle's and reader's
+R@1/5/10 with a 95 % bootstrap interval over the queries. README, "Demo results", has the measurement.
 """
 
 from __future__ import annotations
@@ -31,6 +42,10 @@ sys.path.insert(0, str(ROOT))
 RHYTHMS = frozenset({"SR", "AFIB", "STACH", "SBRAD", "SARRH"})
 LEVELS = ("every statement", "superclasses + rhythm", "superclasses")
 RECALL_AT = (1, 5, 10)
+READER_LEVEL = "superclasses + rhythm"
+READER_CLASSES = ("NORM", "MI", "STTC", "CD", "HYP", *sorted(RHYTHMS))
+"""The classes a simulated or probe reader reads (level `READER_LEVEL`)."""
+DEFAULT_READER_AUROCS = (0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def statement_sets(scp_codes: list[dict], superclass_of: dict[str, str], level: str) -> list[frozenset]:
@@ -67,6 +82,118 @@ def oracle_recall(
     return {k: value / n_tiebreaks for k, value in hits.items()}
 
 
+def label_matrix(sets: list[frozenset], classes: tuple[str, ...] = READER_CLASSES) -> np.ndarray:
+    """`(n, len(classes))` float multi-hot matrix of statement sets."""
+    return np.array([[name in statements for name in classes] for statements in sets], dtype=float)
+
+
+def simulated_reader_probabilities(
+    labels: np.ndarray, auroc: float, prevalence: np.ndarray, generator: np.random.Generator
+) -> np.ndarray:
+    """
+    What a reader of per-class AUROC `auroc` believes: binormal scores (`N(mu, 1)` for the positives of a class,
+    `N(0, 1)` for its negatives, `mu = sqrt(2) * Phi^-1(auroc)`) turned into the posterior probability of each class
+    given its `prevalence` `(C,)`.
+
+    Args:
+        labels (`np.ndarray` of shape `(n, C)`): the records' true classes (0/1).
+        auroc (`float`): in (0.5, 1).
+        prevalence (`np.ndarray` of shape `(C,)`): in (0, 1).
+        generator (`np.random.Generator`): draws the scores.
+
+    Returns:
+        `np.ndarray` of shape `(n, C)`: probabilities in (0, 1).
+    """
+    from statistics import NormalDist
+
+    if not 0.5 < auroc < 1.0:
+        raise ValueError(f"`auroc` must be in (0.5, 1), got {auroc}.")
+    shift = np.sqrt(2.0) * NormalDist().inv_cdf(auroc)
+    scores = labels * shift + generator.standard_normal(labels.shape)
+    prior_odds = prevalence / (1.0 - prevalence)
+    # likelihood ratio N(s; mu, 1) / N(s; 0, 1) = exp(mu * s - mu^2 / 2)
+    log_odds = np.log(prior_odds) + shift * scores - shift**2 / 2
+    return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -30.0, 30.0)))
+
+
+def likelihood_scores(probabilities: np.ndarray, candidate_labels: np.ndarray) -> np.ndarray:
+    """`(n, m)` Bernoulli log-likelihood of each candidate's classes `(m, C)` under each query's probabilities
+    `(n, C)` (clipped to [1e-6, 1 - 1e-6])."""
+    probabilities = np.clip(probabilities, 1e-6, 1.0 - 1e-6)
+    return np.log(probabilities) @ candidate_labels.T + np.log(1.0 - probabilities) @ (1.0 - candidate_labels).T
+
+
+def simulated_reader_recall(
+    labels: np.ndarray, prevalence: np.ndarray, reports: list[str], auroc: float, n_draws: int = 20, seed: int = 0
+) -> dict[int, np.ndarray]:
+    """Per query, the recall@k of a simulated reader (`simulated_reader_probabilities`) retrieving among the pool's
+    own records `labels` `(n, C)`, averaged over `n_draws` score draws, each with 20 random tie-breaks."""
+    generator = np.random.default_rng(seed)
+    totals = {k: np.zeros(len(reports)) for k in RECALL_AT}
+    for draw in range(n_draws):
+        probabilities = simulated_reader_probabilities(labels, auroc, prevalence, generator)
+        recall = oracle_recall(likelihood_scores(probabilities, labels), reports, n_tiebreaks=20, seed=seed + draw)
+        for k in RECALL_AT:
+            totals[k] += recall[k]
+    return {k: value / n_draws for k, value in totals.items()}
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray, weight_decay: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """L2-regularised logistic regression per class (one linear layer, L-BFGS, `float64`) on `(n, D)` features and
+    `(n, C)` labels; returns the weights `(D, C)` and biases `(C,)`."""
+    import torch
+
+    x = torch.as_tensor(features, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.float64)
+    weight = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ weight + bias, y)
+        loss = loss + weight_decay * weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weight.detach().numpy(), bias.detach().numpy()
+
+
+def probe_probabilities(weights: tuple[np.ndarray, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """`(n, C)` class probabilities of a `fit_probe` result on `(n, D)` features."""
+    weight, bias = weights
+    return 1.0 / (1.0 + np.exp(-np.clip(features @ weight + bias, -30.0, 30.0)))
+
+
+def checkpoint_embeddings(checkpoint: str, data_dir: Path) -> dict[str, dict]:
+    """Per split of `merit_evaluation.report_generation.load_report_dataset` (records with a report): `ecg_id`, the
+    checkpoint's projected, L2-normalised ECG embeddings and its report embeddings, as the retrieval task computes
+    them."""
+    from transformers import AutoProcessor
+
+    from merit_evaluation.data import preprocess_split
+    from merit_evaluation.harness import extract_pooled_features
+    from merit_evaluation.report_generation import load_report_dataset
+    from merit_evaluation.retrieval import report_embeddings
+    from merit_evaluation.zero_shot import project_ecg_features
+    from modeling_merit import MeritModel
+
+    model = MeritModel.from_pretrained(checkpoint)
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    embeddings = {}
+    for name, split in load_report_dataset(data_dir, "ptbxl").items():
+        signals = split.remove_columns([column for column in ("report", "multi_hot") if column in split.column_names])
+        processed = preprocess_split(signals, processor.feature_extractor, batch_size=64, description=name)
+        pooled = extract_pooled_features(model.ecg_model, processed, 64, "cpu", f"ECG features, {name}")
+        embeddings[name] = {
+            "ecg_id": list(split["ecg_id"]),
+            "ecg": project_ecg_features(model, pooled),
+            "text": report_embeddings(model, processor, [str(report) for report in split["report"]], 64, "cpu"),
+        }
+    return embeddings
+
+
 def bootstrap_interval(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of the mean of `values` over resampled queries."""
     generator = np.random.default_rng(seed)
@@ -74,35 +201,78 @@ def bootstrap_interval(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def print_row(name: str, recall: dict[int, np.ndarray]) -> None:
+    """One markdown row: R@1/5/10 with 95 % bootstrap intervals over the queries."""
+    cells = []
+    for k in RECALL_AT:
+        low, high = bootstrap_interval(recall[k])
+        cells.append(f"{recall[k].mean():.3f} ({low:.3f}–{high:.3f})")
+    print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     import pandas as pd
 
-    from merit_evaluation.retrieval import chance_recall
+    from merit_evaluation.metrics import macro_roc_auc
+    from merit_evaluation.retrieval import chance_recall, retrieval_ranks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", help="A PTB-XL copy (ptbxl_database.csv, scp_statements.csv).")
     parser.add_argument("--folds", type=int, nargs="+", default=[9, 10], help="strat_fold values, one pool each.")
+    parser.add_argument(
+        "--reader_auroc", type=float, nargs="*", default=list(DEFAULT_READER_AUROCS),
+        help="Per-class AUROCs of the simulated readers (none: no simulated reader).",
+    )  # fmt: skip
+    parser.add_argument("--draws", type=int, default=20, help="Score draws per simulated reader.")
+    parser.add_argument(
+        "--checkpoint", help="A MERIT pretraining checkpoint: adds its cosine retrieval and a linear-probe reader "
+        "on its ECG embeddings (folds 9 and 10 only: the validation and test splits).",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
     table = pd.read_csv(data_dir / "ptbxl_database.csv")
     table = table[table.report.fillna("").str.strip() != ""]
     statements = pd.read_csv(data_dir / "scp_statements.csv", index_col=0)
     superclass_of = statements.diagnostic_class.dropna().to_dict()
+
+    def reader_labels(rows: pd.DataFrame) -> np.ndarray:
+        codes = [ast.literal_eval(value) for value in rows.scp_codes]
+        return label_matrix(statement_sets(codes, superclass_of, READER_LEVEL))
+
+    training = table[table.strat_fold <= 8]
+    prevalence = np.clip(reader_labels(training).mean(axis=0), 1e-3, 1 - 1e-3)
+    embeddings = checkpoint_embeddings(args.checkpoint, data_dir) if args.checkpoint else None
+    probe = None
+    if embeddings is not None:
+        by_id = training.set_index("ecg_id")
+        probe = fit_probe(embeddings["train"]["ecg"], reader_labels(by_id.loc[embeddings["train"]["ecg_id"]]))
     for fold in args.folds:
         pool = table[table.strat_fold == fold]
+        split = {9: "validation", 10: "test"}.get(fold)
+        if embeddings is not None and split is not None:  # the checkpoint's record order
+            pool = pool.set_index("ecg_id").loc[embeddings[split]["ecg_id"]].reset_index()
         reports = pool.report.tolist()
         codes = [ast.literal_eval(value) for value in pool.scp_codes]
         distinct = len({" ".join(report.lower().split()) for report in reports})
         chance = " / ".join(f"{chance_recall(reports, reports, k):.3f}" for k in RECALL_AT)
         print(f"\nfold {fold}: {len(reports)} reports ({distinct} distinct), chance R@1/5/10 {chance}\n")
-        print("| oracle | R@1 | R@5 | R@10 |\n|---|---|---|---|")
+        print("| oracle or reader | R@1 | R@5 | R@10 |\n|---|---|---|---|")
         for level in LEVELS:
-            recall = oracle_recall(jaccard_matrix(statement_sets(codes, superclass_of, level)), reports)
-            cells = []
-            for k in RECALL_AT:
-                low, high = bootstrap_interval(recall[k])
-                cells.append(f"{recall[k].mean():.3f} ({low:.3f}–{high:.3f})")
-            print(f"| {level} | " + " | ".join(cells) + " |")
+            print_row(level, oracle_recall(jaccard_matrix(statement_sets(codes, superclass_of, level)), reports))
+        labels = reader_labels(pool)
+        for auroc in args.reader_auroc:
+            recall = simulated_reader_recall(labels, prevalence, reports, auroc, args.draws)
+            print_row(f"simulated reader, per-class AUROC {auroc:g} ({READER_LEVEL})", recall)
+        if embeddings is not None and split is not None:
+            ecg, text = embeddings[split]["ecg"], embeddings[split]["text"]
+            ranks = retrieval_ranks(ecg @ text.T, reports, reports)
+            print_row("the checkpoint: ECG->report cosine", {k: (ranks <= k).astype(float) for k in RECALL_AT})
+            probabilities = probe_probabilities(probe, ecg)
+            auroc = macro_roc_auc(labels, probabilities)
+            name = (
+                f"linear probe on the checkpoint's ECG embeddings ({READER_LEVEL}; its macro AUROC here {auroc:.3f})"
+            )
+            print_row(name, oracle_recall(likelihood_scores(probabilities, labels), reports))
 
 
 if __name__ == "__main__":
