@@ -87,6 +87,17 @@ class ModelArguments:
             "(README 'Demo results')."
         },
     )
+    ecg_scaling: str = field(
+        default="per_lead_zscore",
+        metadata={
+            "help": "The processor's amplitude scaling of a new model (MeritFeatureExtractor.scaling, saved with the "
+            "checkpoint and applied at inference): per_lead_zscore (each lead to zero mean and unit variance), "
+            "per_record_zscore (one mean and standard deviation per record: the leads keep their relative "
+            "amplitudes) or none (the signal in its physical unit, mV for PTB-XL: absolute voltages kept). Default "
+            "per_lead_zscore: on the demo's validation fold neither alternative helped retrieval or zero-shot "
+            "(README 'Demo results')."
+        },
+    )
     logit_scale_max: float | None = field(
         default=math.log(5.0),
         metadata={
@@ -293,6 +304,7 @@ class TrainingArguments:
 def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Rejects invalid flag combinations before any work starts, naming the flags involved."""
     from modeling_merit.configuration_merit import ECG_PRESETS, TEXT_PROJECTION_HEADS
+    from modeling_merit.feature_extraction_merit import SCALING_MODES
 
     problems = []
     if model_args.model_name_or_path and model_args.config_file:
@@ -307,6 +319,13 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(
             f"--text_projection_head must be one of {', '.join(TEXT_PROJECTION_HEADS)}, got "
             f"{model_args.text_projection_head!r}."
+        )
+    if model_args.ecg_scaling not in SCALING_MODES:
+        problems.append(f"--ecg_scaling must be one of {', '.join(SCALING_MODES)}, got {model_args.ecg_scaling!r}.")
+    elif model_args.model_name_or_path and model_args.ecg_scaling != "per_lead_zscore":
+        problems.append(
+            f"--ecg_scaling {model_args.ecg_scaling} applies to a new model; a checkpoint given with "
+            "--model_name_or_path keeps its own processor (edit its preprocessor_config.json to change it)."
         )
     if model_args.config_overrides:
         from modeling_merit import MeritConfig

@@ -66,6 +66,8 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--config_overrides", '{"ecg_config": {"mask_ration": 0.5}}'], ["mask_ration"]),
         (["--report_sentence_dropout", "1.0"], ["--report_sentence_dropout"]),
         (["--text_projection_head", "identity"], ["--text_projection_head"]),
+        (["--ecg_scaling", "minmax"], ["--ecg_scaling"]),
+        (["--ecg_scaling", "none", "--model_name_or_path", "ckpt"], ["--ecg_scaling none", "--model_name_or_path"]),
         (
             ["--text_model_name_or_path", "scratch", "--model_name_or_path", "ckpt"],
             ["--text_model_name_or_path", "--model_name_or_path"],

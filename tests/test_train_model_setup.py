@@ -79,6 +79,16 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
     assert not list(model.merit.text_projection.parameters())
 
 
+@pytest.mark.parametrize("scaling", ["per_lead_zscore", "per_record_zscore", "none"])
+def test_ecg_scaling_reaches_the_processor_and_its_saved_config(tmp_path, scaling):
+    _, processor = model_setup.build_model_and_processor(
+        ModelArguments(model_preset="tiny", text_model_name_or_path="scratch", ecg_scaling=scaling)
+    )
+    assert processor.feature_extractor.scaling == scaling
+    processor.save_pretrained(tmp_path)
+    assert MeritProcessor.from_pretrained(tmp_path).feature_extractor.scaling == scaling
+
+
 def test_a_trained_text_projection_keeps_the_presets_shared_width(minilm_dir):
     model, _ = model_setup.build_model_and_processor(
         ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), text_projection_head="mlp_bn")
