@@ -846,8 +846,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     hub = FakeHub(args.storage, host=args.host, port=args.port, username=args.username)
     with hub:
-        logger.info("export HF_ENDPOINT=%s HF_TOKEN=%s  (Ctrl-C to stop)", hub.endpoint, hub.token)
-        try:
+        try:  # the endpoint is announced inside the try: a Ctrl-C right after it must still stop cleanly
+            logger.info("export HF_ENDPOINT=%s HF_TOKEN=%s  (Ctrl-C to stop)", hub.endpoint, hub.token)
             threading.Event().wait()
         except KeyboardInterrupt:
             logger.info("stopping")
