@@ -325,7 +325,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     elif model_args.model_name_or_path and model_args.ecg_scaling != "per_lead_zscore":
         problems.append(
             f"--ecg_scaling {model_args.ecg_scaling} applies to a new model; a checkpoint given with "
-            "--model_name_or_path keeps its own processor (edit its preprocessor_config.json to change it)."
+            "--model_name_or_path keeps its own processor (its scaling is in processor_config.json)."
         )
     if model_args.config_overrides:
         from modeling_merit import MeritConfig
