@@ -87,11 +87,12 @@ class ModelArguments:
             "(README 'Demo results')."
         },
     )
-    ecg_scaling: str = field(
-        default="per_lead_zscore",
+    ecg_scaling: str | None = field(
+        default=None,
         metadata={
             "help": "The processor's amplitude scaling of a new model (MeritFeatureExtractor.scaling, saved with the "
-            "checkpoint and applied at inference): per_lead_zscore (each lead to zero mean and unit variance), "
+            "checkpoint and applied at inference; unset: per_lead_zscore): per_lead_zscore (each lead to zero mean "
+            "and unit variance), "
             "per_record_zscore (one mean and standard deviation per record: the leads keep their relative "
             "amplitudes) or none (the signal in its physical unit, mV for PTB-XL: absolute voltages kept). Default "
             "per_lead_zscore: on the demo's validation fold neither alternative helped retrieval or zero-shot "
@@ -320,9 +321,9 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
             f"--text_projection_head must be one of {', '.join(TEXT_PROJECTION_HEADS)}, got "
             f"{model_args.text_projection_head!r}."
         )
-    if model_args.ecg_scaling not in SCALING_MODES:
+    if model_args.ecg_scaling is not None and model_args.ecg_scaling not in SCALING_MODES:
         problems.append(f"--ecg_scaling must be one of {', '.join(SCALING_MODES)}, got {model_args.ecg_scaling!r}.")
-    elif model_args.model_name_or_path and model_args.ecg_scaling != "per_lead_zscore":
+    elif model_args.model_name_or_path and model_args.ecg_scaling is not None:
         problems.append(
             f"--ecg_scaling {model_args.ecg_scaling} applies to a new model; a checkpoint given with "
             "--model_name_or_path keeps its own processor (its scaling is in processor_config.json)."

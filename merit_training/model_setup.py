@@ -101,7 +101,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         sampling_rate=ecg.sampling_rate,
         num_samples=ecg.num_samples,
         feature_size=ecg.num_leads,
-        scaling=model_args.ecg_scaling,
+        scaling=model_args.ecg_scaling or "per_lead_zscore",
     )
     processor = MeritProcessor(
         feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length

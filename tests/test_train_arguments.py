@@ -69,6 +69,10 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--ecg_scaling", "minmax"], ["--ecg_scaling"]),
         (["--ecg_scaling", "none", "--model_name_or_path", "ckpt"], ["--ecg_scaling none", "--model_name_or_path"]),
         (
+            ["--ecg_scaling", "per_lead_zscore", "--model_name_or_path", "ckpt"],
+            ["--ecg_scaling per_lead_zscore", "--model_name_or_path"],
+        ),
+        (
             ["--text_model_name_or_path", "scratch", "--model_name_or_path", "ckpt"],
             ["--text_model_name_or_path", "--model_name_or_path"],
         ),

@@ -79,11 +79,12 @@ def test_pretrained_text_tower_is_loaded_and_text_overrides_apply(minilm_dir):
     assert not list(model.merit.text_projection.parameters())
 
 
-@pytest.mark.parametrize("scaling", ["per_lead_zscore", "per_record_zscore", "none"])
+@pytest.mark.parametrize("scaling", [None, "per_lead_zscore", "per_record_zscore", "none"])
 def test_ecg_scaling_reaches_the_processor_and_its_saved_config(tmp_path, scaling):
     _, processor = model_setup.build_model_and_processor(
         ModelArguments(model_preset="tiny", text_model_name_or_path="scratch", ecg_scaling=scaling)
     )
+    scaling = scaling or "per_lead_zscore"  # the default of a new model
     assert processor.feature_extractor.scaling == scaling
     processor.save_pretrained(tmp_path)
     assert MeritProcessor.from_pretrained(tmp_path).feature_extractor.scaling == scaling

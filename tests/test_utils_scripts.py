@@ -226,14 +226,18 @@ def test_likelihood_scores_and_reader_recall():
     candidates = np.array([[1.0, 0.0], [0.0, 1.0]])
     expected = [np.log(0.9) + np.log(0.8), np.log(0.1) + np.log(0.2)]
     np.testing.assert_allclose(retrieval_label_oracle.likelihood_scores(probabilities, candidates)[0], expected)
-    labels = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=float)
-    reports = ["mi.", "norm.", "cd.", "mi and norm."]
-    prevalence = np.full(3, 0.4)
-    sharp = retrieval_label_oracle.simulated_reader_recall(labels, prevalence, reports, 0.999, n_draws=5)
-    blurred = retrieval_label_oracle.simulated_reader_recall(labels, prevalence, reports, 0.6, n_draws=50)
-    assert sharp[1].mean() > 0.95  # every record has its own class set: a near-perfect reader ranks it first
-    assert 0.25 < blurred[1].mean() < 0.75  # a weak reader: far from perfect, above chance (0.25)
-    assert (sharp[5] == 1.0).all()
+    # 60 records, each with its own set of 6 classes: how well a reader retrieves grows with its AUROC
+    generator = np.random.default_rng(0)
+    codes = generator.permutation(2**6)[:60]
+    labels = ((codes[:, None] >> np.arange(6)) & 1).astype(float)
+    reports = [f"report {code}" for code in codes]
+    prevalence = labels.mean(axis=0)
+    recall = {
+        auroc: retrieval_label_oracle.simulated_reader_recall(labels, prevalence, reports, auroc, n_draws=10)[1].mean()
+        for auroc in (0.6, 0.9, 0.999)
+    }
+    assert recall[0.999] > 0.9  # every record has its own class set: a near-perfect reader ranks it first
+    assert 1 / 60 < recall[0.6] < recall[0.9] - 0.1 < recall[0.999] - 0.2
 
 
 def test_probe_reader_separates_separable_classes():
@@ -244,3 +248,11 @@ def test_probe_reader_separates_separable_classes():
     probabilities = retrieval_label_oracle.probe_probabilities(weights, features)
     assert macro_roc_auc(labels, probabilities) == 1.0
     assert ((probabilities > 0.5) == labels.astype(bool)).all()
+    # a strong penalty squeezes the probabilities toward the label rate (what ranks candidates by likelihood needs
+    # to avoid), and cross-validation does not choose it when the features are informative
+    squeezed = retrieval_label_oracle.probe_probabilities(
+        retrieval_label_oracle.fit_probe(features, labels, weight_decay=10.0), features
+    )
+    assert np.abs(squeezed - labels.mean(axis=0)).max() < 0.1 < np.abs(probabilities - labels.mean(axis=0)).min()
+    noisy = np.concatenate([features[:, :2] + generator.standard_normal((200, 2)), features[:, 2:]], axis=1)
+    assert retrieval_label_oracle.choose_weight_decay(noisy, labels, candidates=(1e-4, 10.0)) == 1e-4

@@ -46,6 +46,8 @@ READER_LEVEL = "superclasses + rhythm"
 READER_CLASSES = ("NORM", "MI", "STTC", "CD", "HYP", *sorted(RHYTHMS))
 """The classes a simulated or probe reader reads (level `READER_LEVEL`)."""
 DEFAULT_READER_AUROCS = (0.75, 0.8, 0.85, 0.9, 0.95)
+PROBE_WEIGHT_DECAYS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+"""The L2 penalties (on the mean binary cross-entropy) `choose_weight_decay` picks the probe reader's from."""
 
 
 def statement_sets(scp_codes: list[dict], superclass_of: dict[str, str], level: str) -> list[frozenset]:
@@ -160,6 +162,39 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, weight_decay: float = 1e
     return weight.detach().numpy(), bias.detach().numpy()
 
 
+def choose_weight_decay(
+    features: np.ndarray,
+    labels: np.ndarray,
+    candidates: tuple[float, ...] = PROBE_WEIGHT_DECAYS,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> float:
+    """
+    The `fit_probe` weight decay with the lowest held-out binary cross-entropy (the negative log-likelihood that the
+    readers rank candidates by) in `n_folds`-fold cross-validation over the records.
+
+    Args:
+        features (`np.ndarray` of shape `(n, D)`), labels (`np.ndarray` of shape `(n, C)`): the training records.
+        candidates (`tuple[float, ...]`): the weight decays tried.
+        n_folds (`int`), seed (`int`): the folds, a seeded random partition of the records.
+
+    Returns:
+        `float`: one of `candidates`.
+    """
+    folds = np.random.default_rng(seed).permutation(len(features)) % n_folds
+    losses = []
+    for weight_decay in candidates:
+        total = 0.0
+        for fold in range(n_folds):
+            held_out = folds == fold
+            weights = fit_probe(features[~held_out], labels[~held_out], weight_decay)
+            probabilities = np.clip(probe_probabilities(weights, features[held_out]), 1e-6, 1.0 - 1e-6)
+            y = labels[held_out]
+            total -= float((y * np.log(probabilities) + (1.0 - y) * np.log(1.0 - probabilities)).sum())
+        losses.append(total)
+    return candidates[int(np.argmin(losses))]
+
+
 def probe_probabilities(weights: tuple[np.ndarray, np.ndarray], features: np.ndarray) -> np.ndarray:
     """`(n, C)` class probabilities of a `fit_probe` result on `(n, D)` features."""
     weight, bias = weights
@@ -229,6 +264,10 @@ def main(argv: list[str] | None = None) -> None:
         "on its ECG embeddings (folds 9 and 10 only: the validation and test splits).",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if any(not 0.5 < auroc < 1.0 for auroc in args.reader_auroc):
+        parser.error(f"--reader_auroc values must lie in (0.5, 1), got {args.reader_auroc}.")
+    if args.draws < 1:
+        parser.error(f"--draws must be at least 1, got {args.draws}.")
     data_dir = Path(args.data_dir)
     table = pd.read_csv(data_dir / "ptbxl_database.csv")
     table = table[table.report.fillna("").str.strip() != ""]
@@ -245,7 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     probe = None
     if embeddings is not None:
         by_id = training.set_index("ecg_id")
-        probe = fit_probe(embeddings["train"]["ecg"], reader_labels(by_id.loc[embeddings["train"]["ecg_id"]]))
+        train_features = embeddings["train"]["ecg"]
+        train_labels = reader_labels(by_id.loc[embeddings["train"]["ecg_id"]])
+        probe_weight_decay = choose_weight_decay(train_features, train_labels)
+        probe = fit_probe(train_features, train_labels, probe_weight_decay)
     for fold in args.folds:
         pool = table[table.strat_fold == fold]
         split = {9: "validation", 10: "test"}.get(fold)
@@ -270,7 +312,9 @@ def main(argv: list[str] | None = None) -> None:
             probabilities = probe_probabilities(probe, ecg)
             auroc = macro_roc_auc(labels, probabilities)
             name = (
-                f"linear probe on the checkpoint's ECG embeddings ({READER_LEVEL}; its macro AUROC here {auroc:.3f})"
+                f"linear probe on the checkpoint's ECG embeddings ({READER_LEVEL}; weight decay {probe_weight_decay:g} "
+                f"by 5-fold cross-validation on the training folds; its macro AUROC here {auroc:.3f}, mean probability "
+                f"{probabilities.mean():.3f} for a label rate of {labels.mean():.3f})"
             )
             print_row(name, oracle_recall(likelihood_scores(probabilities, labels), reports))
 
