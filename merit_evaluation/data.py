@@ -140,3 +140,12 @@ def preprocess_split(
         load_from_cache_file=False,
         desc=description,
     )
+
+
+def preprocess_ecg_inputs(
+    split: datasets.Dataset, feature_extractor, batch_size: int = 64, description: str = "Preprocessing"
+) -> datasets.Dataset:
+    """`preprocess_split` of a split's ECGs alone: its `report` and `multi_hot` columns, when present, are dropped
+    first, so the result holds `input_values` and `lead_mask` (e.g. a pool of ECG-report pairs to embed)."""
+    signals = split.remove_columns([name for name in ("report", "multi_hot") if name in split.column_names])
+    return preprocess_split(signals, feature_extractor, batch_size=batch_size, description=description)

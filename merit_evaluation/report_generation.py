@@ -70,7 +70,7 @@ from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS, dataset_s
 from merit_training.report_generation import REPORT_LANGUAGES, report_language
 
 from .clinical_efficacy import ClinicalEfficacyStatistics, reads_ptbxl_statements
-from .data import preprocess_split
+from .data import preprocess_ecg_inputs
 from .harness import extract_pooled_features
 from .metrics import MetricValue, paired_bootstrap_differences
 from .report_metrics import BertScorer, ReportStatistics, report_metrics_from_statistics, tokenize_report
@@ -229,11 +229,8 @@ class ReportGenerationHarness:
     def processed(self, split: str) -> datasets.Dataset:
         """A split run through the feature extractor (`input_values`, `lead_mask`), cached per split."""
         if split not in self._processed:
-            records = self.splits[split].remove_columns(
-                [name for name in ("report", "multi_hot") if name in self.splits[split].column_names]
-            )
-            self._processed[split] = preprocess_split(
-                records, self.feature_extractor, batch_size=self.batch_size, description=f"Preprocessing {split}"
+            self._processed[split] = preprocess_ecg_inputs(
+                self.splits[split], self.feature_extractor, self.batch_size, f"Preprocessing {split}"
             )
         return self._processed[split]
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import preprocess_split
+from .data import preprocess_ecg_inputs
 from .harness import extract_pooled_features
 from .metrics import MetricValue, bootstrap_indices, percentile_interval
 from .report_generation import derangement, load_report_dataset, random_init_encoder
@@ -148,6 +148,21 @@ def report_embeddings(model, processor, reports: Sequence[str], batch_size: int,
     return np.concatenate(embeddings)
 
 
+def pool_ecg_embeddings(
+    dual_model,
+    processed: datasets.Dataset,
+    batch_size: int,
+    device,
+    ecg_model=None,
+    description: str = "Retrieval ECG features",
+) -> np.ndarray:
+    """Unit-norm ECG embeddings `(n_records, projection_dim)` of a `preprocess_ecg_inputs` output: the pooled features
+    of `ecg_model` (default: the dual model's own ECG tower) through `dual_model`'s ECG projection, as retrieval scores
+    them."""
+    pooled = extract_pooled_features(ecg_model or dual_model.ecg_model, processed, batch_size, device, description)
+    return project_ecg_features(dual_model, pooled)
+
+
 def retrieval_pool(splits: datasets.DatasetDict, split: str = "test") -> datasets.Dataset:
     """The records of `split` to retrieve among: every record of `load_report_dataset`'s split, which keeps only
     records with a non-empty report (a record without a report cannot be retrieved)."""
@@ -188,11 +203,8 @@ def run_retrieval(
     if len(pool) < 2:
         raise ValueError(f"Retrieval needs at least 2 {split} records with a report; the pool has {len(pool)}.")
     reports = [str(report) for report in pool["report"]]
-    processed = preprocess_split(
-        pool.remove_columns([name for name in ("report", "multi_hot") if name in pool.column_names]),
-        processor.feature_extractor,
-        batch_size=batch_size,
-        description="Preprocessing the retrieval pool",
+    processed = preprocess_ecg_inputs(
+        pool, processor.feature_extractor, batch_size, "Preprocessing the retrieval pool"
     )
     text = report_embeddings(dual_model, processor, reports, batch_size, device)
     n_distinct = len({normalised_report(report) for report in reports})
@@ -206,10 +218,6 @@ def run_retrieval(
             for k in RECALL_AT
         },
     }
-
-    def ecg_embeddings(ecg_model) -> np.ndarray:
-        pooled = extract_pooled_features(ecg_model, processed, batch_size, device, "Retrieval ECG features")
-        return project_ecg_features(dual_model, pooled)
 
     def row(ecg: np.ndarray, candidate_reports: Sequence[str], seed: int, baseline: str | None) -> ResultRow:
         similarity = ecg @ text.T
@@ -236,12 +244,14 @@ def run_retrieval(
             split=split,
         )
 
-    merit_ecg = ecg_embeddings(dual_model.ecg_model)
+    merit_ecg = pool_ecg_embeddings(dual_model, processed, batch_size, device)
     rows = []
     for seed in seeds:
         rows.append(row(merit_ecg, reports, seed, None))
         if baselines:
-            random_ecg = ecg_embeddings(random_init_encoder(dual_model.ecg_model, seed))
+            random_ecg = pool_ecg_embeddings(
+                dual_model, processed, batch_size, device, random_init_encoder(dual_model.ecg_model, seed)
+            )
             rows.append(row(random_ecg, reports, seed, "random-init-encoder"))
             # ECG i is paired with the report of record permutation[i]: the pairing carries no information
             permutation = derangement(len(reports), seed)

@@ -92,9 +92,8 @@ class ModelArguments:
         metadata={
             "help": "The processor's amplitude scaling of a new model (MeritFeatureExtractor.scaling, saved with the "
             "checkpoint and applied at inference; unset: per_lead_zscore): per_lead_zscore (each lead to zero mean "
-            "and unit variance), "
-            "per_record_zscore (one mean and standard deviation per record: the leads keep their relative "
-            "amplitudes) or none (the signal in its physical unit, mV for PTB-XL: absolute voltages kept). Default "
+            "and unit variance), per_record_zscore (one mean and standard deviation per record: the leads keep their "
+            "relative amplitudes) or none (the signal in its physical unit, mV for PTB-XL: absolute voltages kept). Default "
             "per_lead_zscore: on the demo's validation fold neither alternative helped retrieval or zero-shot "
             "(README 'Demo results')."
         },
@@ -236,8 +235,9 @@ class TrainingArguments:
         default=3e-5,
         metadata={
             "help": "Peak learning rate of the text tower (text_model.*), which starts pretrained and is easily "
-            "wrecked by the from-scratch ECG tower's rate; its projection, when it has weights (not with --text_projection_head standardize), uses --learning_rate. Give the value of "
-            "--learning_rate to train everything at one rate."
+            "wrecked by the from-scratch ECG tower's rate; its projection, when it has weights (not with "
+            "--text_projection_head standardize), uses --learning_rate. Give the value of --learning_rate to train "
+            "everything at one rate."
         },
     )
     weight_decay: float = field(

@@ -106,24 +106,31 @@ def findings_targets(label_names: Sequence[str], record_labels: Sequence[Sequenc
     return targets
 
 
-def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, l2: float, max_iter: int = 200):
+def fit_logistic_regression(
+    features: torch.Tensor, targets: torch.Tensor, l2: float, max_iter: int = 200, balanced: bool = True
+):
     """
-    One L2-regularised, class-balanced logistic regression per column of `targets`, fitted jointly by L-BFGS.
+    One L2-regularised logistic regression per column of `targets`, fitted jointly by L-BFGS.
 
     Args:
         features (`torch.FloatTensor` of shape `(N, H)`): standardised inputs.
         targets (`torch.BoolTensor` of shape `(N, C)`).
         l2 (`float`): the penalty `l2 / 2 * ||W||^2` added to the mean weighted cross-entropy.
+        max_iter (`int`, defaults to 200): L-BFGS iterations.
+        balanced (`bool`, defaults to `True`): each class's positives and negatives carry half of the total weight
+            (what thresholded findings need); `False` weighs every record the same, so that the probabilities are
+            calibrated to the class rates (what a likelihood needs).
 
     Returns:
         `(weight (C, H), bias (C,))`, float32.
     """
     features, targets = features.double(), targets.double()
     num_samples = features.shape[0]
-    positives = targets.sum(0).clamp(min=1)
-    negatives = (num_samples - targets.sum(0)).clamp(min=1)
-    # balanced: each class's positives and negatives carry half of the total weight
-    sample_weight = targets * (num_samples / (2 * positives)) + (1 - targets) * (num_samples / (2 * negatives))
+    sample_weight = None
+    if balanced:
+        positives = targets.sum(0).clamp(min=1)
+        negatives = (num_samples - targets.sum(0)).clamp(min=1)
+        sample_weight = targets * (num_samples / (2 * positives)) + (1 - targets) * (num_samples / (2 * negatives))
     weight = torch.zeros(targets.shape[1], features.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(targets.shape[1], dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")

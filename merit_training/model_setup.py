@@ -97,11 +97,9 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
         text_source if text_source not in (None, "scratch") else default_text_model()
     )
     ecg = config.ecg_config
+    scaling = {} if model_args.ecg_scaling is None else {"scaling": model_args.ecg_scaling}  # unset: the processor's
     feature_extractor = MeritFeatureExtractor(
-        sampling_rate=ecg.sampling_rate,
-        num_samples=ecg.num_samples,
-        feature_size=ecg.num_leads,
-        scaling=model_args.ecg_scaling or "per_lead_zscore",
+        sampling_rate=ecg.sampling_rate, num_samples=ecg.num_samples, feature_size=ecg.num_leads, **scaling
     )
     processor = MeritProcessor(
         feature_extractor, AutoTokenizer.from_pretrained(tokenizer_source), max_text_length=model_args.max_text_length
@@ -128,9 +126,10 @@ def optimizer_parameter_groups(
     """
     AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
     on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
-    (`text_model.*`) in groups of its own with that learning rate (its projection, when it has weights, is trained from
-    scratch and keeps the main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]` when `text_learning_rate`
-    is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
+    (`text_model.*`) in groups of its own with that learning rate (its projection, when it has weights, is trained
+    from scratch and keeps the main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]`
+    when `text_learning_rate` is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer
+    state by group).
     """
     decayed_weights = {id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)}
     groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}

@@ -35,11 +35,16 @@ def last_validation_entry(checkpoint: str) -> dict:
 
 def checkpoint_scores(checkpoint: str, data_dir: str, batch_size: int, device: str) -> dict:
     """Zero-shot scores and labels of the labelled validation records, retrieval ranks of the validation reports."""
-    from merit_evaluation.data import load_evaluation_dataset, preprocess_split
-    from merit_evaluation.harness import EvaluationHarness, extract_pooled_features
+    from merit_evaluation.data import load_evaluation_dataset, preprocess_ecg_inputs
+    from merit_evaluation.harness import EvaluationHarness
     from merit_evaluation.prompts import class_prompts
     from merit_evaluation.report_generation import load_report_dataset
-    from merit_evaluation.retrieval import chance_recall, report_embeddings, retrieval_ranks
+    from merit_evaluation.retrieval import (
+        chance_recall,
+        pool_ecg_embeddings,
+        report_embeddings,
+        retrieval_ranks,
+    )
     from merit_evaluation.zero_shot import class_text_embeddings, project_ecg_features
     from modeling_merit import MeritModel, MeritProcessor
     from modeling_merit.zero_shot_merit import zero_shot_scores
@@ -64,14 +69,8 @@ def checkpoint_scores(checkpoint: str, data_dir: str, batch_size: int, device: s
 
     pool = load_report_dataset(data_dir, "ptbxl")["validation"]
     reports = [str(report) for report in pool["report"]]
-    processed = preprocess_split(
-        pool.remove_columns([name for name in ("report", "multi_hot") if name in pool.column_names]),
-        processor.feature_extractor,
-        batch_size=batch_size,
-    )
-    pool_ecg = project_ecg_features(
-        model, extract_pooled_features(model.ecg_model, processed, batch_size, device, "validation ECGs")
-    )
+    processed = preprocess_ecg_inputs(pool, processor.feature_extractor, batch_size)
+    pool_ecg = pool_ecg_embeddings(model, processed, batch_size, device, description="validation ECGs")
     ranks = retrieval_ranks(
         pool_ecg @ report_embeddings(model, processor, reports, batch_size, device).T, reports, reports
     )

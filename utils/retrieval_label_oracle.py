@@ -141,25 +141,17 @@ def simulated_reader_recall(
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, weight_decay: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """L2-regularised logistic regression per class (one linear layer, L-BFGS, `float64`) on `(n, D)` features and
-    `(n, C)` labels; returns the weights `(D, C)` and biases `(C,)`."""
+    """Logistic regression per class on `(n, D)` features and `(n, C)` labels, every record weighted the same (so the
+    probabilities follow the class rates), with the penalty `weight_decay * ||W||^2` on the mean cross-entropy
+    (`merit_training.findings.fit_logistic_regression`, L-BFGS); returns the weights `(D, C)` and biases `(C,)`."""
     import torch
 
-    x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor(labels, dtype=torch.float64)
-    weight = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+    from merit_training.findings import fit_logistic_regression
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ weight + bias, y)
-        loss = loss + weight_decay * weight.square().sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return weight.detach().numpy(), bias.detach().numpy()
+    weight, bias = fit_logistic_regression(
+        torch.as_tensor(features), torch.as_tensor(labels), l2=2 * weight_decay, max_iter=500, balanced=False
+    )
+    return weight.T.numpy(), bias.numpy()
 
 
 def choose_weight_decay(
@@ -203,27 +195,23 @@ def probe_probabilities(weights: tuple[np.ndarray, np.ndarray], features: np.nda
 
 def checkpoint_embeddings(checkpoint: str, data_dir: Path) -> dict[str, dict]:
     """Per split of `merit_evaluation.report_generation.load_report_dataset` (records with a report): `ecg_id`, the
-    checkpoint's projected, L2-normalised ECG embeddings and its report embeddings, as the retrieval task computes
+    checkpoint's unit-norm ECG embeddings `(n, E)` and report embeddings `(n, E)`, as the retrieval task computes
     them."""
     from transformers import AutoProcessor
 
-    from merit_evaluation.data import preprocess_split
-    from merit_evaluation.harness import extract_pooled_features
+    from merit_evaluation.data import preprocess_ecg_inputs
     from merit_evaluation.report_generation import load_report_dataset
-    from merit_evaluation.retrieval import report_embeddings
-    from merit_evaluation.zero_shot import project_ecg_features
+    from merit_evaluation.retrieval import pool_ecg_embeddings, report_embeddings
     from modeling_merit import MeritModel
 
     model = MeritModel.from_pretrained(checkpoint)
     processor = AutoProcessor.from_pretrained(checkpoint)
     embeddings = {}
     for name, split in load_report_dataset(data_dir, "ptbxl").items():
-        signals = split.remove_columns([column for column in ("report", "multi_hot") if column in split.column_names])
-        processed = preprocess_split(signals, processor.feature_extractor, batch_size=64, description=name)
-        pooled = extract_pooled_features(model.ecg_model, processed, 64, "cpu", f"ECG features, {name}")
+        processed = preprocess_ecg_inputs(split, processor.feature_extractor, 64, description=name)
         embeddings[name] = {
             "ecg_id": list(split["ecg_id"]),
-            "ecg": project_ecg_features(model, pooled),
+            "ecg": pool_ecg_embeddings(model, processed, 64, "cpu", description=f"ECG features, {name}"),
             "text": report_embeddings(model, processor, [str(report) for report in split["report"]], 64, "cpu"),
         }
     return embeddings
