@@ -20,7 +20,9 @@ out the current one), it measures:
   the same model (`masked` view) with and without it, side by side in the same way, the cache filled first as one
   epoch would fill it (that one-off cost, the number of distinct reports and the cache's size are reported too);
 - **patch dropout in the full view** (`contrastive_patch_keep_ratio`): the `full` view seeing every patch vs a
-  random `--patch_keep_ratio` of each lead's patches in training, side by side in the same way.
+  random `--patch_keep_ratio` of each lead's patches in training, side by side in the same way;
+- **the reconstruction decoder** (`decoder_mode`): the default recipe with the `axial` decoder (train_merit.py's
+  default) vs the `lead_wise` one, side by side in the same way.
 
 The table reports medians over the measured iterations (after `--warmup` iterations).
 
@@ -49,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +65,7 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import DataLoaderConfiguration  # noqa: E402
 
 from dataset_scripts.registry import DATASETS  # noqa: E402
-from merit_training.arguments import ModelArguments, TrainingArguments  # noqa: E402
+from merit_training.arguments import DEFAULT_DECODER_MODE, ModelArguments, TrainingArguments  # noqa: E402
 from merit_training.data import (  # noqa: E402
     ECGReportCollator,
     build_train_dataloader,
@@ -82,8 +85,19 @@ def default_keep_ratio(view: str) -> float:
     return ModelArguments.contrastive_patch_keep_ratio if view == "full" else 1.0
 
 
-CACHE_VARIANTS = {"text cache": ("masked", True, 1.0), "no text cache": ("masked", False, 1.0)}
-"""The text-cache comparison: variant name -> (contrastive view, `cache_text_features`, patch keep ratio)."""
+class Variant(NamedTuple):
+    """One model of a side-by-side comparison: how it differs from train_merit.py's new model."""
+
+    view: str
+    cache_text_features: bool
+    keep_ratio: float
+    decoder_mode: str = DEFAULT_DECODER_MODE
+
+
+CACHE_VARIANTS = {"text cache": Variant("masked", True, 1.0), "no text cache": Variant("masked", False, 1.0)}
+DECODER_VARIANTS = {
+    mode: Variant("full", True, default_keep_ratio("full"), decoder_mode=mode) for mode in ("axial", "lead_wise")
+}
 
 
 def memory_kib(field: str) -> int:
@@ -140,20 +154,21 @@ def batches_forever(dataloader):
         epoch += 1
 
 
-def build(args: argparse.Namespace, cache_dir: str, variants: dict[str, tuple[str, bool, float]]):
+def build(args: argparse.Namespace, cache_dir: str, variants: dict[str, Variant]):
     """`(trainers by variant, train dataloader, training split, loader workers, processor)` set up as train_merit.py
-    does (with the same `merit_training` functions); `variants` maps a name to (contrastive view,
-    `cache_text_features`, `contrastive_patch_keep_ratio`), every variant starting from the same weights."""
+    does (with the same `merit_training` functions); `variants` maps a name to its `Variant`, every variant starting
+    from the same weights (the decoders' weights have the same shapes in every mode)."""
     training_args = TrainingArguments(per_device_train_batch_size=args.batch_size)
     accelerator = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     model, processor = build_model_and_processor(
         ModelArguments(model_preset=args.preset, text_model_name_or_path=args.text_model_name_or_path)
     )
     models = {name: model if index == 0 else copy.deepcopy(model) for index, name in enumerate(variants)}
-    for name, (view, cache, keep_ratio) in variants.items():
-        models[name].config.contrastive_view = view
-        models[name].config.contrastive_patch_keep_ratio = keep_ratio
-        models[name].merit.enable_text_feature_cache(cache)
+    for name, variant in variants.items():
+        models[name].config.contrastive_view = variant.view
+        models[name].config.contrastive_patch_keep_ratio = variant.keep_ratio
+        models[name].decoder.config.decoder_mode = variant.decoder_mode  # the decoder reads it at each forward
+        models[name].merit.enable_text_feature_cache(variant.cache_text_features)
     trainers = {name: Trainer(accelerator, models[name], training_args) for name in variants}
 
     train = load_pretraining_splits("ptbxl", str(DATASETS["ptbxl"].default_data_dir), cache_dir=cache_dir)["train"]
@@ -201,7 +216,7 @@ def timed_iterations(args: argparse.Namespace, trainers: dict, dataloader, seed:
 
 def measure_memory(args: argparse.Namespace, cache_dir: str) -> dict:
     """Worker of one view (`args.memory_view`): peak resident set of training it, and of its last step's growth."""
-    view_variant = (args.memory_view, True, default_keep_ratio(args.memory_view))
+    view_variant = Variant(args.memory_view, True, default_keep_ratio(args.memory_view))
     trainers, dataloader, _, _, _ = build(args, cache_dir, {args.memory_view: view_variant})
     trainer = trainers[args.memory_view]
     batches = batches_forever(dataloader)
@@ -239,11 +254,28 @@ def memory_in_subprocess(args: argparse.Namespace, view: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def side_by_side(
+    args: argparse.Namespace, cache_dir: str, seed: int, variants: dict[str, Variant]
+) -> tuple[dict[str, float], float]:
+    """Two variants trained side by side: `({"<name>_step_seconds": median step incl. data wait}, median of the
+    per-iteration compute-time ratios first / second variant)`, names with spaces turned into underscores."""
+    trainers, dataloader, _, _, _ = build(args, cache_dir, variants)
+    rows = timed_iterations(args, trainers, dataloader, seed)
+    del trainers, dataloader
+    gc.collect()
+    first, second = variants
+    steps = {
+        f"{name.replace(' ', '_')}_step_seconds": statistics.median(row["wait"] + row[name] for row in rows)
+        for name in variants
+    }
+    return steps, statistics.median(row[first] / row[second] for row in rows)
+
+
 def run(args: argparse.Namespace, cache_dir: str) -> dict:
     """Runs the benchmark (`cache_dir`: where `datasets` prepares the PTB-XL excerpt); returns the results."""
     seed = TrainingArguments.seed
     trainers, dataloader, train, num_workers, processor = build(
-        args, cache_dir, {view: (view, True, default_keep_ratio(view)) for view in VIEWS}
+        args, cache_dir, {view: Variant(view, True, default_keep_ratio(view)) for view in VIEWS}
     )
     num_records = len(train)
     logger.info(
@@ -265,19 +297,19 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
     )
     del cache_trainers, cache_dataloader
     gc.collect()
-    patch_variants = {"every patch": ("full", True, 1.0), "patch dropout": ("full", True, args.patch_keep_ratio)}
-    patch_trainers, patch_dataloader, _, _, _ = build(args, cache_dir, patch_variants)
-    patch_rows = timed_iterations(args, patch_trainers, patch_dataloader, seed)
+    patch_steps, patch_ratio = side_by_side(
+        args,
+        cache_dir,
+        seed,
+        {"every patch": Variant("full", True, 1.0), "patch dropout": Variant("full", True, args.patch_keep_ratio)},
+    )
     patch_dropout = {
         "keep_ratio": args.patch_keep_ratio,
-        **{f"{name.replace(' ', '_')}_step_seconds": statistics.median(row["wait"] + row[name] for row in patch_rows)
-           for name in patch_variants},
-        "every_patch_over_dropout_compute_ratio": statistics.median(
-            row["every patch"] / row["patch dropout"] for row in patch_rows
-        ),
-    }  # fmt: skip
-    del patch_trainers, patch_dataloader
-    gc.collect()
+        **patch_steps,
+        "every_patch_over_dropout_compute_ratio": patch_ratio,
+    }
+    decoder_steps, decoder_ratio = side_by_side(args, cache_dir, seed, DECODER_VARIANTS)
+    decoder = {**decoder_steps, "axial_over_lead_wise_compute_ratio": decoder_ratio}
     memory = {view: memory_in_subprocess(args, view) for view in VIEWS}
 
     results = {"setup": {
@@ -297,6 +329,7 @@ def run(args: argparse.Namespace, cache_dir: str) -> dict:
     results["full_over_masked_compute_ratio"] = statistics.median(row["full"] / row["masked"] for row in rows)
     results["text_cache"] = text_cache
     results["patch_dropout"] = patch_dropout
+    results["decoder"] = decoder
     return results
 
 
@@ -334,6 +367,13 @@ def report(results: dict) -> str:
         f"(same batches, side by side): step {patch['every_patch_step_seconds']:.2f} s vs "
         f"{patch['patch_dropout_step_seconds']:.2f} s; compute time every patch / dropout: "
         f"{patch['every_patch_over_dropout_compute_ratio']:.2f}x.",
+    ]
+    decoder = results["decoder"]
+    lines += [
+        "",
+        f"Reconstruction decoder, axial vs lead_wise (the default recipe otherwise; same batches, side by side): step "
+        f"{decoder['axial_step_seconds']:.2f} s vs {decoder['lead_wise_step_seconds']:.2f} s; compute time axial / "
+        f"lead_wise: {decoder['axial_over_lead_wise_compute_ratio']:.2f}x.",
     ]
     return "\n".join(lines)
 

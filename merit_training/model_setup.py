@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 
 from modeling_merit import MeritConfig, MeritFeatureExtractor, MeritForPreTraining, MeritProcessor
 
-from .arguments import ModelArguments
+from .arguments import DEFAULT_DECODER_MODE, ModelArguments
 from .data import derived_seed
 
 
@@ -74,6 +74,8 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
             "contrastive_view": model_args.contrastive_view,
             "contrastive_patch_keep_ratio": model_args.contrastive_patch_keep_ratio,
         }
+        # the demo's decoder, unless --config_overrides names one
+        recipe["ecg_config"] = {"decoder_mode": model_args.decoder_mode or DEFAULT_DECODER_MODE}
         if model_args.logit_scale_max is not None:
             recipe["logit_scale_max"] = model_args.logit_scale_max
         recipe["text_projection_head"] = model_args.text_projection_head
@@ -82,7 +84,7 @@ def build_model_and_processor(model_args: ModelArguments) -> tuple[MeritForPreTr
             recipe["projection_dim"] = MeritConfig.from_preset(
                 model_args.model_preset, **text_only
             ).text_config.hidden_size
-        config = MeritConfig.from_preset(model_args.model_preset, **{**recipe, **overrides})
+        config = MeritConfig.from_preset(model_args.model_preset, **merge_config_dicts(recipe, overrides))
 
     model = MeritForPreTraining(config)
     if text_source not in (None, "scratch"):

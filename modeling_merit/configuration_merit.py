@@ -108,6 +108,7 @@ def _with_legacy_values(config_dict: dict, legacy_values: dict) -> dict:
 
 PROJECTION_HEADS = ("mlp_bn", "linear")
 TEXT_PROJECTION_HEADS = (*PROJECTION_HEADS, "standardize")
+DECODER_MODES = ("axial", "joint", "lead_wise")
 
 
 def _check_choice(field: str, value, allowed) -> None:
@@ -185,7 +186,9 @@ class MeritECGConfig(PreTrainedConfig):
         decoder_intermediate_size (`int`, *optional*, defaults to 1024):
             Width of the decoder MLPs.
         decoder_mode (`str`, *optional*, defaults to `"lead_wise"`):
-            `"lead_wise"` decodes each lead on its own (as ST-MEM does); `"joint"` decodes all leads in one sequence.
+            `"lead_wise"` decodes each lead on its own (as ST-MEM does); `"joint"` decodes all leads in one sequence;
+            `"axial"` alternates layers across the leads at one time position (a hidden patch then sees the other
+            leads' visible patches of the same half second) and along the time of each lead, starting across.
         mask_ratio (`float`, *optional*, defaults to 0.75):
             Fraction of the patches of each lead hidden during masked ECG modelling, in [0, 1).
         norm_patch_loss (`bool`, *optional*, defaults to `False`):
@@ -265,7 +268,7 @@ class MeritECGConfig(PreTrainedConfig):
         _check_probability("mask_ratio", self.mask_ratio)
         _check_probability("hidden_dropout_prob", self.hidden_dropout_prob)
         _check_probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)
-        _check_choice("decoder_mode", self.decoder_mode, {"lead_wise", "joint"})
+        _check_choice("decoder_mode", self.decoder_mode, DECODER_MODES)
         _check_choice("patch_embedding_norm", self.patch_embedding_norm, {"pre_and_post", "post", "none"})
         if self.num_patches_to_keep < 1:
             raise ValueError(

@@ -656,16 +656,45 @@ class MeritDecoder(nn.Module):
         hidden_states = torch.cat([tokens[:, :, :1], patches, tokens[:, :, -1:]], dim=2)
         hidden_states = hidden_states + self.time_position_embedding + self.lead_embedding[None, :, None, :]
 
-        if self.config.decoder_mode == "lead_wise":
-            hidden_states, attention_mask = hidden_states.flatten(0, 1), None
+        if self.config.decoder_mode == "axial":
+            hidden_states = self._axial_layers(hidden_states, lead_mask)
         else:
-            hidden_states = hidden_states.flatten(1, 2)
-            token_present = lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1)
-            attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
+            if self.config.decoder_mode == "lead_wise":
+                hidden_states, attention_mask = hidden_states.flatten(0, 1), None
+            else:
+                hidden_states = hidden_states.flatten(1, 2)
+                token_present = lead_mask[:, :, None].expand(-1, -1, num_patches + 2).flatten(1)
+                attention_mask = lead_padding_mask(self.config, hidden_states, token_present)
+            for layer in self.layers:
+                hidden_states = layer(hidden_states, attention_mask)
         hidden_states = self.norm(hidden_states).reshape(batch_size, num_leads, num_patches + 2, -1)
         return self.prediction(hidden_states[:, :, 1:-1])
+
+    def _axial_layers(self, hidden_states: torch.Tensor, lead_mask: torch.Tensor) -> torch.Tensor:
+        """
+        The layers of the `"axial"` decoder: even layers attend across the present leads at one time position (patch
+        tokens only), odd layers along the time of one lead (with its separators).
+
+        Args:
+            hidden_states (`torch.FloatTensor` of shape `(B, L, N + 2, W)`).
+            lead_mask (`torch.BoolTensor` of shape `(B, L)`).
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, L, N + 2, W)`.
+        """
+        batch_size, num_leads, num_positions, _ = hidden_states.shape
+        num_patches = num_positions - 2
+        # (B N, L): which leads each time position's sequence may attend to
+        lead_present = lead_mask[:, None, :].expand(-1, num_patches, -1).flatten(0, 1).bool()
+        for index, layer in enumerate(self.layers):
+            if index % 2 == 0:
+                across_leads = hidden_states[:, :, 1:-1].transpose(1, 2).flatten(0, 1)  # (B N, L, W)
+                attention_mask = lead_padding_mask(self.config, across_leads, lead_present)
+                patches = layer(across_leads, attention_mask).unflatten(0, (batch_size, num_patches)).transpose(1, 2)
+                hidden_states = torch.cat([hidden_states[:, :, :1], patches, hidden_states[:, :, -1:]], dim=2)
+            else:
+                hidden_states = layer(hidden_states.flatten(0, 1)).unflatten(0, (batch_size, num_leads))
+        return hidden_states
 
 
 # --------------------------------------------------------------------------------------------------------------------

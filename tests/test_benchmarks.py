@@ -164,6 +164,9 @@ def test_training_benchmark_reports_throughput_data_wait_memory_and_view_ratio(t
         and patch["patch_dropout_step_seconds"] > 0
     )
     assert patch["every_patch_over_dropout_compute_ratio"] > 0
+    decoder = results["decoder"]
+    assert decoder["axial_step_seconds"] > 0 and decoder["lead_wise_step_seconds"] > 0
+    assert decoder["axial_over_lead_wise_compute_ratio"] > 0
 
 
 @pytest.mark.slow

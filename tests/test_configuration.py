@@ -51,7 +51,10 @@ def test_round_trip(tmp_path):
         ({"mask_ratio": -0.1}, r"`mask_ratio` must be in \[0, 1\), got -0.1"),
         ({"mask_ratio": 0.99}, r"leaves no visible patch out of the 20 patches"),
         ({"patch_size": 0}, r"`patch_size` must be a positive integer, got 0"),
-        ({"decoder_mode": "diagonal"}, r"`decoder_mode` must be one of \['joint', 'lead_wise'\], got 'diagonal'"),
+        (
+            {"decoder_mode": "diagonal"},
+            r"`decoder_mode` must be one of \['axial', 'joint', 'lead_wise'\], got 'diagonal'",
+        ),
         (
             {"decoder_hidden_size": 30, "decoder_num_attention_heads": 4},
             r"`decoder_hidden_size` \(30\) must be divisible by `decoder_num_attention_heads` \(4\)",

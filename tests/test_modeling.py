@@ -18,6 +18,7 @@ from modeling_merit import (
     MeritForPreTraining,
     MeritModel,
 )
+from modeling_merit.modeling_merit import random_lead_masking
 
 
 BATCH = 3
@@ -85,10 +86,12 @@ def test_dual_encoder_shapes_and_features():
         model(input_values=ecg_batch())
 
 
-@pytest.mark.parametrize("decoder_mode", ["lead_wise", "joint"])
+@pytest.mark.parametrize("decoder_mode", ["lead_wise", "joint", "axial"])
 @pytest.mark.parametrize("contrastive_view", ["full", "masked"])
 def test_pretraining_shapes(decoder_mode, contrastive_view):
-    config = tiny_config(contrastive_view=contrastive_view, ecg_config={"decoder_mode": decoder_mode})
+    config = tiny_config(
+        contrastive_view=contrastive_view, ecg_config={"decoder_mode": decoder_mode, "decoder_num_hidden_layers": 2}
+    )
     model = MeritForPreTraining(config)
     input_ids, attention_mask = text_batch()
     out = model(input_values=ecg_batch(), input_ids=input_ids, attention_mask=attention_mask)
@@ -315,11 +318,40 @@ def test_missing_leads_cannot_change_the_output(attn_implementation):
     # ... while the lead mask itself does matter
     assert not torch.allclose(model(clean).pooler_output[0], out_clean.pooler_output[0])
 
-    pretraining = MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": "joint"})).eval()
-    noise = torch.rand(BATCH, 12, 20)
-    loss_clean = pretraining(input_values=clean, lead_mask=lead_mask, noise=noise).loss
-    loss_garbage = pretraining(input_values=garbage, lead_mask=lead_mask, noise=noise).loss
-    torch.testing.assert_close(loss_clean, loss_garbage)
+    for decoder_mode in ("joint", "axial"):  # the decoders whose attention crosses leads
+        ecg_config = {"decoder_mode": decoder_mode, "decoder_num_hidden_layers": 2}
+        pretraining = MeritForPreTraining(tiny_config(ecg_config=ecg_config)).eval()
+        noise = torch.rand(BATCH, 12, 20)
+        loss_clean = pretraining(input_values=clean, lead_mask=lead_mask, noise=noise).loss
+        loss_garbage = pretraining(input_values=garbage, lead_mask=lead_mask, noise=noise).loss
+        torch.testing.assert_close(loss_clean, loss_garbage, msg=decoder_mode)
+
+
+def test_axial_decoder_layers_alternate_across_leads_and_along_time():
+    """The first layer of the axial decoder mixes the leads at one time position and nothing else; the second mixes
+    the positions of one lead. Probed by changing one token of the encoder output."""
+    config = tiny_config(ecg_config={"decoder_mode": "axial", "decoder_num_hidden_layers": 2})
+    decoder = MeritForPreTraining(config).decoder.eval()
+    num_keep = config.ecg_config.num_patches_to_keep
+    ids_keep, _, _ = random_lead_masking((BATCH, 12), 20, num_keep, torch.rand(BATCH, 12, 20), "cpu")
+    lead_mask = torch.ones(BATCH, 12, dtype=torch.bool)
+    hidden = torch.randn(BATCH, 12 * (num_keep + 2), config.ecg_config.hidden_size)
+    changed = hidden.clone()
+    lead, slot = 3, 1  # the first visible patch of lead 3 (slot 0 is its separator)
+    changed.view(BATCH, 12, num_keep + 2, -1)[0, lead, slot] += 5.0
+    time = int(ids_keep[0, lead, slot - 1])
+
+    first_layer_only = copy.deepcopy(decoder)
+    first_layer_only.layers = first_layer_only.layers[:1]
+    with torch.no_grad():
+        moved = (first_layer_only(changed, ids_keep, lead_mask) - first_layer_only(hidden, ids_keep, lead_mask)).abs()
+    moved = moved[0].amax(-1) > 0  # (L, N)
+    assert moved[:, time].all() and moved.sum() == 12  # every lead at that time, nothing else
+
+    with torch.no_grad():
+        moved = (decoder(changed, ids_keep, lead_mask) - decoder(hidden, ids_keep, lead_mask)).abs()[0].amax(-1)
+    assert (moved > 0).all()  # through the second (along-time) layer, every position of every lead
+    assert decoder(hidden, ids_keep, lead_mask).shape == (BATCH, 12, 20, 50)
 
 
 def test_lead_mask_validation():
@@ -360,10 +392,12 @@ def _lead_mask_with_missing_leads() -> torch.Tensor:
     return lead_mask
 
 
-def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path):
+@pytest.mark.parametrize("decoder_mode", ["joint", "axial"])
+def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path, decoder_mode):
     """`from_pretrained(attn_implementation=...)` reaches every attention layer (encoder, decoder, text tower), and the
-    two kernels agree on every output, with missing leads (key padding) in the encoder and the joint decoder."""
-    MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": "joint"})).save_pretrained(tmp_path)
+    two kernels agree on every output, with missing leads (key padding) in the encoder and in a decoder whose
+    attention crosses leads (joint, or axial's layer across the leads)."""
+    MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": decoder_mode})).save_pretrained(tmp_path)
     models = {
         implementation: MeritForPreTraining.from_pretrained(tmp_path, attn_implementation=implementation).eval()
         for implementation in ("eager", "sdpa")

@@ -66,6 +66,12 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--config_overrides", '{"ecg_config": {"mask_ration": 0.5}}'], ["mask_ration"]),
         (["--report_sentence_dropout", "1.0"], ["--report_sentence_dropout"]),
         (["--text_projection_head", "identity"], ["--text_projection_head"]),
+        (["--decoder_mode", "diagonal"], ["--decoder_mode", "axial, joint, lead_wise"]),
+        (
+            ["--decoder_mode", "axial", "--model_name_or_path", "ckpt"],
+            ["--decoder_mode axial", "--model_name_or_path"],
+        ),
+        (["--decoder_mode", "joint", "--config_file", "c.json"], ["--decoder_mode joint", "--config_file"]),
         (["--ecg_scaling", "minmax"], ["--ecg_scaling"]),
         (["--ecg_scaling", "none", "--model_name_or_path", "ckpt"], ["--ecg_scaling none", "--model_name_or_path"]),
         (

@@ -90,6 +90,26 @@ def test_ecg_scaling_reaches_the_processor_and_its_saved_config(tmp_path, scalin
     assert MeritProcessor.from_pretrained(tmp_path).feature_extractor.scaling == scaling
 
 
+@pytest.mark.parametrize(
+    "flag, overrides, expected",
+    [
+        (None, None, "axial"),  # the demo's decoder
+        ("lead_wise", None, "lead_wise"),
+        (None, '{"ecg_config": {"decoder_mode": "joint", "mask_ratio": 0.5}}', "joint"),  # overrides win, nested
+    ],
+)
+def test_decoder_mode_of_a_new_model(flag, overrides, expected):
+    model, _ = model_setup.build_model_and_processor(
+        ModelArguments(
+            model_preset="tiny", text_model_name_or_path="scratch", decoder_mode=flag, config_overrides=overrides
+        )
+    )
+    ecg = model.config.ecg_config
+    assert ecg.decoder_mode == expected
+    assert ecg.hidden_size == 64  # the preset's other fields stay
+    assert ecg.mask_ratio == (0.5 if overrides else 0.75)
+
+
 def test_a_trained_text_projection_keeps_the_presets_shared_width(minilm_dir):
     model, _ = model_setup.build_model_and_processor(
         ModelArguments(model_preset="tiny", text_model_name_or_path=str(minilm_dir), text_projection_head="mlp_bn")
