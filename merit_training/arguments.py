@@ -316,6 +316,26 @@ class TrainingArguments:
     )
 
 
+def new_model_flag_problems(
+    model_args: ModelArguments, flag: str, choices: Sequence[str], kept_by: dict[str, str]
+) -> list[str]:
+    """
+    Problems with a flag that only sets up a new model and is unset (`None`) by default: a value outside `choices`,
+    or a value given together with a source of `kept_by` (a `ModelArguments` field that brings its own setting,
+    mapped to the sentence that says so).
+    """
+    value = getattr(model_args, flag)
+    if value is None:
+        return []
+    if value not in choices:
+        return [f"--{flag} must be one of {', '.join(choices)}, got {value!r}."]
+    return [
+        f"--{flag} {value} applies to a new model; {reason}"
+        for source, reason in kept_by.items()
+        if getattr(model_args, source)
+    ]
+
+
 def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Rejects invalid flag combinations before any work starts, naming the flags involved."""
     from modeling_merit.configuration_merit import DECODER_MODES, ECG_PRESETS, TEXT_PROJECTION_HEADS
@@ -335,23 +355,25 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
             f"--text_projection_head must be one of {', '.join(TEXT_PROJECTION_HEADS)}, got "
             f"{model_args.text_projection_head!r}."
         )
-    if model_args.decoder_mode is not None and model_args.decoder_mode not in DECODER_MODES:
-        problems.append(f"--decoder_mode must be one of {', '.join(DECODER_MODES)}, got {model_args.decoder_mode!r}.")
-    elif model_args.decoder_mode is not None:
-        for source, what in (("model_name_or_path", "a checkpoint's config"), ("config_file", "the config file")):
-            if getattr(model_args, source):
-                problems.append(
-                    f"--decoder_mode {model_args.decoder_mode} applies to a new model from --model_preset; with "
-                    f"--{source} the decoder is {what}'s (change it with --config_overrides "
-                    '\'{"ecg_config": {"decoder_mode": ...}}\').'
-                )
-    if model_args.ecg_scaling is not None and model_args.ecg_scaling not in SCALING_MODES:
-        problems.append(f"--ecg_scaling must be one of {', '.join(SCALING_MODES)}, got {model_args.ecg_scaling!r}.")
-    elif model_args.model_name_or_path and model_args.ecg_scaling is not None:
-        problems.append(
-            f"--ecg_scaling {model_args.ecg_scaling} applies to a new model; a checkpoint given with "
-            "--model_name_or_path keeps its own processor (its scaling is in processor_config.json)."
-        )
+    change_decoder = '(change it with --config_overrides \'{"ecg_config": {"decoder_mode": ...}}\')'
+    problems += new_model_flag_problems(
+        model_args,
+        "decoder_mode",
+        DECODER_MODES,
+        {
+            "model_name_or_path": f"with --model_name_or_path the decoder is the checkpoint config's {change_decoder}.",
+            "config_file": f"with --config_file the decoder is the config file's {change_decoder}.",
+        },
+    )
+    problems += new_model_flag_problems(
+        model_args,
+        "ecg_scaling",
+        SCALING_MODES,
+        {
+            "model_name_or_path": "a checkpoint given with --model_name_or_path keeps its own processor (its scaling "
+            "is in processor_config.json)."
+        },
+    )
     if model_args.config_overrides:
         from modeling_merit import MeritConfig
 

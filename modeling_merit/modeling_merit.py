@@ -686,13 +686,13 @@ class MeritDecoder(nn.Module):
         num_patches = num_positions - 2
         # (B N, L): which leads each time position's sequence may attend to
         lead_present = lead_mask[:, None, :].expand(-1, num_patches, -1).flatten(0, 1).bool()
-        attention_mask = None
+        across_mask = None  # the same for every across-lead layer, built by the first
         for index, layer in enumerate(self.layers):
             if index % 2 == 0:
                 across_leads = hidden_states[:, :, 1:-1].transpose(1, 2).flatten(0, 1)  # (B N, L, W)
-                if index == 0:
-                    attention_mask = lead_padding_mask(self.config, across_leads, lead_present)
-                patches = layer(across_leads, attention_mask).unflatten(0, (batch_size, num_patches)).transpose(1, 2)
+                if across_mask is None:
+                    across_mask = lead_padding_mask(self.config, across_leads, lead_present)
+                patches = layer(across_leads, across_mask).unflatten(0, (batch_size, num_patches)).transpose(1, 2)
                 hidden_states = torch.cat([hidden_states[:, :, :1], patches, hidden_states[:, :, -1:]], dim=2)
             else:
                 hidden_states = layer(hidden_states.flatten(0, 1)).unflatten(0, (batch_size, num_leads))
