@@ -118,7 +118,12 @@ def test_the_legacy_architecture_starts_on_the_saddle(real_batch):
 
 
 @pytest.mark.slow
-def test_pretraining_leaves_chance_level_and_predict_zero(real_batch):
-    measured = train_and_measure(tiny_config(), real_batch)
+@pytest.mark.parametrize(
+    "ecg_config",
+    [{}, {"decoder_mode": "axial", "decoder_num_hidden_layers": 2}],  # the preset's decoder; the demo's (both layers)
+    ids=["lead_wise", "axial"],
+)
+def test_pretraining_leaves_chance_level_and_predict_zero(real_batch, ecg_config):
+    measured = train_and_measure(tiny_config(ecg_config=ecg_config), real_batch)
     assert measured["contrastive_loss"] < math.log(NUM_RECORDS) - 1.0, measured
     assert measured["reconstruction_loss"] < 0.9 * measured["reconstruction_predict_zero"], measured
