@@ -316,7 +316,16 @@ def resume_or_start(
             (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
         return TrainingProgress(), None
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
-    accelerator.load_state(os.fspath(checkpoint))
+    try:
+        accelerator.load_state(os.fspath(checkpoint))
+    except ValueError as error:
+        if "parameter group" not in str(error):
+            raise
+        raise ValueError(
+            f"Cannot resume from {checkpoint}: its optimizer state does not fit this run's parameter groups ({error}). "
+            "The groups depend on whether --decoder_learning_rate is set: resume with the same choice as the run "
+            "that saved the checkpoint."
+        ) from error
     progress = read_progress(checkpoint)
     logger.info(
         f"Resumed from {checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})"
@@ -546,7 +555,9 @@ def main(argv: list[str] | None = None) -> Path:
     data = prepare_pretraining_data(data_args, training_args, data_dir, processor, accelerator)
 
     optimizer = torch.optim.AdamW(
-        optimizer_parameter_groups(model, training_args.weight_decay, training_args.text_learning_rate),
+        optimizer_parameter_groups(
+            model, training_args.weight_decay, training_args.text_learning_rate, training_args.decoder_learning_rate
+        ),
         lr=training_args.learning_rate,
         betas=(training_args.adam_beta1, training_args.adam_beta2),
     )

@@ -254,6 +254,14 @@ class TrainingArguments:
             "everything at one rate."
         },
     )
+    decoder_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate of the reconstruction decoder (decoder.*, trained by the reconstruction loss "
+            "only); unset, it uses --learning_rate. A faster decoder lowers the reconstruction loss; see the README "
+            "for what it costs the contrastive side."
+        },
+    )
     weight_decay: float = field(
         default=0.05,
         metadata={
@@ -403,7 +411,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         problems.append(f"--eval_steps must be >= 0, got {training_args.eval_steps}.")
     if not 0 <= training_args.warmup_ratio < 1:
         problems.append(f"--warmup_ratio must be in [0, 1), got {training_args.warmup_ratio}.")
-    problems += non_positive_problems(training_args, ("learning_rate", "text_learning_rate"))
+    problems += non_positive_problems(training_args, ("learning_rate", "text_learning_rate", "decoder_learning_rate"))
     if training_args.mixed_precision not in (None, "no", "fp16", "bf16"):
         problems.append(f"--mixed_precision must be no, fp16 or bf16, got {training_args.mixed_precision!r}.")
     if training_args.push_to_hub and not training_args.hub_model_id:

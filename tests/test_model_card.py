@@ -125,3 +125,19 @@ def test_card_names_the_projection_heads():
     assert "projections: ECG mlp_bn, text standardize (no weights: the frozen text space, centred and scaled);" in (
         describe_architecture(standardized)
     )
+
+
+def test_card_names_a_decoder_learning_rate_only_when_set(tokenizer):
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    processor = MeritProcessor(MeritFeatureExtractor(), tokenizer, max_text_length=32)
+
+    def configuration(run_config):
+        return model_card_values(
+            model, processor, run_config, model_id=MODEL_ID, dataset_name="ptbxl", num_train_records=8,
+            completed_steps=1, effective_batch_size=8, hardware="1 x cpu", duration_seconds=1.0,
+        )["training_configuration"]  # fmt: skip
+
+    assert "AdamW (lr 0.001, betas" in configuration({"learning_rate": 1e-3, "decoder_learning_rate": None})
+    assert "AdamW (lr 0.001, decoder 0.003, betas" in configuration(
+        {"learning_rate": 1e-3, "decoder_learning_rate": 3e-3}
+    )

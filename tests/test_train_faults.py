@@ -70,6 +70,20 @@ def test_interrupt_and_resume_gives_bitwise_identical_weights(
     assert state["completed_steps"] == max_steps
 
 
+def test_resuming_with_other_parameter_groups_names_the_flag(tmp_path, cache_dir):
+    output_dir = tmp_path / "run"
+    common = ["--max_train_samples", "8", "--checkpointing_steps", "1"]
+    train_merit.main(tiny_train_args(output_dir, cache_dir, *common, "--max_train_steps", "1"))
+    with pytest.raises(ValueError, match="--decoder_learning_rate") as caught:
+        train_merit.main(
+            tiny_train_args(
+                output_dir, cache_dir, *common, "--max_train_steps", "2", "--decoder_learning_rate", "3e-3",
+                "--resume_from_checkpoint", "latest",
+            )
+        )  # fmt: skip
+    assert "checkpoint-1" in str(caught.value)
+
+
 def test_random_crops_depend_on_the_records_not_on_the_global_rng(tiny_processor_with_crops):
     collator = ECGReportCollator(tiny_processor_with_crops, crop="random", seed=7)
     rng = np.random.default_rng(0)

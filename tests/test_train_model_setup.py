@@ -155,6 +155,24 @@ def test_the_text_tower_gets_its_own_learning_rate():
     assert [group["lr"] for group in optimizer.param_groups] == [1e-3, 1e-3, 3e-5, 3e-5]
 
 
+def test_the_decoder_gets_its_own_learning_rate_after_the_text_tower():
+    model = MeritForPreTraining(MeritConfig.from_preset("tiny"))
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    groups = model_setup.optimizer_parameter_groups(
+        model, weight_decay=0.05, text_learning_rate=3e-5, decoder_learning_rate=3e-3
+    )
+    assert [(group.get("lr"), group["weight_decay"]) for group in groups] == [
+        (None, 0.05), (None, 0.0), (3e-5, 0.05), (3e-5, 0.0), (3e-3, 0.05), (3e-3, 0.0)
+    ]  # fmt: skip
+    decoder_names = {names[id(parameter)] for group in groups[4:] for parameter in group["params"]}
+    assert decoder_names == {name for name in names.values() if name.startswith("decoder.")}
+    assert "decoder.mask_token" in {names[id(parameter)] for parameter in groups[5]["params"]}  # a token: no decay
+    # without a text rate the decoder pair follows the main pair
+    groups = model_setup.optimizer_parameter_groups(model, weight_decay=0.05, decoder_learning_rate=3e-3)
+    assert [group.get("lr") for group in groups] == [None, None, 3e-3, 3e-3]
+    assert {names[id(parameter)] for group in groups[2:] for parameter in group["params"]} == decoder_names
+
+
 def test_step_seeds_are_fixed_by_the_position_in_training():
     seeds = {
         model_setup.step_seed(42, step, batch, process)
