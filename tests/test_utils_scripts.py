@@ -2,8 +2,9 @@
 """The experiment scripts of utils/: compare_checkpoints.py (the weighted metrics behind its paired comparison and
 the tables it prints), compare_generations.py (paired comparison of generations.jsonl files), compare_text_towers.py
 (nearest-report label agreement), rewrite_reports_in_english.py (the glossary rewrite), findings_vs_reports.py
-(findings in the prompt vs statements in the generated report) and retrieval_label_oracle.py (retrieval by the
-records' own statements, and by simulated and linear-probe readers of a given AUROC)."""
+(findings in the prompt vs statements in the generated report), retrieval_label_oracle.py (retrieval by the
+records' own statements, and by simulated and linear-probe readers of a given AUROC) and
+learned_extractor_baseline.py (a learned clinical-efficacy extractor against the rules)."""
 
 import importlib.util
 import json
@@ -29,6 +30,7 @@ compare_text_towers = load_script("compare_text_towers")
 rewrite_reports_in_english = load_script("rewrite_reports_in_english")
 findings_vs_reports = load_script("findings_vs_reports")
 retrieval_label_oracle = load_script("retrieval_label_oracle")
+learned_extractor_baseline = load_script("learned_extractor_baseline")
 
 
 def test_text_tower_neighbour_agreement():
@@ -256,3 +258,32 @@ def test_probe_reader_separates_separable_classes():
     assert np.abs(squeezed - labels.mean(axis=0)).max() < 0.1 < np.abs(probabilities - labels.mean(axis=0)).min()
     noisy = np.concatenate([features[:, :2] + generator.standard_normal((200, 2)), features[:, 2:]], axis=1)
     assert retrieval_label_oracle.choose_weight_decay(noisy, labels, candidates=(1e-4, 10.0)) == 1e-4
+
+
+def test_learned_extractor_learns_a_keyword_and_scores_micro_f1():
+    texts = [f"{prefix} record {index}" for index in range(12) for prefix in ("sinus rhythm", "old infarct")]
+    truth = np.array([[prefix == "old infarct"] for index in range(12) for prefix in ("sinus rhythm", "old infarct")])
+    predicted = learned_extractor_baseline.fit_predict(
+        texts, None, truth, ["old infarct seen", "sinus rhythm only"], None, inverse_l2=10.0
+    )
+    assert predicted.tolist() == [[True], [False]]
+    truth, predicted = np.array([[True, False], [True, True]]), np.array([[True, True], [False, True]])
+    assert learned_extractor_baseline.superclass_micro_f1(truth, predicted) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+
+
+def test_learned_extractor_reports_the_rules_ceiling_of_the_shipped_excerpt(capsys):
+    import pandas as pd
+
+    from merit_evaluation.clinical_efficacy import SPLIT_FOLDS, reference_statistics
+
+    data_dir = Path(__file__).resolve().parent.parent / "data" / "ptbxl-sample"
+    learned_extractor_baseline.main([str(data_dir), "--n_bootstrap", "20"])
+    output = capsys.readouterr().out
+    database = pd.read_csv(data_dir / "ptbxl_database.csv", index_col="ecg_id")
+    for split in ("validation", "test"):
+        statistics = reference_statistics(database, SPLIT_FOLDS[split])
+        ceiling = statistics.values(np.ones((1, statistics.n_samples)))["ce_super_f1_micro"][0]
+        block = output.split(f"\n{split} ")[1]
+        assert f"{statistics.n_samples} reports" in block.splitlines()[0]
+        assert f"rules         {ceiling:.3f}" in block  # the same ceiling as the metric card's validation
+        assert "ngrams+rules" in block and "- rules:" in block
