@@ -307,30 +307,52 @@ def prepare_evaluation_loaders(accelerator: Accelerator, data: PretrainingData) 
 
 
 def resume_or_start(
-    accelerator: Accelerator, training_args: TrainingArguments, output_dir: Path
+    accelerator: Accelerator, training_args: TrainingArguments, output_dir: Path, optimizer=None
 ) -> tuple[TrainingProgress, Path | None]:
     """`(progress, last checkpoint)`: restored from `--resume_from_checkpoint`, or a fresh start (which also starts
-    a new training log)."""
+    a new training log). On resume the optimizer's learning rates are the saved run's: a flag that asks for other
+    rates (`--learning_rate`, `--text_learning_rate`, `--decoder_learning_rate`) is reported, not applied."""
     if not training_args.resume_from_checkpoint:
         if accelerator.is_main_process:
             (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
         return TrainingProgress(), None
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    requested = optimizer_peak_rates(optimizer)
     try:
         accelerator.load_state(os.fspath(checkpoint))
     except ValueError as error:
-        if "parameter group" not in str(error):
-            raise
-        raise ValueError(
-            f"Cannot resume from {checkpoint}: its optimizer state does not fit this run's parameter groups ({error}). "
-            "The groups depend on whether --decoder_learning_rate is set: resume with the same choice as the run "
-            "that saved the checkpoint."
-        ) from error
+        if "different number of parameter groups" in str(error):
+            raise ValueError(
+                f"Cannot resume from {checkpoint}: its optimizer has another number of parameter groups than this "
+                "run's. The groups depend on whether --decoder_learning_rate is set: resume with the same choice as "
+                "the run that saved the checkpoint."
+            ) from error
+        if "parameter group" in str(error):
+            raise ValueError(
+                f"Cannot resume from {checkpoint}: a parameter group of its optimizer holds another number of "
+                f"tensors than this run's ({error}). The trainable parameters differ from the saved run's: resume "
+                "with the same model flags (e.g. --text_freeze) as the run that saved the checkpoint."
+            ) from error
+        raise
+    restored = optimizer_peak_rates(optimizer)
+    if requested != restored:
+        logger.warning(
+            f"Resumed from {checkpoint} with its peak learning rates per parameter group {restored}; the flags of "
+            f"this run asked for {requested}, which a resumed run does not apply."
+        )
     progress = read_progress(checkpoint)
     logger.info(
         f"Resumed from {checkpoint} at step {progress.completed_steps} (epoch {progress.epoch}, batch {progress.batches_in_epoch})"
     )
     return progress, checkpoint
+
+
+def optimizer_peak_rates(optimizer) -> list[float] | None:
+    """The peak (`initial_lr`, set by the scheduler) learning rate of each parameter group; `None` without an
+    optimizer."""
+    if optimizer is None:
+        return None
+    return [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
 
 
 def clip_gradients(
@@ -602,7 +624,7 @@ def main(argv: list[str] | None = None) -> Path:
     best = BestModel(training_args.metric_for_best_model)
     if training_args.load_best_model_at_end and accelerator.distributed_type == DistributedType.FSDP:
         raise ValueError("--load_best_model_at_end keeps a full copy of the weights: it is not supported under FSDP.")
-    progress, last_checkpoint = resume_or_start(accelerator, training_args, output_dir)
+    progress, last_checkpoint = resume_or_start(accelerator, training_args, output_dir, optimizer)
     publisher = Publisher(
         accelerator,
         processor,

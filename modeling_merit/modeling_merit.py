@@ -686,12 +686,15 @@ class MeritDecoder(nn.Module):
         num_patches = num_positions - 2
         # (B N, L): which leads each time position's sequence may attend to
         lead_present = lead_mask[:, None, :].expand(-1, num_patches, -1).flatten(0, 1).bool()
-        across_mask = None  # the same for every across-lead layer, built by the first
+        # one mask for every across-lead layer (None when every lead is present); built from a stand-in of the
+        # layers' (B N, L, W) input, which the mask takes only for its shape, dtype and device
+        stand_in = hidden_states.new_empty(1, 1, 1).expand(
+            batch_size * num_patches, num_leads, hidden_states.shape[-1]
+        )
+        across_mask = lead_padding_mask(self.config, stand_in, lead_present)
         for index, layer in enumerate(self.layers):
             if index % 2 == 0:
                 across_leads = hidden_states[:, :, 1:-1].transpose(1, 2).flatten(0, 1)  # (B N, L, W)
-                if across_mask is None:
-                    across_mask = lead_padding_mask(self.config, across_leads, lead_present)
                 patches = layer(across_leads, across_mask).unflatten(0, (batch_size, num_patches)).transpose(1, 2)
                 hidden_states = torch.cat([hidden_states[:, :, :1], patches, hidden_states[:, :, -1:]], dim=2)
             else:

@@ -319,7 +319,8 @@ def test_missing_leads_cannot_change_the_output(attn_implementation):
     assert not torch.allclose(model(clean).pooler_output[0], out_clean.pooler_output[0])
 
     for decoder_mode in ("joint", "axial"):  # the decoders whose attention crosses leads
-        ecg_config = {"decoder_mode": decoder_mode, "decoder_num_hidden_layers": 2}
+        # 3 layers: axial has two across-lead layers, which share one mask
+        ecg_config = {"decoder_mode": decoder_mode, "decoder_num_hidden_layers": 3}
         pretraining = MeritForPreTraining(tiny_config(ecg_config=ecg_config)).eval()
         noise = torch.rand(BATCH, 12, 20)
         loss_clean = pretraining(input_values=clean, lead_mask=lead_mask, noise=noise).loss
@@ -397,7 +398,9 @@ def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path, 
     """`from_pretrained(attn_implementation=...)` reaches every attention layer (encoder, decoder, text tower), and the
     two kernels agree on every output, with missing leads (key padding) in the encoder and in a decoder whose
     attention crosses leads (joint, or axial's layer across the leads)."""
-    MeritForPreTraining(tiny_config(ecg_config={"decoder_mode": decoder_mode})).save_pretrained(tmp_path)
+    # 3 decoder layers: axial has two across-lead layers, which share one mask
+    ecg_config = {"decoder_mode": decoder_mode, "decoder_num_hidden_layers": 3}
+    MeritForPreTraining(tiny_config(ecg_config=ecg_config)).save_pretrained(tmp_path)
     models = {
         implementation: MeritForPreTraining.from_pretrained(tmp_path, attn_implementation=implementation).eval()
         for implementation in ("eager", "sdpa")
@@ -405,7 +408,7 @@ def test_attn_implementation_selects_the_kernel_and_sdpa_equals_eager(tmp_path, 
     for implementation, model in models.items():
         assert model.config._attn_implementation == implementation
         attention_layers = [module for module in model.modules() if type(module).__name__ == "MeritAttention"]
-        assert len(attention_layers) == 2 + 1  # encoder + decoder
+        assert len(attention_layers) == 2 + 3  # encoder + decoder
         assert {layer.config._attn_implementation for layer in attention_layers} == {implementation}
         assert model.text_model.config._attn_implementation == implementation
     input_ids, attention_mask = text_batch()

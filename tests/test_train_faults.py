@@ -4,9 +4,12 @@
 - a save interrupted half-way never damages the previous checkpoint, and `latest` ignores the `.tmp` folder;
 - a non-finite loss (or gradient norm) stops training with a message naming the step and the last good checkpoint,
   which is kept.
+- resuming with flags that change the optimizer's parameter groups fails with a message naming the flag; with flags
+  that change only the learning rates, the saved rates are kept and a warning says so.
 """
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -70,7 +73,7 @@ def test_interrupt_and_resume_gives_bitwise_identical_weights(
     assert state["completed_steps"] == max_steps
 
 
-def test_resuming_with_other_parameter_groups_names_the_flag(tmp_path, cache_dir):
+def test_resuming_with_other_optimizer_groups_or_rates_says_what_differs(tmp_path, cache_dir, caplog):
     output_dir = tmp_path / "run"
     common = ["--max_train_samples", "8", "--checkpointing_steps", "1"]
     train_merit.main(tiny_train_args(output_dir, cache_dir, *common, "--max_train_steps", "1"))
@@ -81,7 +84,24 @@ def test_resuming_with_other_parameter_groups_names_the_flag(tmp_path, cache_dir
                 "--resume_from_checkpoint", "latest",
             )
         )  # fmt: skip
-    assert "checkpoint-1" in str(caught.value)
+    assert "checkpoint-1" in str(caught.value) and "number of parameter groups" in str(caught.value)
+    with pytest.raises(ValueError, match="--text_freeze"):  # as many groups, other tensors in them
+        train_merit.main(
+            tiny_train_args(
+                output_dir, cache_dir, *common, "--max_train_steps", "2", "--text_freeze", "none",
+                "--resume_from_checkpoint", "latest",
+            )
+        )  # fmt: skip
+    # the same groups with another rate: the saved run's rates are kept, and the log says so
+    with caplog.at_level(logging.WARNING, logger="train_merit"):
+        train_merit.main(
+            tiny_train_args(
+                output_dir, cache_dir, *common, "--max_train_steps", "2", "--learning_rate", "5e-4",
+                "--resume_from_checkpoint", "latest",
+            )
+        )  # fmt: skip
+    warnings = [record.getMessage() for record in caplog.records if "does not apply" in record.getMessage()]
+    assert len(warnings) == 1 and "0.0005" in warnings[0] and "0.001" in warnings[0]
 
 
 def test_random_crops_depend_on_the_records_not_on_the_global_rng(tiny_processor_with_crops):
