@@ -150,6 +150,15 @@ def test_compare_generations_pairs_records_across_files(tmp_path):
     # the same reports: every difference is exactly 0; retrieval swapped both: CE-F1 micro 1 -> 0
     assert "| " + second + " | +0.000 (+0.000 to +0.000) |" in table
     assert f"| {first}:nearest-neighbour | **-1.000 (-1.000 to -1.000)** |" in table
+    # a generator averaged over runs (e.g. seeds): the first run (CE-F1 micro 1) and one that swapped both (0)
+    swapped = write_generations(
+        tmp_path / "d.jsonl",
+        [(1, normal, ["NORM", "SR"], True, {"MERIT": afib}), (4, afib, ["AFIB"], True, {"MERIT": normal})],
+    )
+    assert compare_generations.members(f"{first}+{swapped}:MERIT") == [f"{first}:MERIT", f"{swapped}:MERIT"]
+    table = compare_generations.comparison_tables([first, f"{first}+{swapped}"], n_bootstrap=50)
+    assert f"| {first}+{swapped} | 0.500 (0.500–0.500) |" in table
+    assert f"| {first}+{swapped} | **-0.500 (-0.500 to -0.500)** |" in table
     (tmp_path / "c.jsonl").write_text(
         json.dumps({"record_id": 1, "reference": "other", "statements": [], "scored": True, "generations": {}}) + "\n"
     )
