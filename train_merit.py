@@ -307,7 +307,7 @@ def prepare_evaluation_loaders(accelerator: Accelerator, data: PretrainingData) 
 
 
 def resume_or_start(
-    accelerator: Accelerator, training_args: TrainingArguments, output_dir: Path, optimizer=None
+    accelerator: Accelerator, training_args: TrainingArguments, output_dir: Path, optimizer
 ) -> tuple[TrainingProgress, Path | None]:
     """`(progress, last checkpoint)`: restored from `--resume_from_checkpoint`, or a fresh start (which also starts
     a new training log). On resume the optimizer's learning rates are the saved run's: a flag that asks for other
@@ -347,11 +347,8 @@ def resume_or_start(
     return progress, checkpoint
 
 
-def optimizer_peak_rates(optimizer) -> list[float] | None:
-    """The peak (`initial_lr`, set by the scheduler) learning rate of each parameter group; `None` without an
-    optimizer."""
-    if optimizer is None:
-        return None
+def optimizer_peak_rates(optimizer) -> list[float]:
+    """The peak (`initial_lr`, set by the scheduler) learning rate of each parameter group."""
     return [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
 
 

@@ -34,21 +34,22 @@ RULE_FEATURE_SCALE = 3.0
 
 
 def micro_f1_scorer(truth: np.ndarray, predicted: np.ndarray):
-    """The micro F1 of bool matrices `(n_samples, n_classes)` for any sample weights `(n_resamples, n_samples)`, as
-    `{"superclass_micro_f1": (n_resamples,)}` (the `WeightedMetrics` form of `merit_evaluation.metrics`)."""
+    """The superclass micro F1 of bool matrices `(n_samples, k)` (the first `k` superclasses, in `CE_CLASSES` order)
+    for any sample weights `(n_resamples, n_samples)`, as `{"superclass_micro_f1": (n_resamples,)}` (the
+    `WeightedMetrics` form of `merit_evaluation.metrics`), computed by the CE metric itself."""
+    from merit_evaluation.clinical_efficacy import CE_CLASSES, ClinicalEfficacyStatistics
 
-    def values(weights: np.ndarray) -> dict[str, np.ndarray]:
-        weighted = weights[:, :, None]
-        true_positive = (weighted * (truth & predicted)).sum(axis=(1, 2))
-        denominator = 2 * true_positive + (weighted * (truth ^ predicted)).sum(axis=(1, 2))
-        f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-        return {"superclass_micro_f1": f1}
+    def padded(matrix):
+        full = np.zeros((len(matrix), len(CE_CLASSES)), dtype=bool)
+        full[:, : matrix.shape[1]] = matrix
+        return full
 
-    return values
+    statistics = ClinicalEfficacyStatistics(truth=padded(truth), predicted=padded(predicted))
+    return lambda weights: {"superclass_micro_f1": statistics.values(weights)["ce_super_f1_micro"]}
 
 
 def superclass_micro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Micro F1 of bool matrices `(n_samples, n_classes)` (0 when there is nothing to count)."""
+    """Superclass micro F1 of bool matrices `(n_samples, k)` (0 when there is nothing to count)."""
     return float(micro_f1_scorer(truth, predicted)(np.ones((1, len(truth))))["superclass_micro_f1"][0])
 
 
