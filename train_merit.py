@@ -324,8 +324,9 @@ def resume_or_start(
         if "different number of parameter groups" in str(error):
             raise ValueError(
                 f"Cannot resume from {checkpoint}: its optimizer has another number of parameter groups than this "
-                "run's. The groups depend on whether --decoder_learning_rate is set: resume with the same choice as "
-                "the run that saved the checkpoint."
+                "run's. The groups depend on whether the decoder has a learning rate of its own: resume with the "
+                "--decoder_learning_rate of the run that saved the checkpoint (0 for a run without one, e.g. any "
+                "run saved before the decoder's rate had a default)."
             ) from error
         if "parameter group" in str(error):
             raise ValueError(
@@ -575,7 +576,10 @@ def main(argv: list[str] | None = None) -> Path:
 
     optimizer = torch.optim.AdamW(
         optimizer_parameter_groups(
-            model, training_args.weight_decay, training_args.text_learning_rate, training_args.decoder_learning_rate
+            model,
+            training_args.weight_decay,
+            training_args.text_learning_rate,
+            training_args.decoder_learning_rate or None,  # 0: no rate of its own
         ),
         lr=training_args.learning_rate,
         betas=(training_args.adam_beta1, training_args.adam_beta2),

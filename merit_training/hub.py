@@ -73,7 +73,7 @@ def model_card_values(
     config = model.config
     details = json.dumps(run_config, indent=2, sort_keys=True, default=str)
     decoder_rate = ""
-    if run_config.get("decoder_learning_rate") is not None:
+    if run_config.get("decoder_learning_rate"):  # 0 or unset (older runs): the decoder used the main rate
         decoder_rate = f", decoder {run_config['decoder_learning_rate']}"
     training_configuration = "\n".join(
         [

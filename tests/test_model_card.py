@@ -137,7 +137,8 @@ def test_card_names_a_decoder_learning_rate_only_when_set(tokenizer):
             completed_steps=1, effective_batch_size=8, hardware="1 x cpu", duration_seconds=1.0,
         )["training_configuration"]  # fmt: skip
 
-    assert "AdamW (lr 0.001, betas" in configuration({"learning_rate": 1e-3, "decoder_learning_rate": None})
+    assert "AdamW (lr 0.001, betas" in configuration({"learning_rate": 1e-3, "decoder_learning_rate": 0.0})
+    assert "AdamW (lr 0.001, betas" in configuration({"learning_rate": 1e-3})  # a run saved before the flag
     assert "AdamW (lr 0.001, decoder 0.003, betas" in configuration(
         {"learning_rate": 1e-3, "decoder_learning_rate": 3e-3}
     )

@@ -15,8 +15,8 @@ tiny ECG tower with the demo's frozen MiniLM text tower, full contrastive view, 
 48 training-fold pairs with distinct reports (160 steps, ~80 s on one thread) reached a training InfoNCE of 0.30 but
 a held-out InfoNCE of 3.93 on 32 validation-fold pairs, above chance (ln 32 = 3.47); trained on the same pairs
 shuffled (memorisation only) it gave 4.15. A threshold between 3.93 and 4.15 from one seed is not a reliable test.
-Transfer needs the demo's scale (about 900 pairs, 128 steps of 32: validation InfoNCE 0.37 below chance), so the
-check lives in `make demo` ("Learning check (records never trained on)") and in `eval_merit.py --task retrieval`.
+Transfer needs the demo's scale (about 900 pairs, 160 steps of 32: validation InfoNCE 0.36-0.52 below chance), so
+the check lives in `make demo` ("Learning check (records never trained on)") and in `eval_merit.py --task retrieval`.
 """
 
 import csv

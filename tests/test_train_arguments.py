@@ -91,7 +91,7 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         (["--max_train_steps", "-3"], ["--max_train_steps"]),
         (["--max_train_samples", "0"], ["--max_train_samples"]),
         (["--learning_rate", "0"], ["--learning_rate"]),
-        (["--decoder_learning_rate", "0"], ["--decoder_learning_rate"]),
+        (["--decoder_learning_rate=-1e-3"], ["--decoder_learning_rate", "0: the decoder trains at"]),
         (["--warmup_ratio", "1.5"], ["--warmup_ratio"]),
         (["--mixed_precision", "fp8"], ["--mixed_precision"]),
         (["--report_to", "tensorbored"], ["--report_to"]),
