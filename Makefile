@@ -63,10 +63,11 @@ ablation: install
 
 ## Report generation on the embedded excerpt: the MERIT encoder of `make demo` (a quick 10-step one is pretrained
 ## if it is absent), a projector and SmolLM2-135M-Instruct (projector-only steps, then LoRA), then the evaluation
-## with its baselines; it ends by printing the results table (n-gram, BERTScore and clinical-efficacy metrics), the
-## paired differences MERIT − baseline and 3 test reports next to their references (every generation goes to
-## $(REPORT_DEMO_DIR)/results/generations.jsonl; the table, paired differences and examples also go into the
-## model's card, $(REPORT_DEMO_DIR)/README.md). REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step
+## with its baselines (among them the encoder's pretraining checkpoint as an ECG-text report retriever); it ends by
+## printing the results table (n-gram, BERTScore and clinical-efficacy metrics), the paired differences MERIT −
+## baseline and 3 test reports next to their references (every generation goes to
+## $(REPORT_DEMO_DIR)/results/generations.jsonl; the table, paired differences and examples also go into the model's
+## card, $(REPORT_DEMO_DIR)/README.md). REPORT_DEMO_STEPS optimizer steps at batch 8, one thread: a step
 ## measured 6.1 s on a lightly loaded core (9-13 s under heavy load), see benchmarks/bench_report_generation.py.
 REPORT_DEMO_MERIT ?= outputs/merit-ptbxl-sample
 REPORT_DEMO_QUICK_MERIT ?= outputs/merit-ptbxl-sample-quick
@@ -91,7 +92,7 @@ demo-report: install
 		--config_overrides '$(REPORT_DEMO_CONFIG)' && \
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
 		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results --report_examples 3 \
-		--model_card $(REPORT_DEMO_DIR)/README.md
+		--retrieval_checkpoint $$merit --model_card $(REPORT_DEMO_DIR)/README.md
 
 ## The static Space (space-static/, free to host on the Hub: the model runs in the visitor's browser): exports the
 ## checkpoint to ONNX (int8 encoders), installs onnxruntime-web with `npm ci` from the committed lockfile, vendors its

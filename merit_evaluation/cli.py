@@ -41,8 +41,8 @@ from .finetune import run_finetune
 from .harness import EvaluationHarness, TrainingOptions, load_classifier
 from .probing import run_linear_probe
 from .prompts import DEFAULT_PROMPT_STYLE, PROMPT_STYLES, class_prompts
+from .report_generation import ALIGNMENT_BASELINE, REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from .report_generation import BASELINES as REPORT_BASELINES
-from .report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
 from .results import (
     RESULTS_END_MARKER,
     TASKS,
@@ -266,6 +266,14 @@ class EvaluationArguments:
             "way on a randomly initialised encoder)."
         },
     )
+    retrieval_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "report-generation: a MERIT pretraining checkpoint (e.g. the one the generator's encoder comes "
+            "from) whose ECG-text space retrieves, for each test ECG, the training report with the most similar "
+            "embedding: the ecg-text-retrieval baseline (the contrastive alignment used as a report retriever)."
+        },
+    )
     report_split: str = field(
         default="test",
         metadata={
@@ -333,9 +341,10 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
         eval_args.report_language != "all"
         or eval_args.baseline_checkpoints is not None
         or eval_args.generate_kwargs is not None
+        or eval_args.retrieval_checkpoint is not None
     ):
         raise ValueError(
-            f"--report_language, --baseline_checkpoints and --generate_kwargs only apply to --task "
+            f"--report_language, --baseline_checkpoints, --retrieval_checkpoint and --generate_kwargs only apply to --task "
             f"{REPORT_TASK} (got --task {' '.join(tasks)})."
         )
     if eval_args.generate_kwargs is not None:
@@ -446,10 +455,11 @@ def baseline_checkpoints(eval_args: EvaluationArguments) -> dict[str, str]:
     parsed = {}
     for entry in eval_args.baseline_checkpoints or []:
         name, separator, path = entry.partition("=")
-        if not separator or not name or not path or name in parsed or name in ("MERIT", *REPORT_BASELINES):
+        taken = ["MERIT", *REPORT_BASELINES, ALIGNMENT_BASELINE]
+        if not separator or not name or not path or name in parsed or name in taken:
             raise ValueError(
                 "--baseline_checkpoints entries must be NAME=PATH pairs with distinct names other than "
-                f"{['MERIT', *REPORT_BASELINES]}, got {eval_args.baseline_checkpoints}."
+                f"{taken}, got {eval_args.baseline_checkpoints}."
             )
         parsed[name] = path
     return parsed
@@ -555,6 +565,7 @@ def run_evaluation(
             baseline_checkpoints=baseline_checkpoints(eval_args),
             split=eval_args.report_split,
             generate_kwargs=report_generate_kwargs(eval_args),
+            retrieval_checkpoint=eval_args.retrieval_checkpoint,
         )
         return write_outputs(rows, notes, model_args, eval_args)
     retrieval_rows, retrieval_notes = [], []

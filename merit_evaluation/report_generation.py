@@ -18,6 +18,10 @@ metrics; only the ECG side changes:
   pooled encoder embedding (`model.ecg_model(...).pooler_output`) has the highest cosine similarity;
 - `most-frequent-report`: no generation and no ECG; every test record gets the most frequent training report (ties:
   the one seen first), the label-free floor of every metric.
+- `ecg-text-retrieval` (only with a MERIT pretraining checkpoint, `alignment_model`; `eval_merit.py
+  --retrieval_checkpoint`): no generation; each test record gets the training report whose embedding in that
+  checkpoint's ECG-text space is the most cosine-similar to the ECG's (the contrastive alignment used as a report
+  retriever, as the retrieval task ranks reports), where `nearest-neighbour` compares ECGs with ECGs.
 
 **Clinical efficacy**: when the dataset's labels are PTB-XL statements (`clinical_efficacy.reads_ptbxl_statements`),
 every row also has the `ce_*` metrics of `merit_evaluation.clinical_efficacy` (the statements extracted from each
@@ -442,6 +446,42 @@ def nearest_neighbour_reports(
     return [train_reports[candidates[index]] for index in similarity.argmax(axis=1)]
 
 
+ALIGNMENT_BASELINE = "ecg-text-retrieval"
+
+
+def aligned_retrieval_reports(
+    dual_model,
+    dual_processor,
+    test_inputs: datasets.Dataset,
+    train_reports: Sequence[str],
+    usable: np.ndarray,
+    batch_size: int,
+    device,
+) -> list[str]:
+    """For every test ECG, the usable training report closest to it in a MERIT checkpoint's ECG-text space.
+
+    Args:
+        dual_model (`MeritModel`): both towers and projections (what `AutoModel` loads from a pretraining checkpoint).
+        dual_processor (`MeritProcessor`): its processor (tokenises the reports).
+        test_inputs (`datasets.Dataset`): the preprocessed test ECGs (`ReportGenerationHarness.processed`).
+        train_reports (`Sequence[str]`): the training reports.
+        usable (`np.ndarray` of shape `(n_train,)`, bool): which may be retrieved (`ReportGenerationHarness.scorable`).
+        batch_size (`int`), device: of the forward passes.
+
+    Returns:
+        `list[str]`: one training report per test record; each distinct report is embedded once (identical reports
+        would tie; the first is kept).
+    """
+    from .retrieval import pool_ecg_embeddings, report_embeddings
+
+    candidates = list(dict.fromkeys(report for report, keep in zip(train_reports, usable) if keep))
+    if not candidates:
+        raise ValueError("No training record has a usable (non-empty, chosen-language) report to retrieve.")
+    ecg = pool_ecg_embeddings(dual_model, test_inputs, batch_size, device, description=f"{ALIGNMENT_BASELINE} ECGs")
+    text = report_embeddings(dual_model, dual_processor, candidates, batch_size, device)
+    return [candidates[index] for index in (ecg @ text.T).argmax(axis=1)]
+
+
 def most_frequent_report(train_reports: Sequence[str], usable: np.ndarray) -> str:
     """The most frequent usable training report (ties: the one seen first), the label-free baseline.
 
@@ -489,6 +529,7 @@ def run_report_generation(
     n_examples: int = 5,
     baseline_models: Mapping[str, tuple] | None = None,
     generate_kwargs: Mapping | None = None,
+    alignment_model: tuple | None = None,
 ) -> ReportGenerationOutcome:
     """Generate for the test split with MERIT and each baseline, then score every generation.
 
@@ -505,13 +546,16 @@ def run_report_generation(
         baseline_models (`Mapping[str, tuple]`, *optional*): more report generators, `name -> (model, processor)`,
             evaluated as baselines called `name` on the same preprocessed test ECGs (with or without `baselines`).
         generate_kwargs (`Mapping`, *optional*): decoding arguments of every generation (see `generate_reports`).
+        alignment_model (`tuple`, *optional*): `(model, processor)` of a MERIT pretraining checkpoint with the same
+            ECG preprocessing: adds the `ecg-text-retrieval` baseline (see the module docstring).
 
     Returns:
         `ReportGenerationOutcome`: rows, examples, every generation and the paired differences.
     """
-    taken = [name for name in baseline_models or {} if name in ("MERIT", *BASELINES)]
+    built_in = ("MERIT", *BASELINES, ALIGNMENT_BASELINE)
+    taken = [name for name in baseline_models or {} if name in built_in]
     if taken:
-        raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {('MERIT', *BASELINES)}.")
+        raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {built_in}.")
     test_inputs = harness.processed("test")
     settings = dict(
         batch_size=harness.batch_size,
@@ -553,6 +597,14 @@ def run_report_generation(
                 model.ecg_model = trained_encoder
             generations[("nearest-neighbour", seed)] = retrieved
             generations[("most-frequent-report", seed)] = most_frequent
+    if alignment_model is not None:
+        train_reports = harness.references("train")
+        retrieved_by_text = aligned_retrieval_reports(
+            *alignment_model, test_inputs, train_reports, harness.scorable(train_reports), harness.batch_size,
+            harness.device,
+        )  # fmt: skip
+        for seed in seeds:
+            generations[(ALIGNMENT_BASELINE, seed)] = retrieved_by_text
     for name, (baseline_model, baseline_processor) in (baseline_models or {}).items():
         reports = generate_reports(baseline_model, baseline_processor, test_inputs, description=name, **settings)
         for seed in seeds:
@@ -715,6 +767,7 @@ def run_report_generation_task(
     baseline_checkpoints: Mapping[str, str] | None = None,
     split: str = "test",
     generate_kwargs: Mapping | None = None,
+    retrieval_checkpoint: str | None = None,
 ) -> tuple[list[ResultRow], list[str]]:
     """`eval_merit.py --task report-generation`: load the checkpoint and the dataset's reports, run
     `run_report_generation`, write every generation (`<output_dir>/generations.jsonl`), the paired differences
@@ -735,6 +788,8 @@ def run_report_generation_task(
         split (`str`, defaults to `"test"`): the scored split: `test`, or `validation` to choose decoding and
             training settings without touching the test fold (the rows' `split` says which).
         generate_kwargs (`Mapping`, *optional*): decoding arguments of every generation (`generate_reports`).
+        retrieval_checkpoint (`str`, *optional*): a MERIT pretraining checkpoint (e.g. the one the generator's
+            encoder comes from) for the `ecg-text-retrieval` baseline (same revision and cache settings).
 
     Returns:
         `(rows, notes)`: the result rows and the lines printed under the table (notes, the CE ceiling, the paired
@@ -758,13 +813,26 @@ def run_report_generation_task(
         return loaded, AutoProcessor.from_pretrained(path, **hub_kwargs)
 
     model, processor = load(model_name_or_path)
-    baseline_models = {name: load(path) for name, path in (baseline_checkpoints or {}).items()}
-    for name, (_, baseline_processor) in baseline_models.items():
-        if baseline_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():
+    others = {name: (path, load(path)) for name, path in (baseline_checkpoints or {}).items()}
+    alignment_model = None
+    if retrieval_checkpoint is not None:
+        alignment_model = (
+            AutoModel.from_pretrained(retrieval_checkpoint, **hub_kwargs),
+            AutoProcessor.from_pretrained(retrieval_checkpoint, **hub_kwargs),
+        )
+        if not hasattr(alignment_model[0], "get_text_features"):
             raise ValueError(
-                f"The baseline checkpoint {name!r} ({baseline_checkpoints[name]}) preprocesses ECGs differently from "
-                f"{model_name_or_path}; a baseline must share the evaluated checkpoint's feature extractor."
+                f"--retrieval_checkpoint needs a MERIT pretraining checkpoint (both towers); {retrieval_checkpoint} "
+                f"loads as {type(alignment_model[0]).__name__}."
             )
+        others[ALIGNMENT_BASELINE] = (retrieval_checkpoint, alignment_model)
+    for name, (path, (_, other_processor)) in others.items():
+        if other_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():
+            raise ValueError(
+                f"The baseline checkpoint {name!r} ({path}) preprocesses ECGs differently from {model_name_or_path}; "
+                "a baseline must share the evaluated checkpoint's feature extractor."
+            )
+    baseline_models = {name: loaded for name, (_, loaded) in others.items() if name != ALIGNMENT_BASELINE}
     if split not in ("test", "validation"):
         raise ValueError(f"`split` must be 'test' or 'validation', got {split!r}.")
     splits = load_report_dataset(data_dir, dataset, sampling_rate=sampling_rate, cache_dir=cache_dir)
@@ -802,6 +870,7 @@ def run_report_generation_task(
         n_examples=n_examples,
         baseline_models=baseline_models,
         generate_kwargs=generate_kwargs,
+        alignment_model=alignment_model,
     )
     rows = outcome.rows
     output_dir = Path(output_dir)

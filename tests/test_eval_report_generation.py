@@ -21,8 +21,10 @@ from merit_evaluation import report_generation
 from merit_evaluation.clinical_efficacy import compute_clinical_efficacy
 from merit_evaluation.metrics import MetricValue
 from merit_evaluation.report_generation import (
+    ALIGNMENT_BASELINE,
     BASELINES,
     ReportGenerationHarness,
+    aligned_retrieval_reports,
     derangement,
     load_report_dataset,
     nearest_neighbour_reports,
@@ -83,6 +85,16 @@ def other_checkpoint(tmp_path_factory, model, processor):
 
 
 @pytest.fixture(scope="module")
+def pretraining_checkpoint(tmp_path_factory, processor):
+    """A tiny random MERIT pretraining checkpoint (both towers) with the generator's processor."""
+    directory = tmp_path_factory.mktemp("pretraining-checkpoint")
+    torch.manual_seed(2)
+    MeritForPreTraining(MeritConfig.from_preset("tiny")).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
 def splits(cache_dir):
     return load_report_dataset(PTBXL_SAMPLE, cache_dir=cache_dir)
 
@@ -103,7 +115,7 @@ def make_harness(splits, processor, n_bootstrap=10, language="all"):
 
 
 @pytest.mark.slow
-def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_path):
+def test_cli_end_to_end(checkpoint, other_checkpoint, pretraining_checkpoint, cache_dir, splits, tmp_path):
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: apache-2.0\n---\n# tiny report generator\n", encoding="utf-8")
     output_dir = tmp_path / "eval"
@@ -113,10 +125,11 @@ def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_pat
             "--output_dir", str(output_dir), "--cache_dir", str(cache_dir), "--n_bootstrap", "20",
             "--max_new_tokens", str(MAX_NEW_TOKENS), "--report_examples", "3", "--model_card", str(card),
             "--baseline_checkpoints", f"random-init-bridge={other_checkpoint}",
+            "--retrieval_checkpoint", str(pretraining_checkpoint),
         ]
     )  # fmt: skip
     n_scored = sum(bool(tokenize_report(report)) for report in splits["test"]["report"])
-    assert [row.baseline for row in rows] == [None, *BASELINES, "random-init-bridge"]
+    assert [row.baseline for row in rows] == [None, *BASELINES, ALIGNMENT_BASELINE, "random-init-bridge"]
     for row in rows:
         assert row.task == "report-generation" and row.label_set == "report" and row.n_test == n_scored
         for name in ("rougeL", "meteor", "bleu4", "bertscore_f1", "cider_d", "rouge1", "rouge2", "bleu1"):
@@ -130,21 +143,23 @@ def test_cli_end_to_end(checkpoint, other_checkpoint, cache_dir, splits, tmp_pat
     assert table.index("| MERIT") < table.index("Paired bootstrap") < table.index("Example reports")  # examples last
     lines = (output_dir / "generations.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(splits["test"])
-    assert set(json.loads(lines[0])["generations"]) == {"MERIT", *BASELINES, "random-init-bridge"}
+    assert set(json.loads(lines[0])["generations"]) == {"MERIT", *BASELINES, ALIGNMENT_BASELINE, "random-init-bridge"}
     differences = json.loads((output_dir / "paired_differences.json").read_text())
-    assert set(differences["seed 0"]) == {f"MERIT - {name}" for name in (*BASELINES, "random-init-bridge")}
+    others = (*BASELINES, ALIGNMENT_BASELINE, "random-init-bridge")
+    assert set(differences["seed 0"]) == {f"MERIT - {name}" for name in others}
     examples = (output_dir / "examples.md").read_text()
     assert examples.count("**Test record") == 3 and "- reference:" in examples and "- MERIT:" in examples
     card_text = card.read_text()
     assert RESULTS_START_MARKER in card_text and "ECG report generation" in card_text
-    # retrieval returns training reports only
+    # both retrievals return training reports only
     train_reports = set(splits["train"]["report"])
-    assert "nearest-neighbour" in examples
-    assert all(report in train_reports for report in _retrieved(examples))
+    for name in ("nearest-neighbour", ALIGNMENT_BASELINE):
+        assert name in examples
+        assert all(report in train_reports for report in _retrieved(examples, name))
 
 
-def _retrieved(examples_markdown: str) -> list[str]:
-    prefix = "- nearest-neighbour: "
+def _retrieved(examples_markdown: str, name: str) -> list[str]:
+    prefix = f"- {name}: "
     return [
         ast.literal_eval(line[len(prefix) :]) for line in examples_markdown.splitlines() if line.startswith(prefix)
     ]
@@ -291,6 +306,45 @@ def test_nearest_neighbour_retrieves_the_most_similar_training_report():
     ]  # fmt: skip
 
 
+def test_ecg_text_retrieval_returns_the_training_report_nearest_in_the_shared_space(splits, processor):
+    from modeling_merit import MeritModel  # what AutoModel loads from a pretraining checkpoint
+
+    torch.manual_seed(3)
+    dual_model = MeritModel(MeritConfig.from_preset("tiny")).eval()
+    test_inputs = make_harness(splits, processor).processed("test").select(range(6))
+    train_reports = [
+        "sinus rhythm. normal ecg.",
+        "atrial fibrillation.",
+        "left bundle branch block.",
+        "",
+        "sinus rhythm. normal ecg.",
+    ]
+    usable = np.array([True, True, True, False, True])  # the empty one is never retrieved
+    retrieved = aligned_retrieval_reports(dual_model, processor, test_inputs, train_reports, usable, 4, "cpu")
+
+    candidates = train_reports[:3]
+    with torch.no_grad():
+        batch = test_inputs.with_format("torch")[:]
+        ecg = torch.nn.functional.normalize(
+            dual_model.get_ecg_features(batch["input_values"], batch["lead_mask"]), dim=-1
+        )
+        tokens = processor(text=candidates, return_tensors="pt")
+        text = torch.nn.functional.normalize(
+            dual_model.get_text_features(tokens["input_ids"], tokens["attention_mask"]), dim=-1
+        )
+    assert retrieved == [candidates[index] for index in (ecg @ text.T).argmax(dim=1).tolist()]
+    with pytest.raises(ValueError, match="No training record has a usable"):
+        aligned_retrieval_reports(dual_model, processor, test_inputs, train_reports, np.zeros(5, bool), 4, "cpu")
+
+
+def test_a_retrieval_checkpoint_without_a_text_tower_is_rejected(checkpoint, tmp_path, cache_dir):
+    with pytest.raises(ValueError, match="--retrieval_checkpoint needs a MERIT pretraining checkpoint"):
+        report_generation.run_report_generation_task(
+            str(checkpoint), PTBXL_SAMPLE, tmp_path, cache_dir=cache_dir, bertscore=False,
+            retrieval_checkpoint=str(checkpoint),
+        )  # fmt: skip
+
+
 def test_argument_checks(checkpoint, tmp_path):
     base = ["--model_name_or_path", str(checkpoint), "--data_dir", str(PTBXL_SAMPLE), "--output_dir", str(tmp_path)]
     with pytest.raises(ValueError, match="runs alone"):
@@ -303,8 +357,14 @@ def test_argument_checks(checkpoint, tmp_path):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "ecg-shuffled=x"])
     with pytest.raises(ValueError, match="NAME=PATH"):
         eval_merit.parse_arguments([*base, "--task", "report-generation", "--baseline_checkpoints", "no-path"])
-    with pytest.raises(ValueError, match="--report_language, --baseline_checkpoints and --generate_kwargs only apply"):
+    with pytest.raises(ValueError, match="--baseline_checkpoints, --retrieval_checkpoint and --generate_kwargs only"):
         eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--report_language", "de"])
+    with pytest.raises(ValueError, match="--retrieval_checkpoint and --generate_kwargs only apply"):
+        eval_merit.parse_arguments([*base, "--task", "zero-shot", "--dataset", "ptbxl", "--retrieval_checkpoint", "x"])
+    with pytest.raises(ValueError, match="distinct names other than"):
+        eval_merit.parse_arguments(
+            [*base, "--task", "report-generation", "--baseline_checkpoints", f"{ALIGNMENT_BASELINE}=x"]
+        )
     with pytest.raises(ValueError, match="--report_split validation applies to --task report-generation or --task "):
         eval_merit.parse_arguments(
             [*base, "--task", "zero-shot", "retrieval", "--dataset", "ptbxl", "--report_split", "validation"]
