@@ -55,9 +55,9 @@ demo: $(BIN)/.installed-demo
 
 ## The pretraining-objective ablation on the excerpt: MERIT vs masked modelling only vs contrastive only (same recipe,
 ## steps and seed) vs a random encoder, linear probe on 4 label sets + zero-shot, one table (outputs/ablation/ablation.md).
-## Three demo-sized pretraining runs plus 12 evaluations: on the 1,399-record excerpt 44 min when the MERIT variant's
-## folder already held the demo's checkpoint (it is not retrained; --retrain forces it), about 1 h in all, measured on
-## our shared 2-core machine with one thread per run.
+## Three demo-sized pretraining runs plus 12 evaluations: on the 1,399-record excerpt 38-44 min when the MERIT
+## variant's folder already held the demo's checkpoint (it is not retrained; --retrain forces it), about 1 h in all,
+## measured on our shared 2-core machine with one thread per run.
 ablation: install
 	$(BIN)/python ablation_merit.py --output_dir outputs/ablation
 

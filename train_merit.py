@@ -326,7 +326,8 @@ def resume_or_start(
                 f"Cannot resume from {checkpoint}: its optimizer has another number of parameter groups than this "
                 "run's. The groups depend on whether the decoder has a learning rate of its own: resume with the "
                 "--decoder_learning_rate of the run that saved the checkpoint (0 for a run without one, e.g. any "
-                "run saved before the decoder's rate had a default)."
+                "run saved before the decoder's rate had a default; pass that run's --num_train_epochs too, 4 for "
+                "the demo recipe then, or its schedule changes)."
             ) from error
         if "parameter group" in str(error):
             raise ValueError(

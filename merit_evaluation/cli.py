@@ -41,8 +41,8 @@ from .finetune import run_finetune
 from .harness import EvaluationHarness, TrainingOptions, load_classifier
 from .probing import run_linear_probe
 from .prompts import DEFAULT_PROMPT_STYLE, PROMPT_STYLES, class_prompts
-from .report_generation import ALIGNMENT_BASELINE, REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
-from .report_generation import BASELINES as REPORT_BASELINES
+from .report_generation import REPORT_LANGUAGES, REPORT_TASK, run_report_generation_task
+from .report_generation import RESERVED_NAMES as RESERVED_REPORT_NAMES
 from .results import (
     RESULTS_END_MARKER,
     TASKS,
@@ -455,11 +455,10 @@ def baseline_checkpoints(eval_args: EvaluationArguments) -> dict[str, str]:
     parsed = {}
     for entry in eval_args.baseline_checkpoints or []:
         name, separator, path = entry.partition("=")
-        taken = ["MERIT", *REPORT_BASELINES, ALIGNMENT_BASELINE]
-        if not separator or not name or not path or name in parsed or name in taken:
+        if not separator or not name or not path or name in parsed or name in RESERVED_REPORT_NAMES:
             raise ValueError(
                 "--baseline_checkpoints entries must be NAME=PATH pairs with distinct names other than "
-                f"{taken}, got {eval_args.baseline_checkpoints}."
+                f"{list(RESERVED_REPORT_NAMES)}, got {eval_args.baseline_checkpoints}."
             )
         parsed[name] = path
     return parsed

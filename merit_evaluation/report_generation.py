@@ -447,6 +447,8 @@ def nearest_neighbour_reports(
 
 
 ALIGNMENT_BASELINE = "ecg-text-retrieval"
+RESERVED_NAMES = ("MERIT", *BASELINES, ALIGNMENT_BASELINE)
+"""Names no `baseline_models` entry may take: MERIT's row and the built-in baselines."""
 
 
 def aligned_retrieval_reports(
@@ -552,10 +554,9 @@ def run_report_generation(
     Returns:
         `ReportGenerationOutcome`: rows, examples, every generation and the paired differences.
     """
-    built_in = ("MERIT", *BASELINES, ALIGNMENT_BASELINE)
-    taken = [name for name in baseline_models or {} if name in built_in]
+    taken = [name for name in baseline_models or {} if name in RESERVED_NAMES]
     if taken:
-        raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {built_in}.")
+        raise ValueError(f"Baseline model names {taken} are taken; the built-in names are {list(RESERVED_NAMES)}.")
     test_inputs = harness.processed("test")
     settings = dict(
         batch_size=harness.batch_size,
@@ -816,21 +817,21 @@ def run_report_generation_task(
     others = {name: (path, load(path)) for name, path in (baseline_checkpoints or {}).items()}
     alignment_model = None
     if retrieval_checkpoint is not None:
-        alignment_model = (
-            AutoModel.from_pretrained(retrieval_checkpoint, **hub_kwargs),
-            AutoProcessor.from_pretrained(retrieval_checkpoint, **hub_kwargs),
-        )
-        if not hasattr(alignment_model[0], "get_text_features"):
+        dual_model = AutoModel.from_pretrained(retrieval_checkpoint, **hub_kwargs)
+        if not hasattr(dual_model, "get_text_features"):
             raise ValueError(
                 f"--retrieval_checkpoint needs a MERIT pretraining checkpoint (both towers); {retrieval_checkpoint} "
-                f"loads as {type(alignment_model[0]).__name__}."
+                f"loads as {type(dual_model).__name__}: pass the checkpoint the generator's encoder came from."
             )
+        alignment_model = (dual_model, AutoProcessor.from_pretrained(retrieval_checkpoint, **hub_kwargs))
         others[ALIGNMENT_BASELINE] = (retrieval_checkpoint, alignment_model)
     for name, (path, (_, other_processor)) in others.items():
         if other_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():
+            flag = "--retrieval_checkpoint" if name == ALIGNMENT_BASELINE else f"the baseline checkpoint {name!r}"
             raise ValueError(
-                f"The baseline checkpoint {name!r} ({path}) preprocesses ECGs differently from {model_name_or_path}; "
-                "a baseline must share the evaluated checkpoint's feature extractor."
+                f"{flag} ({path}) preprocesses ECGs differently from {model_name_or_path}; it must share the evaluated "
+                "checkpoint's feature extractor: pass the checkpoint the generator's encoder came from (or one saved "
+                "with the same processor)."
             )
     baseline_models = {name: loaded for name, (_, loaded) in others.items() if name != ALIGNMENT_BASELINE}
     if split not in ("test", "validation"):

@@ -243,7 +243,10 @@ class TrainingArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     learning_rate: float = field(
         default=1e-3,
-        metadata={"help": "Peak learning rate of AdamW (the ECG tower, the decoder and the projections)."},
+        metadata={
+            "help": "Peak learning rate of AdamW (the ECG tower and the projections; the decoder too with "
+            "--decoder_learning_rate 0)."
+        },
     )
     text_learning_rate: float = field(
         default=3e-5,
@@ -259,9 +262,10 @@ class TrainingArguments:
         metadata={
             "help": "Peak learning rate of the reconstruction decoder (decoder.*, trained by the reconstruction loss "
             "only), in AdamW groups of its own; 3e-3 = 3x the default --learning_rate, which lowers the "
-            'reconstruction loss at no measured cost to the rest (README, "Demo results"). 0: no rate of its own, '
-            "the decoder trains at --learning_rate in the main groups (the layout of runs saved before this option "
-            "had a default, which resuming them needs)."
+            'reconstruction loss at no measured cost to the rest (README, "Demo results"). A fixed rate, not a '
+            "multiple: change it with --learning_rate. 0: no rate of its own, the decoder trains at --learning_rate "
+            "in the main groups (the layout of runs saved before this option had a default, which resuming them "
+            "needs, with their own --num_train_epochs)."
         },
     )
     weight_decay: float = field(
@@ -414,7 +418,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     if not 0 <= training_args.warmup_ratio < 1:
         problems.append(f"--warmup_ratio must be in [0, 1), got {training_args.warmup_ratio}.")
     problems += non_positive_problems(training_args, ("learning_rate", "text_learning_rate"))
-    if training_args.decoder_learning_rate < 0:
+    if (training_args.decoder_learning_rate or 0) < 0:  # None (an older run's saved flags): no rate of its own
         problems.append(
             f"--decoder_learning_rate must be >= 0 (0: the decoder trains at --learning_rate), got "
             f"{training_args.decoder_learning_rate}."

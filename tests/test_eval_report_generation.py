@@ -337,6 +337,24 @@ def test_ecg_text_retrieval_returns_the_training_report_nearest_in_the_shared_sp
         aligned_retrieval_reports(dual_model, processor, test_inputs, train_reports, np.zeros(5, bool), 4, "cpu")
 
 
+def test_ecg_text_retrieval_gives_each_ecg_its_own_nearest_report(splits, processor, monkeypatch):
+    """With report embeddings set to three of the ECGs' own embeddings, those ECGs retrieve "their" report: which ECG
+    gets which report is tested, not only the argmax of a random model (which may pick one report for every ECG)."""
+    from merit_evaluation import retrieval
+    from modeling_merit import MeritModel
+
+    torch.manual_seed(3)
+    dual_model = MeritModel(MeritConfig.from_preset("tiny")).eval()
+    test_inputs = make_harness(splits, processor).processed("test").select(range(6))
+    ecg = retrieval.pool_ecg_embeddings(dual_model, test_inputs, 4, "cpu")
+    owners = [0, 3, 5]
+    monkeypatch.setattr(retrieval, "report_embeddings", lambda *args, **kwargs: ecg[owners])
+    reports = ["report of ECG 0", "report of ECG 3", "report of ECG 5"]
+    retrieved = aligned_retrieval_reports(dual_model, processor, test_inputs, reports, np.ones(3, bool), 4, "cpu")
+    assert [retrieved[index] for index in owners] == reports
+    assert retrieved == [reports[index] for index in (ecg @ ecg[owners].T).argmax(axis=1)]
+
+
 def test_a_retrieval_checkpoint_without_a_text_tower_is_rejected(checkpoint, tmp_path, cache_dir):
     with pytest.raises(ValueError, match="--retrieval_checkpoint needs a MERIT pretraining checkpoint"):
         report_generation.run_report_generation_task(

@@ -43,6 +43,17 @@ def test_defaults_are_valid_and_run_the_demo():
     assert (model_args.model_preset, data_args.dataset_name, training_args.push_to_hub) == ("compact", "ptbxl", False)
     assert resolved_data_dir(data_args) == str(REPO_ROOT / "data" / "ptbxl-sample")
     assert evaluates_after_training(data_args, training_args)  # the demo continues with its evaluation
+    assert (training_args.num_train_epochs, training_args.decoder_learning_rate) == (5, 3e-3)  # the demo recipe
+
+
+def test_a_decoder_rate_of_zero_or_none_means_no_rate_of_its_own(tmp_path):
+    """0 (the flag) or None (an older run's saved flags) are valid: the decoder then trains at --learning_rate in the
+    main groups, the layout that resuming runs saved before the default needs."""
+    _, _, training_args = train_merit.parse_arguments(["--decoder_learning_rate", "0"])
+    assert training_args.decoder_learning_rate == 0
+    for value in (0.0, None):
+        training_args.decoder_learning_rate = value
+        validate_arguments(*train_merit.parse_arguments([])[:2], training_args)
 
 
 @pytest.mark.parametrize(
