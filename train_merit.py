@@ -577,10 +577,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     optimizer = torch.optim.AdamW(
         optimizer_parameter_groups(
-            model,
-            training_args.weight_decay,
-            training_args.text_learning_rate,
-            training_args.decoder_learning_rate or None,  # 0: no rate of its own
+            model, training_args.weight_decay, training_args.text_learning_rate, training_args.decoder_learning_rate
         ),
         lr=training_args.learning_rate,
         betas=(training_args.adam_beta1, training_args.adam_beta2),

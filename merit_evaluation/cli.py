@@ -344,8 +344,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, eval_a
         or eval_args.retrieval_checkpoint is not None
     ):
         raise ValueError(
-            f"--report_language, --baseline_checkpoints, --retrieval_checkpoint and --generate_kwargs only apply to --task "
-            f"{REPORT_TASK} (got --task {' '.join(tasks)})."
+            "--report_language, --baseline_checkpoints, --retrieval_checkpoint and --generate_kwargs only apply to "
+            f"--task {REPORT_TASK} (got --task {' '.join(tasks)})."
         )
     if eval_args.generate_kwargs is not None:
         report_generate_kwargs(eval_args)

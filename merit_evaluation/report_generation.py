@@ -564,6 +564,8 @@ def run_report_generation(
         max_new_tokens=max_new_tokens,
         generate_kwargs=generate_kwargs,
     )
+    train_reports = harness.references("train")  # what the retrieval baselines may return
+    usable = harness.scorable(train_reports)
     generations: dict[tuple[str | None, int], list[str]] = {}
     merit_reports = generate_reports(model, processor, test_inputs, description="Generating (MERIT)", **settings)
     for seed in seeds:
@@ -574,8 +576,6 @@ def run_report_generation(
         )
         train_features = harness.features("merit", model.ecg_model, "train")
         test_features = harness.features("merit", model.ecg_model, "test")
-        train_reports = harness.references("train")
-        usable = harness.scorable(train_reports)
         retrieved = nearest_neighbour_reports(train_features, test_features, train_reports, usable)
         most_frequent = [most_frequent_report(train_reports, usable)] * harness.n_test
         trained_encoder = model.ecg_model
@@ -599,11 +599,9 @@ def run_report_generation(
             generations[("nearest-neighbour", seed)] = retrieved
             generations[("most-frequent-report", seed)] = most_frequent
     if alignment_model is not None:
-        train_reports = harness.references("train")
         retrieved_by_text = aligned_retrieval_reports(
-            *alignment_model, test_inputs, train_reports, harness.scorable(train_reports), harness.batch_size,
-            harness.device,
-        )  # fmt: skip
+            *alignment_model, test_inputs, train_reports, usable, harness.batch_size, harness.device
+        )
         for seed in seeds:
             generations[(ALIGNMENT_BASELINE, seed)] = retrieved_by_text
     for name, (baseline_model, baseline_processor) in (baseline_models or {}).items():
@@ -814,7 +812,11 @@ def run_report_generation_task(
         return loaded, AutoProcessor.from_pretrained(path, **hub_kwargs)
 
     model, processor = load(model_name_or_path)
-    others = {name: (path, load(path)) for name, path in (baseline_checkpoints or {}).items()}
+    baseline_models = {name: load(path) for name, path in (baseline_checkpoints or {}).items()}
+    preprocessing = [
+        (f"The baseline checkpoint {name!r} ({baseline_checkpoints[name]})", baseline_processor)
+        for name, (_, baseline_processor) in baseline_models.items()
+    ]
     alignment_model = None
     if retrieval_checkpoint is not None:
         dual_model = AutoModel.from_pretrained(retrieval_checkpoint, **hub_kwargs)
@@ -824,16 +826,14 @@ def run_report_generation_task(
                 f"loads as {type(dual_model).__name__}: pass the checkpoint the generator's encoder came from."
             )
         alignment_model = (dual_model, AutoProcessor.from_pretrained(retrieval_checkpoint, **hub_kwargs))
-        others[ALIGNMENT_BASELINE] = (retrieval_checkpoint, alignment_model)
-    for name, (path, (_, other_processor)) in others.items():
+        preprocessing.append((f"--retrieval_checkpoint ({retrieval_checkpoint})", alignment_model[1]))
+    for which, other_processor in preprocessing:
         if other_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():
-            flag = "--retrieval_checkpoint" if name == ALIGNMENT_BASELINE else f"the baseline checkpoint {name!r}"
             raise ValueError(
-                f"{flag} ({path}) preprocesses ECGs differently from {model_name_or_path}; it must share the evaluated "
+                f"{which} preprocesses ECGs differently from {model_name_or_path}; it must share the evaluated "
                 "checkpoint's feature extractor: pass the checkpoint the generator's encoder came from (or one saved "
                 "with the same processor)."
             )
-    baseline_models = {name: loaded for name, (_, loaded) in others.items() if name != ALIGNMENT_BASELINE}
     if split not in ("test", "validation"):
         raise ValueError(f"`split` must be 'test' or 'validation', got {split!r}.")
     splits = load_report_dataset(data_dir, dataset, sampling_rate=sampling_rate, cache_dir=cache_dir)

@@ -138,8 +138,9 @@ def optimizer_parameter_groups(
     - with `decoder_learning_rate`, the reconstruction decoder (`decoder.*`), which only the reconstruction loss
       trains.
 
-    Groups are `[decay, no decay]`, then the text pair, then the decoder pair, each only when its rate is given;
-    empty groups are kept so the layout is fixed (checkpoints store the optimizer state by group).
+    Groups are `[decay, no decay]`, then the text pair, then the decoder pair, each only when its rate is given (a rate
+    of `None` or 0 means none of its own: those parameters use the main rate); empty groups are kept so the layout is
+    fixed (checkpoints store the optimizer state by group).
     """
     decayed_weights = {id(module.weight) for module in model.modules() if isinstance(module, DECAYED_MODULE_TYPES)}
     own_rates = {"text": text_learning_rate, "decoder": decoder_learning_rate}
@@ -148,9 +149,9 @@ def optimizer_parameter_groups(
         if not parameter.requires_grad:
             continue
         part = "main"
-        if text_learning_rate is not None and name.startswith(("text_model.", "merit.text_model.")):
+        if text_learning_rate and name.startswith(("text_model.", "merit.text_model.")):
             part = "text"
-        elif decoder_learning_rate is not None and name.startswith("decoder."):
+        elif decoder_learning_rate and name.startswith("decoder."):
             part = "decoder"
         groups[(part, id(parameter) in decayed_weights)].append(parameter)
     parameter_groups = [
@@ -158,7 +159,7 @@ def optimizer_parameter_groups(
         {"params": groups[("main", False)], "weight_decay": 0.0},
     ]
     for part, rate in own_rates.items():
-        if rate is not None:
+        if rate:
             parameter_groups += [
                 {"params": groups[(part, True)], "weight_decay": weight_decay, "lr": rate},
                 {"params": groups[(part, False)], "weight_decay": 0.0, "lr": rate},
