@@ -33,9 +33,8 @@ from collections.abc import Sequence
 
 import datasets
 import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from merit_training.report_generation import report_embeddings
 
 from .data import preprocess_ecg_inputs
 from .harness import extract_pooled_features
@@ -134,18 +133,6 @@ def retrieval_metrics(
             metrics[f"{direction}_{name}"] = MetricValue(value=value, ci_low=low, ci_high=high)
     bootstrap = {"n_resamples": n_bootstrap, "confidence_level": CONFIDENCE_LEVEL, "seed": seed}
     return metrics, bootstrap
-
-
-def report_embeddings(model, processor, reports: Sequence[str], batch_size: int, device) -> np.ndarray:
-    """L2-normalised `get_text_features` of `reports` `(n_reports, E)`, in evaluation mode."""
-    model.eval().to(device)
-    embeddings = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(reports), batch_size), desc="Embedding reports", leave=False):
-            tokens = processor(text=list(reports[start : start + batch_size]), return_tensors="pt")
-            features = model.get_text_features(tokens["input_ids"].to(device), tokens.get("attention_mask").to(device))
-            embeddings.append(F.normalize(features, dim=-1).float().cpu().numpy())
-    return np.concatenate(embeddings)
 
 
 def pool_ecg_embeddings(

@@ -33,9 +33,11 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -541,6 +543,68 @@ def cache_encoder_features(model, dataset, collator: ReportCollator, batch_size:
     return torch.cat(features), torch.cat(masks), torch.cat(pooled)
 
 
+def report_embeddings(model, processor, reports: Sequence[str], batch_size: int, device) -> np.ndarray:
+    """L2-normalised `get_text_features` of `reports` `(n_reports, E)` from a MERIT dual model (both towers), in
+    evaluation mode: the reports in its ECG-text space (the keys of `retrieval_space="ecg-text"`, and what retrieval
+    evaluation compares ECGs with)."""
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    model.eval().to(device)
+    embeddings = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(reports), batch_size), desc="Embedding reports", leave=False):
+            tokens = processor(text=list(reports[start : start + batch_size]), return_tensors="pt")
+            features = model.get_text_features(tokens["input_ids"].to(device), tokens.get("attention_mask").to(device))
+            embeddings.append(F.normalize(features, dim=-1).float().cpu().numpy())
+    return np.concatenate(embeddings)
+
+
+def leave_patient_out_retrieval(model, pooled: torch.Tensor, split, chunk_size: int = 512) -> torch.LongTensor:
+    """The bank entries `(N, k)` each training record of `split` reads (`pooled` `(N, H)`, the bank's own records):
+    never its own and never one that shares its known `patient_id` (a record without one, id < 0 or no column,
+    shares with none), so that, as for a test ECG, the reports come from other patients (the folds are split by
+    patient). Rows go in chunks, so memory grows as `chunk_size x N`."""
+    count = len(split)
+    patients = (
+        torch.tensor([int(patient) for patient in split["patient_id"]])
+        if "patient_id" in split.column_names
+        else torch.full((count,), -1)
+    )
+    retrieved = []
+    for start in range(0, count, chunk_size):
+        rows = torch.arange(start, min(start + chunk_size, count))
+        exclude = (patients[rows, None] == patients[None, :]) & (patients[rows, None] >= 0)
+        exclude[torch.arange(len(rows)), rows] = True
+        retrieved.append(model.retrieve(pooled[rows], exclude=exclude).cpu())
+    return torch.cat(retrieved)
+
+
+def install_retrieval_bank(model, tokenizer, pooled, reports, args, device) -> None:
+    """The bank of retrieval-augmented generation from the training records: their pooled encoder features
+    (`retrieval_space="encoder"`), or their reports embedded by the MERIT checkpoint `--model_name_or_path` together
+    with its ECG projection (`"ecg-text"`; the checkpoint must have its text tower)."""
+    if model.config.retrieval_space == "encoder":
+        model.set_retrieval_bank(pooled, reports, tokenizer, args.max_report_tokens)
+        return
+    from transformers import AutoModel
+
+    from modeling_merit import MeritModel, MeritProcessor
+
+    dual = AutoModel.from_pretrained(args.model_name_or_path)
+    if not isinstance(dual, MeritModel) or getattr(dual, "text_model", None) is None:
+        raise ValueError(
+            f"retrieval_space='ecg-text' retrieves in the ECG-text space of --model_name_or_path "
+            f"({args.model_name_or_path}), which must be a MERIT pretraining or dual-encoder checkpoint with its text "
+            f"tower; it loads as {type(dual).__name__}. Use retrieval_space='encoder' for an ECG-only checkpoint."
+        )
+    dual_processor = MeritProcessor.from_pretrained(args.model_name_or_path)
+    keys = report_embeddings(dual, dual_processor, reports, args.per_device_eval_batch_size, device)
+    model.set_retrieval_bank(
+        torch.from_numpy(keys), reports, tokenizer, args.max_report_tokens, projection=dual.ecg_projection
+    )
+
+
 # ------------------------------------------------------------------------------------------------------ optimisation
 
 
@@ -644,9 +708,14 @@ def report_model_card(
             f"- Prompt: system `{config.system_prompt}`, instruction `{config.instruction}`.",
             *(
                 [
-                    f"- Retrieval-augmented: the {config.num_retrieved_reports} training report(s) whose ECGs are most "
-                    "similar (cosine of the pooled encoder features) are written into the prompt after the ECG tokens; "
-                    f"the bank ({config.retrieval_bank_size} training ECGs and reports) is stored in the "
+                    f"- Retrieval-augmented: the {config.num_retrieved_reports} training report(s) "
+                    + (
+                        "whose ECGs are most similar (cosine of the pooled encoder features)"
+                        if config.retrieval_space == "encoder"
+                        else "closest to the ECG in the encoder checkpoint's ECG-text space (its contrastive alignment)"
+                    )
+                    + " are written into the prompt after the ECG tokens; "
+                    f"the bank ({config.retrieval_bank_size} training reports) is stored in the "
                     "checkpoint. In training each record retrieved among the other training records."
                 ]
                 if config.num_retrieved_reports
@@ -844,9 +913,9 @@ def main(argv: list[str]) -> Path:
             reports = [str(report) for report in split["report"]]
             retrieved = findings = None
             if config.num_retrieved_reports:
-                if name == "train":  # the bank; each training record retrieves among the others (leave-one-out)
-                    model.set_retrieval_bank(pooled, reports, processor.tokenizer, args.max_report_tokens)
-                    retrieved = model.retrieve(pooled, exclude=torch.arange(len(reports))).cpu()
+                if name == "train":  # the bank; each training record retrieves among other patients' records
+                    install_retrieval_bank(model, processor.tokenizer, pooled, reports, args, accelerator.device)
+                    retrieved = leave_patient_out_retrieval(model, pooled, split)
                 else:
                     retrieved = model.retrieve(pooled).cpu()
             if training_findings is not None:  # out-of-fold findings for training records (merit_training/findings)

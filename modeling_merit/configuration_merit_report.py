@@ -28,6 +28,8 @@ SMOLLM2_135M_CONFIG = dict(
 
 PREFIX_FEATURES = ("pooled", "per_lead", "time_tokens")
 PROJECTOR_INPUT_NORMS = ("batch_norm", "standardize", "none")
+RETRIEVAL_SPACES = ("encoder", "ecg-text")
+RETRIEVAL_PROJECTION_HEADS = ("mlp_bn", "linear")
 PER_CALL_GENERATION_ARGUMENTS = {"max_length", "max_new_tokens", "num_return_sequences"}
 """`generate` arguments that `generation_defaults` may not hold (they size one call's output)."""
 
@@ -87,11 +89,22 @@ class MeritReportGenerationConfig(PreTrainedConfig):
             or `eval_merit.py --generate_kwargs` override them. `None`: greedy decoding. `max_length`,
             `num_return_sequences` and `max_new_tokens` are per-call settings and not accepted here.
         num_retrieved_reports (`int`, *optional*, defaults to 0):
-            Retrieval-augmented generation: with k > 0 the reports of the k training ECGs whose pooled encoder
-            features are most cosine-similar to the ECG's are placed in the prompt, after the ECG prefix, each as
-            `"\nReport of a similar ECG: {report}"` (most similar first). The bank (the training ECGs' features and
-            those reports' token ids) is stored with the weights by
-            [`MeritForReportGeneration.set_retrieval_bank`]. 0: off.
+            Retrieval-augmented generation: with k > 0 the k training reports closest to the ECG (see
+            `retrieval_space`) are placed in the prompt, after the ECG prefix, each as
+            `"\nReport of a similar ECG: {report}"` (most similar first). The bank (the keys and those reports'
+            token ids) is stored with the weights by [`MeritForReportGeneration.set_retrieval_bank`]. 0: off.
+        retrieval_space (`str`, *optional*, defaults to `"encoder"`):
+            Where the k reports are looked up. `"encoder"`: the reports of the training ECGs whose pooled encoder
+            features are most cosine-similar to the ECG's (ECG to ECG). `"ecg-text"`: the training reports whose
+            embeddings in a MERIT pretraining checkpoint's ECG-report space are closest to the ECG's projected
+            embedding (the contrastive alignment used as the retriever; the checkpoint's ECG projection is stored in
+            this model as `retrieval_projection`, frozen).
+        retrieval_projection_head (`str`, *optional*):
+            With `retrieval_space="ecg-text"`: the architecture of that ECG projection (`"mlp_bn"` or `"linear"`, as
+            `MeritConfig.projection_head`; set by `set_retrieval_bank`).
+        retrieval_key_size (`int`, *optional*, defaults to 0):
+            Width of the bank's keys: the encoder's `hidden_size` (`"encoder"`) or the checkpoint's `projection_dim`
+            (`"ecg-text"`); set by `set_retrieval_bank`.
         retrieval_bank_size (`int`, *optional*, defaults to 0):
             Number of entries of the retrieval bank (set by `set_retrieval_bank`; sizes its buffers).
         retrieval_context_length (`int`, *optional*, defaults to 0):
@@ -147,6 +160,9 @@ class MeritReportGenerationConfig(PreTrainedConfig):
     prompt_ids_after_ecg: list[int] | None = None
     generation_defaults: dict | None = None
     num_retrieved_reports: int = 0
+    retrieval_space: str = "encoder"
+    retrieval_projection_head: str | None = None
+    retrieval_key_size: int = 0
     retrieval_bank_size: int = 0
     retrieval_context_length: int = 0
     findings_labels: list[str] | None = None
@@ -193,11 +209,28 @@ class MeritReportGenerationConfig(PreTrainedConfig):
                     f"`generation_defaults` cannot hold {per_call}: they are per-call settings; give them to "
                     "`generate` (or the pipeline) instead."
                 )
-        for field in ("num_retrieved_reports", "retrieval_bank_size", "retrieval_context_length"):
+        _check_choice("retrieval_space", self.retrieval_space, set(RETRIEVAL_SPACES))
+        if self.retrieval_projection_head is not None:
+            _check_choice("retrieval_projection_head", self.retrieval_projection_head, set(RETRIEVAL_PROJECTION_HEADS))
+        for field in (
+            "num_retrieved_reports",
+            "retrieval_key_size",
+            "retrieval_bank_size",
+            "retrieval_context_length",
+        ):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"`{field}` must be an integer >= 0, got {value!r}.")
         bank = self.retrieval_bank_size
+        if (
+            bank
+            and self.retrieval_space == "ecg-text"
+            and (self.retrieval_projection_head is None or not self.retrieval_key_size)
+        ):
+            raise ValueError(
+                "A bank in the 'ecg-text' retrieval space needs `retrieval_projection_head` and `retrieval_key_size` "
+                "(set by MeritForReportGeneration.set_retrieval_bank with the checkpoint's ECG projection)."
+            )
         if bank and self.num_retrieved_reports > bank:
             raise ValueError(
                 f"`num_retrieved_reports` ({self.num_retrieved_reports}) exceeds the {bank} reports of the retrieval "

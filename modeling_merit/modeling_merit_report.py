@@ -18,7 +18,7 @@ from transformers.utils import ModelOutput, logging
 
 from .configuration_merit import MeritECGConfig
 from .configuration_merit_report import MeritReportGenerationConfig
-from .modeling_merit import MeritECGModel, MeritPreTrainedModel
+from .modeling_merit import MeritECGModel, MeritPreTrainedModel, MeritProjectionHead, build_projection
 
 
 logger = logging.get_logger(__name__)
@@ -229,12 +229,19 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         self.ecg_model = MeritECGModel._from_config(config.ecg_config)
         self.projector = MeritReportProjector(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.retrieval_projection = None
         if config.num_retrieved_reports:
-            # the bank (set_retrieval_bank), saved with the weights: unit-norm pooled features of the training ECGs,
-            # and the token ids of each one's context text, right-padded with -1
+            # the bank (set_retrieval_bank), saved with the weights: unit-norm keys (pooled features of the training
+            # ECGs, or their reports' embeddings in the ECG-text space) and the token ids of each one's context text,
+            # right-padded with -1
             bank_size, length = config.retrieval_bank_size, config.retrieval_context_length
-            self.register_buffer("retrieval_keys", torch.zeros(bank_size, config.ecg_config.hidden_size))
+            key_size = config.retrieval_key_size or config.ecg_config.hidden_size
+            self.register_buffer("retrieval_keys", torch.zeros(bank_size, key_size))
             self.register_buffer("retrieval_context_ids", torch.full((bank_size, length), -1, dtype=torch.long))
+            if config.retrieval_projection_head is not None:
+                self.retrieval_projection = build_projection(
+                    config.retrieval_projection_head, config.ecg_config.hidden_size, key_size
+                ).requires_grad_(False)
         self.findings_head = MeritFindingsHead(config) if config.num_findings else None
         self.post_init()
         # `config.freeze_ecg_encoder` is part of what this model computes (`encode_ecg` runs without gradient, the
@@ -493,30 +500,69 @@ class MeritForReportGeneration(MeritPreTrainedModel):
 
     # ------------------------------------------------------------------------------------------------ retrieval
 
-    def set_retrieval_bank(self, features: torch.Tensor, reports: list[str], tokenizer, max_report_tokens=None):
+    def set_retrieval_bank(
+        self,
+        keys: torch.Tensor,
+        reports: list[str],
+        tokenizer,
+        max_report_tokens: int | None = None,
+        projection: nn.Module | None = None,
+    ):
         """
-        Stores the bank of retrieval-augmented generation (`config.num_retrieved_reports` > 0): the pooled encoder
-        features of training ECGs and their reports, written as `RETRIEVAL_CONTEXT_TEMPLATE` and tokenised.
+        Stores the bank of retrieval-augmented generation (`config.num_retrieved_reports` > 0): one key per training
+        report and the report, written as `RETRIEVAL_CONTEXT_TEMPLATE` and tokenised.
 
         Args:
-            features (`torch.FloatTensor` of shape `(N, H)`): pooled encoder features (the `pooler_output` of this
-                model's ECG encoder) of the N training ECGs.
-            reports (`list[str]`): their N reports.
+            keys (`torch.FloatTensor` of shape `(N, K)`): with `config.retrieval_space="encoder"`, the pooled encoder
+                features (the `pooler_output` of this model's ECG encoder) of the N training ECGs (`K` = its
+                `hidden_size`); with `"ecg-text"`, the N reports' embeddings in a MERIT checkpoint's ECG-text space
+                (`get_text_features`, `K` = its `projection_dim`). They are stored L2-normalised.
+            reports (`list[str]`): the N reports.
             tokenizer: the language model's tokenizer.
             max_report_tokens (`int`, *optional*): each report is cut to this many tokens.
+            projection (`nn.Module`, *optional*): with `"ecg-text"`, that checkpoint's ECG projection
+                (`MeritModel.ecg_projection`, `(B, hidden_size)` -> `(B, K)`), copied into this model, frozen; it maps
+                each ECG's pooled features into the space of the keys. Not accepted with `"encoder"`.
         """
-        if not self.config.num_retrieved_reports:
+        config = self.config
+        if not config.num_retrieved_reports:
             raise ValueError("set_retrieval_bank needs config.num_retrieved_reports > 0 (retrieval is off).")
-        hidden = self.config.ecg_config.hidden_size
-        if features.dim() != 2 or features.shape[1] != hidden or features.shape[0] != len(reports):
+        hidden = config.ecg_config.hidden_size
+        if (projection is None) != (config.retrieval_space == "encoder"):
             raise ValueError(
-                f"The bank needs features of shape ({len(reports)} reports, {hidden}), got {tuple(features.shape)}."
+                f"retrieval_space={config.retrieval_space!r}: "
+                + (
+                    "pass `projection`, the MERIT checkpoint's ECG projection (MeritModel.ecg_projection), with its "
+                    "reports' embeddings as `keys`."
+                    if projection is None
+                    else "the keys are pooled encoder features; do not pass `projection`."
+                )
             )
-        if len(reports) < self.config.num_retrieved_reports:
+        key_size = hidden if projection is None else keys.shape[-1]
+        if keys.dim() != 2 or keys.shape[0] != len(reports) or keys.shape[1] != key_size:
+            raise ValueError(
+                f"The bank needs keys of shape ({len(reports)} reports, {key_size}), got {tuple(keys.shape)}."
+            )
+        if len(reports) < config.num_retrieved_reports:
             raise ValueError(
                 f"The bank holds {len(reports)} reports, fewer than num_retrieved_reports "
-                f"({self.config.num_retrieved_reports})."
+                f"({config.num_retrieved_reports})."
             )
+        device = next(self.parameters()).device
+        if projection is not None:
+            if isinstance(projection, MeritProjectionHead):
+                head = "mlp_bn"
+            elif isinstance(projection, nn.Linear):
+                head = "linear"
+            else:
+                raise ValueError(
+                    f"`projection` must be a MERIT ECG projection (MeritProjectionHead or nn.Linear), got "
+                    f"{type(projection).__name__}."
+                )
+            copied = build_projection(head, hidden, key_size)
+            copied.load_state_dict(projection.state_dict())  # a size mismatch raises here
+            self.retrieval_projection = copied.to(device).eval().requires_grad_(False)
+            config.retrieval_projection_head = head
         prefix = RETRIEVAL_CONTEXT_TEMPLATE.split("{report}")[0]
         prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
         report_ids = tokenizer([str(report).strip() for report in reports], add_special_tokens=False)["input_ids"]
@@ -527,20 +573,39 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         context_ids = torch.full((len(contexts), length), -1, dtype=torch.long)
         for row, ids in enumerate(contexts):
             context_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        device = next(self.parameters()).device
-        keys = F.normalize(features.detach().float(), dim=-1).to(device=device, dtype=self.projector_dtype)
-        self.register_buffer("retrieval_keys", keys)
+        normalized = F.normalize(keys.detach().float(), dim=-1).to(device=device, dtype=self.projector_dtype)
+        self.register_buffer("retrieval_keys", normalized)
         self.register_buffer("retrieval_context_ids", context_ids.to(device))
-        self.config.retrieval_bank_size, self.config.retrieval_context_length = len(contexts), length
+        config.retrieval_bank_size, config.retrieval_context_length = len(contexts), length
+        config.retrieval_key_size = key_size
+
+    @torch.no_grad()
+    def retrieval_queries(self, features: torch.Tensor) -> torch.FloatTensor:
+        """
+        The unit-norm queries `(B, K)` of pooled encoder features `(B, H)`: the features themselves
+        (`retrieval_space="encoder"`) or their image under the stored ECG projection (`"ecg-text"`, always with the
+        projection's evaluation statistics).
+        """
+        projection = self.retrieval_projection
+        if projection is not None:
+            weight = next(projection.parameters())
+            was_training = projection.training
+            projection.eval()
+            features = projection(features.detach().to(device=weight.device, dtype=weight.dtype))
+            projection.train(was_training)
+        return F.normalize(features.detach().float(), dim=-1)
 
     def retrieve(self, features: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.LongTensor:
         """
-        The `config.num_retrieved_reports` bank entries most cosine-similar to each ECG, most similar first.
+        The `config.num_retrieved_reports` bank entries whose keys are most cosine-similar to each ECG's query
+        ([`retrieval_queries`]), most similar first.
 
         Args:
             features (`torch.FloatTensor` of shape `(B, H)`): pooled encoder features of the ECGs.
-            exclude (`torch.LongTensor` of shape `(B,)`, *optional*): a bank entry each ECG may not retrieve (its
-                own, when the ECGs are the bank's training records: leave-one-out).
+            exclude (`torch.Tensor`, *optional*): bank entries the ECGs may not retrieve, when the ECGs are the
+                bank's training records: a `torch.LongTensor` of shape `(B,)` (one entry each, its own:
+                leave-one-out) or a `torch.BoolTensor` of shape `(B, N)` (True = excluded, e.g. every record of the
+                same patient: leave-patient-out). Each ECG must keep at least `num_retrieved_reports` entries.
 
         Returns:
             `torch.LongTensor` of shape `(B, k)`: indices into the bank.
@@ -548,11 +613,25 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         if not self.config.num_retrieved_reports or not self.config.retrieval_bank_size:
             raise ValueError(
                 "This model has no retrieval bank: set config.num_retrieved_reports > 0 and call "
-                "set_retrieval_bank(features, reports, tokenizer) with the training ECGs."
+                "set_retrieval_bank(keys, reports, tokenizer) with the training records."
             )
         keys = self.retrieval_keys.float()
-        similarity = F.normalize(features.detach().float(), dim=-1) @ keys.T.to(features.device)
-        if exclude is not None:
+        queries = self.retrieval_queries(features)
+        similarity = queries.to(keys.device) @ keys.T
+        if exclude is not None and exclude.dtype == torch.bool:
+            if exclude.shape != similarity.shape:
+                raise ValueError(
+                    f"A boolean `exclude` must have shape (ECGs, bank entries) = {tuple(similarity.shape)}, got "
+                    f"{tuple(exclude.shape)}."
+                )
+            left = (~exclude).sum(dim=1).min().item()
+            if left < self.config.num_retrieved_reports:
+                raise ValueError(
+                    f"`exclude` leaves an ECG {left} bank entries, fewer than num_retrieved_reports "
+                    f"({self.config.num_retrieved_reports})."
+                )
+            similarity = similarity.masked_fill(exclude.to(similarity.device), -2.0)
+        elif exclude is not None:
             similarity[torch.arange(len(exclude), device=similarity.device), exclude.to(similarity.device)] = -2.0
         return similarity.topk(self.config.num_retrieved_reports, dim=-1).indices
 
@@ -707,7 +786,8 @@ class MeritForReportGeneration(MeritPreTrainedModel):
             ecg_feature_mask (`torch.BoolTensor` of shape `(B, F)`, *optional*): their mask.
             retrieved_indices (`torch.LongTensor` of shape `(B, k)`, *optional*): with retrieval
                 (`config.num_retrieved_reports` = k), the bank entries placed in each prompt; default: [`retrieve`]
-                on the pooled features (training passes leave-one-out indices, so no record reads its own report).
+                on the pooled features (training passes indices retrieved among other patients' records, so no record
+                reads its own report or its patient's).
             findings (`torch.BoolTensor` of shape `(B, C)`, *optional*): with findings-conditioned generation
                 (`config.findings_labels`), the statements written into each prompt; default: [`predict_findings`]
                 on the pooled features (training passes out-of-fold predictions, as noisy as at test time).

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from modeling_merit import (
     MeritConfig,
@@ -255,6 +256,16 @@ def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tm
     assert model.retrieve(pooled)[:, 0].tolist() == [0, 1, 2, 3]
     left_out = model.retrieve(pooled, exclude=torch.arange(4))
     assert left_out.shape == (4, 2) and not (left_out == torch.arange(4)[:, None]).any()
+    # a boolean mask excludes any entries (e.g. a patient's other records); it must leave k entries per ECG
+    exclude = torch.eye(4, dtype=torch.bool)
+    exclude[0, 1] = exclude[1, 0] = True  # records 0 and 1: one patient
+    masked = model.retrieve(pooled, exclude=exclude)
+    assert not exclude.gather(1, masked).any()
+    torch.testing.assert_close(masked[2:], left_out[2:])
+    with pytest.raises(ValueError, match="leaves an ECG 1 bank entries, fewer than num_retrieved_reports"):
+        model.retrieve(pooled, exclude=exclude | torch.tensor([True, True, False, False]))
+    with pytest.raises(ValueError, match=r"must have shape \(ECGs, bank entries\) = \(4, 4\)"):
+        model.retrieve(pooled, exclude=exclude[:, :3])
     # the context sits between the ECG prefix and the instruction, most similar report first
     plain, with_context = (
         model._prompt_ids(None, 1, None),
@@ -287,6 +298,69 @@ def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tm
     torch.testing.assert_close(loaded.generate(bank_ecg[:2], max_new_tokens=5), explicit)
 
 
+def test_retrieval_in_the_ecg_text_space_uses_the_stored_projection(tokenizer, tmp_path):
+    from modeling_merit.modeling_merit import MeritProjectionHead
+
+    model = tiny_model(seed=2, tokenizer=tokenizer, num_retrieved_reports=2, retrieval_space="ecg-text").eval()
+    torch.manual_seed(5)
+    projection = MeritProjectionHead(64, 16)
+    projection.norm.running_mean.normal_()
+    projection.norm.running_var.uniform_(0.5, 2.0)
+    projection.eval()
+    bank_ecg, query_ecg = torch.randn(2, 6, 12, 1000, generator=torch.Generator().manual_seed(1))
+    _, _, bank_pooled = model.encode_ecg(bank_ecg, return_pooled=True)
+    _, _, query_pooled = model.encode_ecg(query_ecg, return_pooled=True)
+    # keys as a dual model's report embeddings would be: here, random directions in the 16-d space
+    keys = torch.randn(6, 16, generator=torch.Generator().manual_seed(3))
+    reports = [f"report {index}" for index in range(6)]
+    model.set_retrieval_bank(keys, reports, tokenizer, projection=projection)
+    assert model.config.retrieval_projection_head == "mlp_bn" and model.config.retrieval_key_size == 16
+    # the ranking is the cosine of the projected ECG with the keys, not of the pooled features
+    with torch.no_grad():
+        expected = (F.normalize(projection(query_pooled), dim=-1) @ F.normalize(keys, dim=-1).T).topk(2).indices
+    torch.testing.assert_close(model.retrieve(query_pooled), expected)
+    # frozen and always with its running statistics: training mode (a batch of 6) changes nothing
+    assert not any(parameter.requires_grad for parameter in model.retrieval_projection.parameters())
+    model.train()
+    torch.testing.assert_close(model.retrieve(query_pooled), expected)
+    assert model.retrieval_projection.training  # its mode is left as it was
+    model.eval()
+    # it is a copy, saved and loaded with the bank; generation retrieves through it
+    projection.output.weight.data.zero_()
+    torch.testing.assert_close(model.retrieve(query_pooled), expected)
+    generated = model.generate(query_ecg[:2], max_new_tokens=4)
+    torch.testing.assert_close(
+        generated, model.generate(query_ecg[:2], retrieved_indices=expected[:2], max_new_tokens=4)
+    )
+    model.save_pretrained(tmp_path)
+    loaded = MeritForReportGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.retrieval_space == "ecg-text" and loaded.retrieval_keys.shape == (6, 16)
+    torch.testing.assert_close(loaded.retrieve(query_pooled), expected)
+    torch.testing.assert_close(loaded.generate(query_ecg[:2], max_new_tokens=4), generated)
+    # a linear projection works too; the wrong space, a missing projection or a mismatched size are refused
+    linear = nn.Linear(64, 16, bias=False)
+    model.set_retrieval_bank(keys, reports, tokenizer, projection=linear)
+    assert model.config.retrieval_projection_head == "linear"
+    with pytest.raises(ValueError, match="pass `projection`"):
+        model.set_retrieval_bank(keys, reports, tokenizer)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        model.set_retrieval_bank(torch.randn(6, 8), reports, tokenizer, projection=linear)
+    with pytest.raises(ValueError, match="do not pass `projection`"):
+        tiny_model(tokenizer=tokenizer, num_retrieved_reports=1).set_retrieval_bank(
+            bank_pooled, reports, tokenizer, projection=linear
+        )
+    with pytest.raises(ValueError, match="needs `retrieval_projection_head` and `retrieval_key_size`"):
+        MeritReportGenerationConfig(
+            ecg_config=TINY_ECG,
+            text_config=tiny_text_config(),
+            num_retrieved_reports=1,
+            retrieval_space="ecg-text",
+            retrieval_bank_size=4,
+        )
+    with pytest.raises(ValueError, match="`retrieval_space` must be one of"):
+        MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=tiny_text_config(), retrieval_space="text")
+
+
 def test_retrieval_errors_name_what_is_missing(tokenizer):
     with pytest.raises(ValueError, match="num_retrieved_reports` must be an integer >= 0"):
         MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=tiny_text_config(), num_retrieved_reports=-1)
@@ -297,7 +371,7 @@ def test_retrieval_errors_name_what_is_missing(tokenizer):
     model = tiny_model(tokenizer=tokenizer, num_retrieved_reports=1).eval()
     with pytest.raises(ValueError, match="no retrieval bank"):
         model.generate(torch.randn(1, 12, 1000), max_new_tokens=2)
-    with pytest.raises(ValueError, match=r"features of shape \(2 reports, 64\)"):
+    with pytest.raises(ValueError, match=r"keys of shape \(2 reports, 64\)"):
         model.set_retrieval_bank(torch.randn(3, 64), ["a", "b"], tokenizer)
     with pytest.raises(ValueError, match="retrieval is off"):
         tiny_model(tokenizer=tokenizer).set_retrieval_bank(torch.randn(2, 64), ["a", "b"], tokenizer)

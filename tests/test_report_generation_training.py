@@ -176,6 +176,80 @@ def test_retrieval_augmented_training_stores_its_bank(checkpoints, tmp_path):
         )
 
 
+def test_training_records_never_retrieve_their_own_patients_reports():
+    import datasets
+
+    from merit_training.report_generation import leave_patient_out_retrieval
+
+    class Nearest:  # a bank whose similarity is minus the distance of scalar keys
+        class config:
+            num_retrieved_reports = 1
+
+        @staticmethod
+        def retrieve(features, exclude):
+            similarity = -(features - keys.T).abs()
+            return similarity.masked_fill(exclude, -1e9).topk(1, dim=-1).indices
+
+    keys = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
+    split = datasets.Dataset.from_dict({"patient_id": [7, 7, 8, -1, -1, 9]})
+    # records 0 and 1 share patient 7, so each reads record 2; the two unknown patients may read each other
+    for chunk_size in (2, 512):
+        retrieved = leave_patient_out_retrieval(Nearest, keys, split, chunk_size=chunk_size)
+        assert retrieved.squeeze(1).tolist() == [2, 2, 1, 4, 3, 4]
+    without_patients = datasets.Dataset.from_dict({"record": list(range(6))})
+    assert leave_patient_out_retrieval(Nearest, keys, without_patients).squeeze(1).tolist() == [1, 0, 1, 4, 3, 4]
+
+
+@pytest.mark.slow
+def test_retrieval_in_the_ecg_text_space_uses_the_checkpoints_alignment(checkpoints, tmp_path):
+    import torch.nn.functional as F
+    from transformers import AutoModel
+
+    from merit_training.report_generation import report_embeddings
+
+    overrides = (
+        '{"projector_hidden_size": 32, "num_prefix_tokens": 2, "num_retrieved_reports": 1, '
+        '"retrieval_space": "ecg-text"}'
+    )
+    output = run(checkpoints, tmp_path / "rag", "--max_train_steps", "1", "--config_overrides", overrides)
+    model = AutoModel.from_pretrained(output).eval()
+    dual = AutoModel.from_pretrained(checkpoints / "merit").eval()
+    # the keys are the training reports embedded by the MERIT checkpoint; the query goes through its ECG projection
+    assert model.config.retrieval_key_size == dual.config.projection_dim == model.retrieval_keys.shape[1]
+    reports = model.retrieval_context_ids  # (16, length): decode to recover the stored reports' order
+    assert reports.shape[0] == 16
+    dual_processor = MeritProcessor.from_pretrained(checkpoints / "merit")
+    tokenizer = dual_processor.tokenizer
+    prefix = len(tokenizer("\nReport of a similar ECG: ", add_special_tokens=False)["input_ids"])
+    texts = [tokenizer.decode([token for token in row[prefix:].tolist() if token >= 0]) for row in reports]
+    expected = report_embeddings(dual, dual_processor, texts, 8, "cpu")
+    torch.testing.assert_close(model.retrieval_keys, torch.from_numpy(expected), atol=2e-2, rtol=0)
+    for name, tensor in dual.ecg_projection.state_dict().items():
+        torch.testing.assert_close(model.retrieval_projection.state_dict()[name], tensor)
+    ecg = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        query = F.normalize(dual.get_ecg_features(ecg), dim=-1)
+    assert model.retrieve(model.encode_ecg(ecg, return_pooled=True)[2]).squeeze(1).tolist() == (
+        (query @ model.retrieval_keys.T).argmax(dim=1).tolist()
+    )
+    assert "ECG-text space" in (output / "README.md").read_text()
+    # an ECG-only checkpoint has no ECG-text space
+    ecg_only = tmp_path / "ecg-only"
+    dual.ecg_model.save_pretrained(ecg_only)
+    dual_processor.save_pretrained(ecg_only)
+    with pytest.raises(ValueError, match="must be a MERIT pretraining or dual-encoder checkpoint"):
+        run(
+            checkpoints,
+            tmp_path / "rag-ecg-only",
+            "--model_name_or_path",
+            str(ecg_only),
+            "--max_train_steps",
+            "1",
+            "--config_overrides",
+            overrides,
+        )
+
+
 def test_findings_classifier_learns_and_holds_out_what_it_predicts():
     from merit_training.findings import fit_findings
 
