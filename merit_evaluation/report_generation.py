@@ -71,7 +71,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS, dataset_spec, load_dataset_splits
-from merit_training.report_generation import REPORT_LANGUAGES, report_language
+from merit_training.report_generation import REPORT_LANGUAGES, load_ecg_text_checkpoint, report_language
 
 from .clinical_efficacy import ClinicalEfficacyStatistics, reads_ptbxl_statements
 from .data import preprocess_ecg_inputs
@@ -819,13 +819,12 @@ def run_report_generation_task(
     ]
     alignment_model = None
     if retrieval_checkpoint is not None:
-        dual_model = AutoModel.from_pretrained(retrieval_checkpoint, **hub_kwargs)
-        if not hasattr(dual_model, "get_text_features"):
-            raise ValueError(
-                f"--retrieval_checkpoint needs a MERIT pretraining checkpoint (both towers); {retrieval_checkpoint} "
-                f"loads as {type(dual_model).__name__}: pass the checkpoint the generator's encoder came from."
-            )
-        alignment_model = (dual_model, AutoProcessor.from_pretrained(retrieval_checkpoint, **hub_kwargs))
+        alignment_model = load_ecg_text_checkpoint(
+            retrieval_checkpoint,
+            "--retrieval_checkpoint",
+            "pass the checkpoint the generator's encoder came from.",
+            **hub_kwargs,
+        )
         preprocessing.append((f"--retrieval_checkpoint ({retrieval_checkpoint})", alignment_model[1]))
     for which, other_processor in preprocessing:
         if other_processor.feature_extractor.to_dict() != processor.feature_extractor.to_dict():

@@ -566,11 +566,11 @@ def leave_patient_out_retrieval(model, pooled: torch.Tensor, split, chunk_size: 
     shares with none), so that, as for a test ECG, the reports come from other patients (the folds are split by
     patient). Rows go in chunks, so memory grows as `chunk_size x N`."""
     count = len(split)
-    patients = (
-        torch.tensor([int(patient) for patient in split["patient_id"]])
-        if "patient_id" in split.column_names
-        else torch.full((count,), -1)
-    )
+    patients = torch.full((count,), -1)
+    if "patient_id" in split.column_names:  # integer or string ids; -1, None and "" are unknown
+        ids = [str(patient) for patient in split["patient_id"]]
+        known = torch.tensor([patient not in ("-1", "None", "") for patient in ids])
+        patients = torch.from_numpy(np.unique(ids, return_inverse=True)[1].reshape(-1)).masked_fill(~known, -1)
     retrieved = []
     for start in range(0, count, chunk_size):
         rows = torch.arange(start, min(start + chunk_size, count))
@@ -580,6 +580,23 @@ def leave_patient_out_retrieval(model, pooled: torch.Tensor, split, chunk_size: 
     return torch.cat(retrieved)
 
 
+def load_ecg_text_checkpoint(path: str, needed_by: str, hint: str, **hub_kwargs):
+    """A MERIT checkpoint with both towers (`MeritModel`, what `AutoModel` loads from a pretraining or dual-encoder
+    checkpoint) and its processor, for what needs its ECG-text space (`needed_by`, e.g. a flag); anything else is
+    refused with a message that names `needed_by` and ends with `hint`."""
+    from transformers import AutoModel, AutoProcessor
+
+    from modeling_merit import MeritModel
+
+    model = AutoModel.from_pretrained(path, **hub_kwargs)
+    if not isinstance(model, MeritModel) or getattr(model, "text_model", None) is None:
+        raise ValueError(
+            f"{needed_by} needs a MERIT pretraining or dual-encoder checkpoint with its text tower; {path} loads as "
+            f"{type(model).__name__}: {hint}"
+        )
+    return model, AutoProcessor.from_pretrained(path, **hub_kwargs)
+
+
 def install_retrieval_bank(model, tokenizer, pooled, reports, args, device) -> None:
     """The bank of retrieval-augmented generation from the training records: their pooled encoder features
     (`retrieval_space="encoder"`), or their reports embedded by the MERIT checkpoint `--model_name_or_path` together
@@ -587,18 +604,11 @@ def install_retrieval_bank(model, tokenizer, pooled, reports, args, device) -> N
     if model.config.retrieval_space == "encoder":
         model.set_retrieval_bank(pooled, reports, tokenizer, args.max_report_tokens)
         return
-    from transformers import AutoModel
-
-    from modeling_merit import MeritModel, MeritProcessor
-
-    dual = AutoModel.from_pretrained(args.model_name_or_path)
-    if not isinstance(dual, MeritModel) or getattr(dual, "text_model", None) is None:
-        raise ValueError(
-            f"retrieval_space='ecg-text' retrieves in the ECG-text space of --model_name_or_path "
-            f"({args.model_name_or_path}), which must be a MERIT pretraining or dual-encoder checkpoint with its text "
-            f"tower; it loads as {type(dual).__name__}. Use retrieval_space='encoder' for an ECG-only checkpoint."
-        )
-    dual_processor = MeritProcessor.from_pretrained(args.model_name_or_path)
+    dual, dual_processor = load_ecg_text_checkpoint(
+        args.model_name_or_path,
+        "retrieval_space='ecg-text'",
+        "pass such a checkpoint as --model_name_or_path, or use retrieval_space='encoder' for an ECG-only one.",
+    )
     keys = report_embeddings(dual, dual_processor, reports, args.per_device_eval_batch_size, device)
     model.set_retrieval_bank(
         torch.from_numpy(keys), reports, tokenizer, args.max_report_tokens, projection=dual.ecg_projection
@@ -716,7 +726,7 @@ def report_model_card(
                     )
                     + " are written into the prompt after the ECG tokens; "
                     f"the bank ({config.retrieval_bank_size} training reports) is stored in the "
-                    "checkpoint. In training each record retrieved among the other training records."
+                    "checkpoint. In training each record retrieved among other patients' training records."
                 ]
                 if config.num_retrieved_reports
                 else []

@@ -221,6 +221,15 @@ class MeritReportGenerationConfig(PreTrainedConfig):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"`{field}` must be an integer >= 0, got {value!r}.")
+        if self.retrieval_space == "encoder" and (
+            self.retrieval_projection_head is not None
+            or self.retrieval_key_size not in (0, self.ecg_config.hidden_size)
+        ):
+            raise ValueError(
+                "retrieval_space='encoder' retrieves by the pooled encoder features: it takes no "
+                f"`retrieval_projection_head` (got {self.retrieval_projection_head!r}) and keys of the encoder's "
+                f"hidden_size ({self.ecg_config.hidden_size}; got `retrieval_key_size` {self.retrieval_key_size})."
+            )
         bank = self.retrieval_bank_size
         if (
             bank

@@ -549,7 +549,9 @@ class MeritForReportGeneration(MeritPreTrainedModel):
                 f"({config.num_retrieved_reports})."
             )
         device = next(self.parameters()).device
-        if projection is not None:
+        if projection is None:
+            self.retrieval_projection, config.retrieval_projection_head = None, None
+        else:
             if isinstance(projection, MeritProjectionHead):
                 head = "mlp_bn"
             elif isinstance(projection, nn.Linear):
@@ -618,7 +620,15 @@ class MeritForReportGeneration(MeritPreTrainedModel):
         keys = self.retrieval_keys.float()
         queries = self.retrieval_queries(features)
         similarity = queries.to(keys.device) @ keys.T
-        if exclude is not None and exclude.dtype == torch.bool:
+        if exclude is not None:
+            exclude = exclude.to(similarity.device)
+            if exclude.dtype != torch.bool:  # one bank entry per ECG
+                if exclude.shape != similarity.shape[:1]:
+                    raise ValueError(
+                        f"An index `exclude` must have shape (ECGs,) = ({similarity.shape[0]},), got "
+                        f"{tuple(exclude.shape)}; pass a boolean (ECGs, bank entries) mask to exclude several."
+                    )
+                exclude = F.one_hot(exclude.long(), similarity.shape[1]).bool()
             if exclude.shape != similarity.shape:
                 raise ValueError(
                     f"A boolean `exclude` must have shape (ECGs, bank entries) = {tuple(similarity.shape)}, got "
@@ -630,9 +640,7 @@ class MeritForReportGeneration(MeritPreTrainedModel):
                     f"`exclude` leaves an ECG {left} bank entries, fewer than num_retrieved_reports "
                     f"({self.config.num_retrieved_reports})."
                 )
-            similarity = similarity.masked_fill(exclude.to(similarity.device), -2.0)
-        elif exclude is not None:
-            similarity[torch.arange(len(exclude), device=similarity.device), exclude.to(similarity.device)] = -2.0
+            similarity = similarity.masked_fill(exclude, -2.0)
         return similarity.topk(self.config.num_retrieved_reports, dim=-1).indices
 
     def _with_context(self, prompt_ids, retrieved_indices=None, findings=None):

@@ -356,7 +356,10 @@ def test_ecg_text_retrieval_gives_each_ecg_its_own_nearest_report(splits, proces
 
 
 def test_a_retrieval_checkpoint_without_a_text_tower_is_rejected(checkpoint, tmp_path, cache_dir):
-    with pytest.raises(ValueError, match="--retrieval_checkpoint needs a MERIT pretraining checkpoint"):
+    with pytest.raises(
+        ValueError,
+        match="--retrieval_checkpoint needs a MERIT pretraining or dual-encoder checkpoint with its text tower",
+    ):
         report_generation.run_report_generation_task(
             str(checkpoint), PTBXL_SAMPLE, tmp_path, cache_dir=cache_dir, bertscore=False,
             retrieval_checkpoint=str(checkpoint),

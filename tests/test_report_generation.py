@@ -266,6 +266,12 @@ def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tm
         model.retrieve(pooled, exclude=exclude | torch.tensor([True, True, False, False]))
     with pytest.raises(ValueError, match=r"must have shape \(ECGs, bank entries\) = \(4, 4\)"):
         model.retrieve(pooled, exclude=exclude[:, :3])
+    with pytest.raises(ValueError, match=r"An index `exclude` must have shape \(ECGs,\) = \(4,\)"):
+        model.retrieve(pooled, exclude=torch.arange(3))
+    small = tiny_model(tokenizer=tokenizer, num_retrieved_reports=2).eval()
+    small.set_retrieval_bank(pooled[:2], reports[:2], tokenizer)
+    with pytest.raises(ValueError, match="leaves an ECG 1 bank entries"):  # the index form is checked alike
+        small.retrieve(pooled[:2], exclude=torch.arange(2))
     # the context sits between the ECG prefix and the instruction, most similar report first
     plain, with_context = (
         model._prompt_ids(None, 1, None),
@@ -296,6 +302,15 @@ def test_retrieval_puts_the_nearest_training_reports_in_the_prompt(tokenizer, tm
     torch.testing.assert_close(loaded.retrieval_keys, model.retrieval_keys)
     torch.testing.assert_close(loaded.retrieval_context_ids, model.retrieval_context_ids)
     torch.testing.assert_close(loaded.generate(bank_ecg[:2], max_new_tokens=5), explicit)
+    # a checkpoint saved before retrieval spaces existed (no such fields in its config) loads and retrieves alike
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["retrieval_space"] == "encoder" and config["retrieval_key_size"] == 64
+    for field in ("retrieval_space", "retrieval_projection_head", "retrieval_key_size"):
+        del config[field]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = MeritForReportGeneration.from_pretrained(tmp_path).eval()
+    assert old.retrieval_projection is None
+    torch.testing.assert_close(old.retrieve(pooled), model.retrieve(pooled))
 
 
 def test_retrieval_in_the_ecg_text_space_uses_the_stored_projection(tokenizer, tmp_path):
@@ -359,6 +374,15 @@ def test_retrieval_in_the_ecg_text_space_uses_the_stored_projection(tokenizer, t
         )
     with pytest.raises(ValueError, match="`retrieval_space` must be one of"):
         MeritReportGenerationConfig(ecg_config=TINY_ECG, text_config=tiny_text_config(), retrieval_space="text")
+    with pytest.raises(ValueError, match="retrieval_space='encoder' retrieves by the pooled encoder features"):
+        MeritReportGenerationConfig(
+            ecg_config=TINY_ECG, text_config=tiny_text_config(), retrieval_projection_head="linear"
+        )
+    # switching a model back to the encoder space drops the projection
+    model.config.retrieval_space = "encoder"
+    model.set_retrieval_bank(bank_pooled, reports, tokenizer)
+    assert model.retrieval_projection is None and model.config.retrieval_projection_head is None
+    assert model.config.retrieval_key_size == 64
 
 
 def test_retrieval_errors_name_what_is_missing(tokenizer):

@@ -193,9 +193,11 @@ def test_training_records_never_retrieve_their_own_patients_reports():
     keys = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
     split = datasets.Dataset.from_dict({"patient_id": [7, 7, 8, -1, -1, 9]})
     # records 0 and 1 share patient 7, so each reads record 2; the two unknown patients may read each other
-    for chunk_size in (2, 512):
+    for chunk_size in (2, 4, 512):  # 4: a short last chunk
         retrieved = leave_patient_out_retrieval(Nearest, keys, split, chunk_size=chunk_size)
         assert retrieved.squeeze(1).tolist() == [2, 2, 1, 4, 3, 4]
+    string_ids = datasets.Dataset.from_dict({"patient_id": ["p7", "p7", "p8", "", "", "p9"]})
+    assert leave_patient_out_retrieval(Nearest, keys, string_ids).squeeze(1).tolist() == [2, 2, 1, 4, 3, 4]
     without_patients = datasets.Dataset.from_dict({"record": list(range(6))})
     assert leave_patient_out_retrieval(Nearest, keys, without_patients).squeeze(1).tolist() == [1, 0, 1, 4, 3, 4]
 
@@ -237,7 +239,10 @@ def test_retrieval_in_the_ecg_text_space_uses_the_checkpoints_alignment(checkpoi
     ecg_only = tmp_path / "ecg-only"
     dual.ecg_model.save_pretrained(ecg_only)
     dual_processor.save_pretrained(ecg_only)
-    with pytest.raises(ValueError, match="must be a MERIT pretraining or dual-encoder checkpoint"):
+    with pytest.raises(
+        ValueError,
+        match="retrieval_space='ecg-text' needs a MERIT pretraining or dual-encoder checkpoint with its text tower",
+    ):
         run(
             checkpoints,
             tmp_path / "rag-ecg-only",
