@@ -745,6 +745,34 @@ SMALL_TEST_SET = 200
 """Below this many scored test records the printed table carries a note that the scores are noisy."""
 
 
+CE_FIGURE_FILE = "ce_per_class.png"
+
+
+def write_clinical_efficacy_figure(path, generations: list[dict], ceiling: ClinicalEfficacyStatistics, title: str):
+    """`ce_per_class.png`: per CE class with a positive record, the F1 of every generator of `generations` (the
+    `generations.jsonl` entries; first seed, scored records) and the extractor's ceiling on the same references."""
+    from merit_plotting import plot_clinical_efficacy
+
+    scored = [record for record in generations if record["scored"]]
+    names = [name for name in scored[0]["generations"] if " (seed " not in name]
+    statements = [record["statements"] for record in scored]
+    per_class = {
+        name: ClinicalEfficacyStatistics.from_texts(
+            [record["generations"][name] for record in scored], statements
+        ).per_class()
+        for name in names
+    }
+    ceiling_per_class = ceiling.per_class()
+    support = {label: values["support"] for label, values in ceiling_per_class.items() if values["support"]}
+    plot_clinical_efficacy(
+        {name: {label: values["f1"] for label, values in classes.items()} for name, classes in per_class.items()},
+        support,
+        {label: values["f1"] for label, values in ceiling_per_class.items()},
+        path,
+        title=title,
+    )
+
+
 def run_report_generation_task(
     model_name_or_path: str,
     data_dir,
@@ -889,6 +917,12 @@ def run_report_generation_task(
             "with published report-generation numbers."
         )
     if outcome.ceiling is not None:
+        write_clinical_efficacy_figure(
+            output_dir / CE_FIGURE_FILE,
+            outcome.generations,
+            outcome.ceiling,
+            f"Per-class CE-F1, {split} split ({outcome.ceiling.n_samples} reports), seed {seeds[0]}",
+        )
         ceiling = outcome.ceiling.values(np.ones((1, outcome.ceiling.n_samples)))
         notes.append(
             "Note: CE (clinical efficacy) = PTB-XL statements extracted from each generated report "
@@ -897,6 +931,7 @@ def run_report_generation_task(
             f"{ceiling['ce_f1_micro'][0]:.3f}, macro {ceiling['ce_f1_macro'][0]:.3f}, superclasses micro "
             f"{ceiling['ce_super_f1_micro'][0]:.3f}."
         )
+        notes.append(f"Per-class CE-F1 of every generator, with the extractor's ceiling: {CE_FIGURE_FILE}.")
     if seeds[0] in outcome.paired_differences and outcome.paired_differences[seeds[0]]:
         table = paired_differences_to_markdown(outcome.paired_differences[seeds[0]], seeds[0], split=split)
         notes.append(table.rstrip("\n"))

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -206,6 +207,76 @@ def plot_roc(
     bar_axes.set_title("Per-class AUROC", fontsize=10)
     heading = f"macro AUROC {macro:.3f} over {int(defined.sum())} of {num_classes} classes, n = {labels.shape[0]}"
     figure.suptitle(f"{title}: {heading}" if title else heading, fontsize=11)
+    if path is not None:
+        figure.savefig(path, dpi=dpi, format="png")
+    return figure
+
+
+def plot_clinical_efficacy(
+    per_class_f1: Mapping[str, Mapping[str, float]],
+    support: Mapping[str, int],
+    ceiling: Mapping[str, float] | None = None,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+    dpi: int = 120,
+) -> Figure:
+    """
+    Per-class clinical-efficacy F1 of several report generators side by side, with the extractor's ceiling.
+
+    The F1 values are computed by the caller (`merit_evaluation.clinical_efficacy`); this function only draws them.
+
+    Args:
+        per_class_f1 (`Mapping[str, Mapping[str, float]]`): per generator (e.g. `"MERIT"`, `"nearest-neighbour"`),
+            in drawing order, its F1 per class; every generator must hold the classes of `support`.
+        support (`Mapping[str, int]`): the classes, in drawing order, with their positive records.
+        ceiling (`Mapping[str, float]`, *optional*): the extractor's F1 per class on the reference reports, drawn as
+            a black tick.
+        path (`str` or `os.PathLike`, *optional*): where to write the PNG.
+        title (`str`, *optional*): the figure's title.
+        dpi (`int`, *optional*, defaults to 120): resolution of the PNG.
+
+    Returns:
+        `matplotlib.figure.Figure` with one horizontal bar per generator and class.
+    """
+    classes = list(support)
+    if not classes or not per_class_f1:
+        raise ValueError("Nothing to draw: give at least one class in `support` and one generator in `per_class_f1`.")
+    for name, values in per_class_f1.items():
+        missing = [label for label in classes if label not in values]
+        if missing:
+            raise ValueError(
+                f"Generator {name!r} has no F1 for the classes {missing}; give one per class of `support`."
+            )
+    if ceiling is not None and any(label not in ceiling for label in classes):
+        raise ValueError(f"`ceiling` must hold an F1 for every class of `support` ({classes}).")
+    names = list(per_class_f1)
+    height = 0.8 / len(names)
+    figure = Figure(figsize=(10.0, 1.2 + 0.09 * len(classes) * len(names) + 0.15 * len(classes)))
+    axes = figure.subplots()
+    colors = [matplotlib.colormaps["tab10"](index % 10) for index in range(len(names))]
+    positions = np.arange(len(classes))
+    for offset, (name, color) in enumerate(zip(names, colors, strict=True)):
+        values = [per_class_f1[name][label] for label in classes]
+        axes.barh(positions - 0.4 + (offset + 0.5) * height, values, height=height, color=color, label=name)
+    if ceiling is not None:
+        axes.scatter(
+            [ceiling[label] for label in classes],
+            positions,
+            marker="|",
+            s=300,
+            color="black",
+            linewidths=2,
+            label="extractor on the references (ceiling)",
+            zorder=3,
+        )
+    axes.set_yticks(positions, [f"{label} (n={support[label]})" for label in classes], fontsize=8)
+    axes.invert_yaxis()
+    axes.set(xlim=(0, 1), xlabel="CE-F1 (statements extracted from the report vs the record's own)")
+    axes.grid(axis="x", alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=dpi, format="png")
     return figure

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from merit_evaluation import cli as eval_merit
 from merit_evaluation import report_generation
@@ -145,6 +146,9 @@ def test_cli_end_to_end(checkpoint, other_checkpoint, pretraining_checkpoint, ca
     assert len(lines) == len(splits["test"])
     assert set(json.loads(lines[0])["generations"]) == {"MERIT", *BASELINES, ALIGNMENT_BASELINE, "random-init-bridge"}
     differences = json.loads((output_dir / "paired_differences.json").read_text())
+    with Image.open(output_dir / "ce_per_class.png") as image:  # per-class CE-F1 of every generator
+        assert image.format == "PNG"
+    assert "ce_per_class.png" in table
     others = (*BASELINES, ALIGNMENT_BASELINE, "random-init-bridge")
     assert set(differences["seed 0"]) == {f"MERIT - {name}" for name in others}
     examples = (output_dir / "examples.md").read_text()

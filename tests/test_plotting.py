@@ -5,7 +5,14 @@ import pytest
 import wfdb
 from PIL import Image
 
-from merit_plotting import STANDARD_LEAD_NAMES, plot_ecg, plot_roc, plot_training_curves, standard_lead_name
+from merit_plotting import (
+    STANDARD_LEAD_NAMES,
+    plot_clinical_efficacy,
+    plot_ecg,
+    plot_roc,
+    plot_training_curves,
+    standard_lead_name,
+)
 from merit_plotting.curves import NOT_LOGGED, TRAINING_CURVE_PANELS
 
 
@@ -265,6 +272,33 @@ def test_roc_rejects_mismatched_inputs():
         plot_roc(labels, labels * 0.5, ["only-one"], [0.5, 0.5])
     with pytest.raises(ValueError, match="same shape"):
         plot_roc(labels, np.zeros((2, 3)), ["a", "b", "c"], [0.5, 0.5, 0.5])
+
+
+def test_clinical_efficacy_bars_per_generator_and_class_with_the_ceiling(tmp_path):
+    per_class = {
+        "MERIT": {"NORM": 0.7, "MI": 0.0, "SR": 0.9},
+        "nearest-neighbour": {"NORM": 0.5, "MI": 0.2, "SR": 0.8},
+    }
+    support = {"NORM": 40, "MI": 12, "SR": 90}
+    ceiling = {"NORM": 0.8, "MI": 0.75, "SR": 1.0}
+    figure = plot_clinical_efficacy(per_class, support, ceiling, tmp_path / "ce.png", title="test split")
+    (axes,) = figure.axes
+    bars = list(axes.patches)
+    # one bar per generator and class, each as long as its F1, in the order given
+    assert [round(bar.get_width(), 3) for bar in bars] == [0.7, 0.0, 0.9, 0.5, 0.2, 0.8]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["NORM (n=40)", "MI (n=12)", "SR (n=90)"]
+    ticks = axes.collections[0].get_offsets()
+    assert ticks[:, 0].tolist() == [0.8, 0.75, 1.0]  # the ceiling, one tick per class
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == ["extractor on the references (ceiling)", "MERIT", "nearest-neighbour"]
+    with Image.open(tmp_path / "ce.png") as image:
+        assert image.format == "PNG"
+    with pytest.raises(ValueError, match=r"Generator 'MERIT' has no F1 for the classes \['HYP'\]"):
+        plot_clinical_efficacy(per_class, {**support, "HYP": 3})
+    with pytest.raises(ValueError, match="`ceiling` must hold an F1 for every class"):
+        plot_clinical_efficacy(per_class, support, {"NORM": 0.8})
+    with pytest.raises(ValueError, match="Nothing to draw"):
+        plot_clinical_efficacy({}, support)
 
 
 def test_readme_plotting_snippet_runs(repo_root, ptbxl_sample_dir, tokenizer, tmp_path, monkeypatch):
