@@ -122,6 +122,11 @@ DECAYED_MODULE_TYPES = (torch.nn.Linear, torch.nn.Conv1d)
 learnable lead/separator/mask tokens, word and position embeddings, the temperature) gets none."""
 
 
+OWN_RATE_PREFIXES = {"text": ("text_model.", "merit.text_model."), "decoder": ("decoder.",)}
+"""The parameter-name prefixes of the parts that can have learning rates of their own (`optimizer_parameter_groups`),
+in the order their groups follow the main pair."""
+
+
 def optimizer_parameter_groups(
     model: torch.nn.Module,
     weight_decay: float,
@@ -148,11 +153,9 @@ def optimizer_parameter_groups(
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        part = "main"
-        if text_learning_rate and name.startswith(("text_model.", "merit.text_model.")):
-            part = "text"
-        elif decoder_learning_rate and name.startswith("decoder."):
-            part = "decoder"
+        part = next(
+            (part for part, rate in own_rates.items() if rate and name.startswith(OWN_RATE_PREFIXES[part])), "main"
+        )
         groups[(part, id(parameter) in decayed_weights)].append(parameter)
     parameter_groups = [
         {"params": groups[("main", True)], "weight_decay": weight_decay},
