@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Zero-shot classification with a MERIT dual encoder: one score column per label, named as the label.\n\n"
             "Each label is put into the default prompt templates (or --hypothesis_template) and the prompt embeddings "
             "are\naveraged; the score is (1 + cosine) / 2 of the normalised ECG and class embeddings: one score per "
-            "label in [0, 1],\nnot a probability distribution over the labels. The same scores as the pipeline "
-            "`zero-shot-ecg-classification`\nand `eval_merit.py --task zero-shot`."
+            "label in [0, 1],\nnot a probability distribution over the labels. The same scoring as the pipeline "
+            "`zero-shot-ecg-classification`\nand `eval_merit.py --task zero-shot` (whose default prompts are report-style "
+            "ones: --prompts FILE.json\nscores with given prompts)."
         ),
         example=(
             'merit zero-shot "recordings/**/*.hea" --model outputs/merit-ptbxl-sample '

@@ -20,7 +20,7 @@
 | `per_class_auroc` | {class: float or null} | null where the class has no test positives or no test negatives; `{}` for report generation |
 | `thresholds_source` | str or null | `validation` (thresholds are only fitted there); null without F1 |
 | `shift`, `severity` | str; number or str (or null) | robustness rows: the `merit_evaluation.shifts` name, severity |
-| `split` | str | evaluated split, `test` |
+| `split` | str | evaluated split: `test`, or `validation` for report generation and retrieval with `--report_split validation` |
 | `bootstrap` | object or null | `merit_evaluation.metrics.BootstrapSummary` as a dict |
 | `details` | {str: str} or null | how the metrics were computed (report generation: tokeniser, BERTScore model and layer, CE per-class F1) |
 """

@@ -58,8 +58,9 @@ class ModelArguments:
         default="all",
         metadata={
             "help": "Text-tower parameters kept frozen in a new model (MeritConfig.text_freeze): none, all, or a number "
-            "k of layers (with the embeddings). Default all: on the 276 records of the demo a trainable text tower "
-            "only memorises the reports faster; unfreeze it (with --text_learning_rate) on MIMIC-scale data."
+            "k of layers (with the embeddings). Default all: on the demo's 664 training reports a trainable last text "
+            "layer memorised faster and transferred worse (README); unfreeze it (with --text_learning_rate) on "
+            "MIMIC-scale data."
         },
     )
     contrastive_view: str = field(

@@ -18,7 +18,7 @@ A [`MeritForReportGeneration`] is built from the ECG encoder of a MERIT checkpoi
   computed once (centre crop) and training reads them from memory.
 - **Data.** ECG-report pairs of `--dataset_name` through the existing builders and their splits (PTB-XL: folds
   1-8 / 9 / 10, the same as every other task; MIMIC-IV-ECG: split by subject). Records with an empty report are
-  dropped. PTB-XL reports are multilingual (in the shipped excerpt ~63 % German, 24 % English, 13 % Swedish by
+  dropped. PTB-XL reports are multilingual (in the shipped excerpt ~52 % English, 35 % German, 12 % Swedish by
   `report_language`): `--report_language all` (default) keeps every report as written; `en`, `de` or `sv` keeps
   the reports detected as that language. Detection is a marker-word heuristic tuned on PTB-XL's report
   vocabulary (`report_language`), not a general language identifier.

@@ -1,4 +1,4 @@
-"""PTB-XL builder tests on the real 400-record sample shipped in data/ptbxl-sample."""
+"""PTB-XL builder tests on the real 1,399-record sample shipped in data/ptbxl-sample."""
 
 import shutil
 from pathlib import Path

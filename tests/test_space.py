@@ -1,8 +1,8 @@
 """The Gradio Space (space/app.py), served on loopback in a subprocess: `gradio_client` calls (example, uploads, a bad
 upload) and one real headless-Chromium session that uploads a record and waits for the plot and the scores.
 
-The browser test needs the Debian packages `chromium` and `chromium-driver` (`make install` installs them when run
-as root); it is skipped only where they are absent. Set `MERIT_SPACE_SCREENSHOT=<path>` to also copy its screenshot
+The browser test needs the Debian packages `chromium` and `chromium-driver` (`make test` installs them through
+`make browser` when run as root); it is skipped only where they are absent. Set `MERIT_SPACE_SCREENSHOT=<path>` to also copy its screenshot
 there. The README's `docs/space_screenshot.png` is this test run against the demo's checkpoints on a test-fold record
 (`MERIT_SPACE_MODEL`, `MERIT_SPACE_REPORT_MODEL` and `MERIT_SPACE_RECORD` replace the tiny random checkpoints and the
 example record; see the README's "Try it" section for the command).
