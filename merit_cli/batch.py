@@ -25,7 +25,7 @@ from modeling_merit import MeritFeatureExtractor, MeritForECGClassification, Mer
 from modeling_merit.pipeline_merit import CHECKPOINT_PIPELINES, MERIT_PIPELINES
 
 from .inputs import ECGRecordDataset, ECGSource, collate_records, find_records
-from .output import ResumableTable, write_errors
+from .output import ResumableTable, check_output_location, write_errors
 
 
 RECORD_COLUMNS = [
@@ -52,10 +52,14 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
     Raises:
         `ValueError`: there is no loadable checkpoint at `model_name_or_path`, or it is not a MERIT one.
     """
+    _check_local_checkpoint(model_name_or_path)
     try:
         config = AutoConfig.from_pretrained(model_name_or_path)
     except (OSError, ValueError) as error:
-        raise ValueError(f"`--model` {model_name_or_path!r} is not a loadable checkpoint: {error}") from error
+        where = (
+            "a checkpoint folder" if os.path.isdir(model_name_or_path) else "not a local folder, and as a Hub id it"
+        )
+        raise ValueError(f"`--model` {model_name_or_path!r} is {where} could not be loaded: {error}") from error
     architecture = (getattr(config, "architectures", None) or [None])[0]
     if architecture not in CHECKPOINT_PIPELINES:
         raise ValueError(
@@ -63,6 +67,28 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
             f"{sorted(CHECKPOINT_PIPELINES)}."
         )
     return architecture
+
+
+def _check_local_checkpoint(model_name_or_path: str) -> None:
+    """Says plainly what is wrong with a `--model` that names a local path (a Hub id is `name` or `namespace/name`)."""
+    path = os.path.expanduser(model_name_or_path)
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ValueError(
+                f"`--model` {model_name_or_path!r} is a folder without a config.json; expected a checkpoint folder as "
+                "`save_pretrained` writes it (config.json, the weights and the processor's files)."
+            )
+    elif os.path.exists(path):
+        raise ValueError(f"`--model` {model_name_or_path!r} is a file; expected a checkpoint folder or a Hub id.")
+    elif (
+        model_name_or_path.startswith((".", "/", "~"))
+        or model_name_or_path.count("/") > 1
+        or "\\" in model_name_or_path
+    ):
+        raise ValueError(
+            f"`--model` {model_name_or_path!r} does not exist: there is no such folder (and it is not a Hub id, which "
+            "has the form 'name' or 'namespace/name')."
+        )
 
 
 def load_pipeline(task: str, model_name_or_path: str, device: str | None = None):
@@ -181,7 +207,14 @@ def run_task(args, task: str, task_parameters: dict) -> int:
     for name, value, least in (("batch_size", args.batch_size, 1), ("num_workers", args.num_workers, 0)):
         if value < least:
             raise ValueError(f"`--{name}` must be at least {least}, got {value}.")
+    check_output_location(args.output)
     sources, problems = find_records(args.inputs, tuple(args.formats))
+    if (args.sampling_rate is not None or args.lead_names) and any(source.format == "wfdb" for source in sources):
+        print(
+            f"merit {args.command}: --sampling_rate and --lead_names apply to .npy and .csv records only; WFDB records "
+            "are read with their headers' rate and lead names.",
+            file=sys.stderr,
+        )
     pipe = load_pipeline(task, args.model, args.device)
     common = {"sampling_rate": args.sampling_rate, "lead_names": args.lead_names, "channels_last": args.channels_last}
     preprocess_params, forward_params, postprocess_params = pipe._sanitize_parameters(
@@ -218,6 +251,8 @@ def _run_batches(pipe, todo: list[ECGSource], table, output, preprocess_params, 
     with tqdm(total=len(todo), unit="record", desc=f"merit {args.command}", disable=args.quiet or not todo) as bar:
         for batch in loader:
             errors.extend((todo[index].path, error) for index, error in batch["errors"])
+            for index, note in batch["notes"]:
+                bar.write(f"warning: {todo[index].path}: {note}", file=sys.stderr)
             if batch["model_inputs"] is not None:
                 model_inputs = dict(batch["model_inputs"])
                 model_inputs["input_values"] = model_inputs["input_values"].to(pipe.dtype or torch.float32)

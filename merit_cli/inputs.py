@@ -12,7 +12,9 @@ instead of stopping the run.
 from __future__ import annotations
 
 import glob
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import torch
 import wfdb
 from torch.utils.data import Dataset
 
+from modeling_merit import feature_extraction_merit, limits_merit, pipeline_merit
 from modeling_merit.pipeline_merit import ecg_record_arguments, preprocess_ecg_record
 
 
@@ -154,12 +157,40 @@ def describe_error(error: Exception) -> str:
     return message if isinstance(error, ValueError) and message else f"{type(error).__name__}: {message}"
 
 
+@contextmanager
+def captured_warnings():
+    """Collects the warnings that reading and preprocessing one record logs (filled samples, a short record, flat
+    leads, a long file read over its central window) instead of printing them, so that the command can print them
+    with the record's path: they would otherwise say "the record" (and come from worker processes)."""
+    notes: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append(" ".join(record.getMessage().split()))
+
+    handler = Collect(logging.WARNING)
+    loggers = [
+        logging.getLogger(module.__name__) for module in (feature_extraction_merit, limits_merit, pipeline_merit)
+    ]
+    propagate = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield notes
+    finally:
+        for logger, flag in zip(loggers, propagate, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = flag
+
+
 class ECGRecordDataset(Dataset):
     """Reads and preprocesses records for a `torch.utils.data.DataLoader` (which reads them in parallel with
     `num_workers`).
 
     Item `i` is `{"index": i, "input_values": (1, n_leads, num_samples), "lead_mask": (1, n_leads), "sampling_rate":
-    Hz read, "num_samples": samples read}` or, when the record cannot be read, `{"index": i, "error": str}`.
+    Hz read, "num_samples": samples read, "notes": [the warnings reading it gave]}` or, when the record cannot be
+    read, `{"index": i, "error": str}`.
 
     Args:
         sources (`list[ECGSource]`): the records.
@@ -182,6 +213,11 @@ class ECGRecordDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         source = self.sources[index]
+        with captured_warnings() as notes:
+            item = self._read(index, source)
+        return {**item, "notes": notes}
+
+    def _read(self, index: int, source: ECGSource) -> dict:
         try:
             arguments = ecg_record_arguments(
                 source.reader_argument, self.sampling_rate, self.lead_names, channels_last=self.channels_last
@@ -215,7 +251,8 @@ def collate_records(items: list[dict]) -> dict:
     Returns:
         `dict` with `indices` (`list[int]`), `model_inputs` (`input_values` `(n_read, n_leads, num_samples)`,
         `lead_mask` `(n_read, n_leads)`; `None` when no record of the batch was read), `sampling_rates`,
-        `num_samples` (one per record read) and `errors` (`list[tuple[int, str]]`).
+        `num_samples` (one per record read), `errors` (`list[tuple[int, str]]`) and `notes` (`list[tuple[int, str]]`,
+        the warnings of the records read).
     """
     read = [item for item in items if "error" not in item]
     batch = {
@@ -223,6 +260,7 @@ def collate_records(items: list[dict]) -> dict:
         "sampling_rates": [item["sampling_rate"] for item in read],
         "num_samples": [item["num_samples"] for item in read],
         "errors": [(item["index"], item["error"]) for item in items if "error" in item],
+        "notes": [(item["index"], note) for item in read for note in item["notes"]],
         "model_inputs": None,
     }
     if read:

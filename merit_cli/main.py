@@ -43,9 +43,11 @@ recursively) and glob patterns in quotes ("data/**/*.hea"; ** matches any depth)
 
 RECORD_HELP = """\
 inputs:
-  WFDB headers carry their sampling rate and lead names; a .csv file gives its lead names in the header row and its
-  rate in a first column named time, time_s, t or seconds (in seconds), else --sampling_rate; a .npy array needs
-  --sampling_rate, and --lead_names unless it has exactly 12 leads in the order I, II, III, aVR, aVL, aVF, V1-V6.
+  WFDB headers carry their sampling rate and lead names (--sampling_rate and --lead_names do not apply to them); a
+  .csv file gives its lead names in the header row and its rate in a first column named time, time_s, t or seconds
+  (in seconds; a --sampling_rate that disagrees with it is an error), else --sampling_rate; empty or nan / n/a cells
+  are missing samples, other text an error; a .npy array needs --sampling_rate, and --lead_names unless it has
+  exactly 12 leads in the order I, II, III, aVR, aVL, aVF, V1-V6.
   Missing leads are zero-filled and masked, as in the pipelines; the `leads` column lists the leads found.
 
 output:
@@ -55,8 +57,8 @@ output:
 
   Runs resume: records already in OUT (or written by an interrupted run) are skipped, and new rows are added to
   OUT. Rows are saved every few hundred records in OUT.partial/ and merged into OUT by one atomic rename when the
-  run ends, also on Ctrl-C, so nothing written is lost. A Parquet OUT remembers the model and settings it was made
-  with and refuses rows of another run (--overwrite starts afresh). Records that could not be read are listed in
+  run ends, also on Ctrl-C, so nothing written is lost. OUT remembers the model and settings it was made with (a
+  CSV OUT in OUT.settings.json) and refuses rows of another run (--overwrite starts afresh). Records that could not be read are listed in
   OUT.errors.csv and tried again by the next run.
 
 exit status:
@@ -98,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
             "By default the pooled embedding of the ECG encoder (hidden_size: the mean of the patch tokens, then "
             "LayerNorm),\nthe features a linear probe is trained on; --projected gives the embedding in the space "
             "shared with the text\ntower (projection_dim), the one zero-shot classification and retrieval compare "
-            "(dual-encoder checkpoints only).\nThe pipeline `ecg-feature-extraction` gives the same numbers."
+            "(dual-encoder checkpoints only).\nThe pipeline `ecg-feature-extraction` gives the same numbers with "
+            'embedding="pooled" (or "projected"; its own\ndefault is the projected embedding of a dual encoder).'
         ),
         example="merit embed data/ptbxl-sample/records100 --model outputs/merit-ptbxl-sample --output embeddings.parquet",
         output_help="the table of embeddings (.parquet; or .csv, each embedding space-separated)",

@@ -18,6 +18,7 @@ inputs. Everything it does is decided by its constructor arguments, which `save_
 (pre)processor config, so a checkpoint always carries the exact preprocessing it was trained with.
 """
 
+import contextlib
 import functools
 import os
 import re
@@ -31,7 +32,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, is_torch_tensor, logging
 
 from .configuration_merit import CANONICAL_LEADS
-from .limits_merit import MeritLimits
+from .limits_merit import CHANNELS_LAST, MeritLimits
 
 
 logger = logging.get_logger(__name__)
@@ -587,6 +588,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             signals.append(resampled)
             lead_masks.append(lead_mask)
             nan_samples.append(nan_count)
+        self._warn_about_unlikely_records(records, signals)
 
         record_index, starts = self._row_layout(
             [signal.shape[1] for signal in signals], crop, return_windows, np.random.default_rng(seed)
@@ -615,6 +617,50 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         if return_windows:
             data["record_index"] = record_index
         return BatchFeature(data, tensor_type=return_tensors)
+
+    def _warn_about_unlikely_records(self, records: list[_RawRecord], signals: list[np.ndarray]) -> None:
+        """One warning per kind for records that are valid but probably not what was meant: a record shorter than half
+        the model's window (zero-padded; often a wrong `sampling_rate`) and used leads that are a flat line (often a
+        disconnected electrode, or no signal at all). Both are encoded as given."""
+        window = self.num_samples / self.sampling_rate
+        short = {
+            record.description: f"{signal.shape[1] / self.sampling_rate:g} s"
+            for record, signal in zip(records, signals, strict=True)
+            if signal.shape[1] < self.num_samples / 2
+        }
+        if len(short) == 1:
+            ((description, duration),) = short.items()
+            logger.warning(
+                f"{description[:1].upper()}{description[1:]} lasts {duration}, less than half of the model's "
+                f"{window:g} s window, and is zero-padded; check `sampling_rate` if it should be longer."
+            )
+        elif short:
+            logger.warning(
+                f"{len(short)} records last less than half of the model's {window:g} s window and are zero-padded: "
+                f"{short}; check `sampling_rate` if they should be longer."
+            )
+        flat = {}
+        for record in records:
+            rows = self._match_leads(record)[0]
+            with np.errstate(invalid="ignore"):
+                constant = [
+                    record.lead_names[row]
+                    for row in rows
+                    if np.isfinite(record.signal[row]).any()
+                    and np.nanmax(record.signal[row]) == np.nanmin(record.signal[row])
+                ]
+            if constant:
+                flat[record.description] = constant
+        if flat:
+            which = (
+                f"{next(iter(flat))} has leads that are a flat line: {next(iter(flat.values()))}"
+                if len(flat) == 1
+                else f"{len(flat)} records have leads that are a flat line: {flat}"
+            )
+            logger.warning(
+                f"{which[:1].upper()}{which[1:]}; a flat lead usually means a disconnected electrode. They are encoded "
+                "as given (pass NaN for a lead to have it masked as missing)."
+            )
 
     def _collect_records(
         self, ecg, sampling_rate, lead_names, channels_last: bool, limits: MeritLimits
@@ -676,7 +722,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         if signal.ndim != 2:
             raise ValueError(
                 f"{description} has {signal.ndim} dimension(s) (shape {signal.shape}); expected 2: "
-                "(n_leads, n_samples), or (n_samples, n_leads) with channels_last=True."
+                f"(n_leads, n_samples), or (n_samples, n_leads) with {CHANNELS_LAST}."
             )
         if channels_last:
             signal = signal.T
@@ -727,7 +773,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(
                 f"`lead_names` of {description} has {1 if isinstance(lead_names, str) else len(lead_names)} name(s) "
                 f"but the record has {signal.shape[0]} leads (shape {signal.shape}, leads first); expected one name "
-                "per lead (use channels_last=True if time is the first axis)."
+                f"per lead ({CHANNELS_LAST} if time is the first axis)."
             )
         return _RawRecord(signal, float(sampling_rate), list(lead_names), description)
 
@@ -929,13 +975,18 @@ def _nested_list_shape(nested) -> tuple[int, ...]:
 
 
 def _to_float64_array(array, description: str) -> np.ndarray:
-    """Converts a NumPy array, torch tensor or nested list to a float64 NumPy array."""
+    """Converts a NumPy array, torch tensor or nested list to a float64 NumPy array. In a nested list, `None` (JSON's
+    `null`, which is how JSON writers send NaN) is a missing sample, NaN, like a NaN in an array."""
     if is_torch_tensor(array):
         array = array.detach().cpu().double().numpy()
+    given = array
     try:
         array = np.asarray(array)
     except (ValueError, OverflowError) as error:
         raise ValueError(f"{description} is not a rectangular numeric array: {error}") from error
+    if array.dtype == object and isinstance(given, (list, tuple)):
+        with contextlib.suppress(ValueError, TypeError, OverflowError):  # text, or a number too large: said below
+            array = np.array(given, dtype=np.float64)  # None -> NaN
     if array.dtype == object:
         raise ValueError(
             f"{description} is not a rectangular array of numbers (a value is not a number, or too large for a "

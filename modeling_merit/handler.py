@@ -16,8 +16,8 @@ Request body:
 }
 ```
 
-- `inputs`: one ECG as a nested list leads x samples (in mV), an uploaded WFDB record as base64 strings
-  `{"hea": "<base64>", "dat": "<base64>"}`, or a list of those (a batch, answered by a list);
+- `inputs`: one ECG as a nested list leads x samples (in mV; `null` for a missing sample), an uploaded WFDB record as
+  base64 strings `{"hea": "<base64>", "dat": "<base64>"}`, or a list of those (a batch, answered by a list);
 - `parameters` (optional): `task` (one of the checkpoint's pipeline tasks; by default zero-shot classification when
   `candidate_labels` is given, else the checkpoint's classifier or report generator, else feature extraction),
   `sampling_rate` and `lead_names` (for nested lists; WFDB headers carry their own), and the task's arguments:

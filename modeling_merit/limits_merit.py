@@ -39,6 +39,10 @@ from dataclasses import dataclass
 from transformers.utils import logging
 
 
+CHANNELS_LAST = "`channels_last=True` (`--channels_last` for the `merit` command)"
+"""How a record whose time axis comes first is announced, in error messages that Python and command-line users read."""
+
+
 logger = logging.get_logger(__name__)
 
 
@@ -166,9 +170,21 @@ class MeritLimits:
                 f"samples by {source_rate / target_rate:g}",
             )
 
+    def check_leads(self, num_leads: int, num_samples: int, description: str) -> None:
+        """Raises a `ValueError` when a record has more leads than `max_leads_per_record`; when its samples per lead
+        would fit that limit instead, the message says that the axes look swapped (raising the limit would not
+        help)."""
+        if num_leads > self.max_leads_per_record >= num_samples:
+            raise ValueError(
+                f"{description[:1].upper()}{description[1:]} has {num_leads} leads of {num_samples} samples each: its "
+                f"axes look swapped. A record is (n_leads, n_samples), or (n_samples, n_leads) with {CHANNELS_LAST}; "
+                "check which one it is."
+            )
+        self.check_count("max_leads_per_record", num_leads, f"{description} has {num_leads} leads")
+
     def check_record_shape(self, num_leads: int, num_samples: int, description: str) -> None:
         """Raises a `ValueError` when a record given in memory has too many leads or samples per lead."""
-        self.check_count("max_leads_per_record", num_leads, f"{description} has {num_leads} leads")
+        self.check_leads(num_leads, num_samples, description)
         self.check_count(
             "max_samples_per_record",
             num_samples,

@@ -31,7 +31,8 @@ classifier("records500/00000/00001_hr", candidate_labels=["normal ECG", "atrial 
   file names need not match: the signal is stored under the name the header gives it);
 - a `.npy` file holding one `(n_leads, n_samples)` array (`channels_last=True` for `(n_samples, n_leads)`);
 - a `.csv` file, time x leads, whose header row holds the lead names; a first column named `time`, `time_s`, `t` or
-  `seconds` (in seconds) is dropped and gives the sampling rate when none is passed;
+  `seconds` (in seconds) is dropped and gives the sampling rate (a passed rate must agree with it within 1 %); an
+  empty cell or one of `CSV_MISSING_VALUES` (`nan`, `n/a`, ...) is a missing sample, any other text an error;
 - `{"ecg": array, "sampling_rate": ..., "lead_names": [...]}` (array `(n_leads, n_samples)`, a nested list, a NumPy
   array or a torch tensor);
 - a NumPy array or torch tensor `(n_leads, n_samples)`.
@@ -168,9 +169,7 @@ def _read_npy(path: str, sampling_rate, channels_last: bool, limits: MeritLimits
     if array.ndim != 2:
         return array  # ecg_record_arguments says what is wrong with its shape
     time_axis = 0 if channels_last else 1
-    limits.check_count(
-        "max_leads_per_record", array.shape[1 - time_axis], f"{path!r} has {array.shape[1 - time_axis]} leads"
-    )
+    limits.check_leads(array.shape[1 - time_axis], array.shape[time_axis], repr(path))
     num_samples = array.shape[time_axis]
     start, stop = limits.window_to_read(num_samples, sampling_rate, f"{path!r} has {num_samples} samples per lead")
     window = array[start:stop] if channels_last else array[:, start:stop]
@@ -203,11 +202,37 @@ def _csv_rows(file, path: str, names: list[str], delimiter: str, max_rows: int) 
                 raise ValueError(
                     f"The CSV file {path!r} has {len(names)} column names but {values.shape[1]} columns of samples."
                 )
+            _check_csv_cells(values, chunk, path, names, delimiter)
             table[row : row + len(values)] = values
             row += len(values)
         if not raw or not raw[-1]:
             break
     return table[:row]
+
+
+CSV_MISSING_VALUES = frozenset({"", "nan", "na", "n/a", "null", "none", "-"})
+"""CSV cells (case-insensitive, stripped) read as a missing sample (NaN, filled by the processor's `nan_policy`); any
+other cell that is not a number is an error."""
+
+
+def _check_csv_cells(values: np.ndarray, lines: list[str], path: str, names: list[str], delimiter: str) -> None:
+    """Raises a `ValueError` naming the first cell that `genfromtxt` read as NaN but is neither a number nor one of
+    `CSV_MISSING_VALUES` (text, or a decimal comma)."""
+    parsed: dict[int, list[str]] = {}
+    for row, column in zip(*np.nonzero(np.isnan(values))):
+        if row not in parsed:
+            parsed[row] = next(csv.reader([lines[row]], delimiter=delimiter))
+        cells = parsed[row]
+        cell = cells[column].strip() if column < len(cells) else ""
+        if cell.lower() in CSV_MISSING_VALUES or _is_number(cell):
+            continue
+        hint = ""
+        if "," in cell and _is_number(cell.replace(",", ".")):
+            hint = " It looks like a decimal comma: write numbers with a decimal point."
+        raise ValueError(
+            f"The CSV file {path!r} has a cell that is not a number, {cell!r}, in column {names[column]!r} (line "
+            f"{lines[row].strip()[:80]!r}); expected numbers, or an empty cell / NaN for a missing sample.{hint}"
+        )
 
 
 def _count_lines(file) -> int:
@@ -236,6 +261,21 @@ def _rate_from_time_column(time: np.ndarray, time_name: str, path: str) -> float
     if len(steps) == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0:
         raise ValueError(f"The time column {time_name!r} of {path!r} does not increase; pass `sampling_rate` instead.")
     return round(1.0 / float(np.median(steps)), 6)
+
+
+def _check_rate_against_time_column(sampling_rate, time: np.ndarray, time_name: str, path: str) -> None:
+    """Raises a `ValueError` when a given `sampling_rate` differs by more than 1 % from the rate of a CSV file's time
+    column (a time column that gives no rate leaves the given one in charge)."""
+    given_rate = _positive_number_or_none(sampling_rate)
+    try:
+        time_rate = _rate_from_time_column(time, time_name, path)
+    except ValueError:
+        return
+    if given_rate is not None and abs(given_rate - time_rate) > 0.01 * time_rate:
+        raise ValueError(
+            f"The CSV file {path!r} has a time column {time_name!r} that gives {time_rate:g} Hz, but `sampling_rate` "
+            f"says {given_rate:g} Hz; leave `sampling_rate` out to use the file's rate, or fix the time column."
+        )
 
 
 def _read_csv(
@@ -286,6 +326,8 @@ def _read_csv(
         time_name, time, table, names = names[0], table[:, 0], table[:, 1:], names[1:]
         if sampling_rate is None:
             sampling_rate = _rate_from_time_column(time, time_name, path)
+        else:
+            _check_rate_against_time_column(sampling_rate, time, time_name, path)
     return table.T, sampling_rate, names
 
 

@@ -314,6 +314,94 @@ def test_a_second_run_skips_done_records_and_gives_the_same_table(dual_checkpoin
     assert status == 0 and len(pd.read_parquet(output)) == 1
 
 
+def test_warnings_about_a_record_name_its_file(dual_checkpoint, ptbxl_sample_dir, tmp_path, capsys):
+    """Filled samples and flat leads are warned about with the path of the record (with worker processes too)."""
+    signal, _ = wfdb.rdsamp(str(ptbxl_sample_dir / "records100" / "00000" / "00001_lr"))
+    gappy, flat = signal.T.copy(), signal.T.copy()
+    gappy[2, 100:110] = np.nan
+    flat[4] = 0.0
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    np.save(folder / "gappy.npy", gappy)
+    np.save(folder / "flat.npy", flat)
+    argv = ["embed", folder, "--model", dual_checkpoint, "--sampling_rate", 100, "--num_workers", 2]
+    status, err = run([*argv, "--output", tmp_path / "out.csv"], capsys)
+    assert status == 0 and "2 record(s) written" in err
+    assert f"warning: {folder / 'gappy.npy'}: Filled non-finite samples (interpolate)" in err
+    assert f"warning: {folder / 'flat.npy'}: The record has leads that are a flat line: ['aVL']" in err
+    assert err.count("warning:") == 2
+
+
+def test_rate_and_lead_names_given_for_wfdb_records_are_said_to_be_unused(dual_checkpoint, records, tmp_path, capsys):
+    argv = ["embed", records / "00001_lr.hea", "--model", dual_checkpoint, "--sampling_rate", 500]
+    status, err = run([*argv, "--output", tmp_path / "given.csv"], capsys)
+    assert status == 0 and "--sampling_rate and --lead_names apply to .npy and .csv records only" in err
+    status, err = run([*argv[:4], "--output", tmp_path / "plain.csv"], capsys)
+    assert status == 0 and "apply to .npy and .csv records only" not in err
+    assert pd.read_csv(tmp_path / "given.csv")["embedding"].equals(pd.read_csv(tmp_path / "plain.csv")["embedding"])
+
+
+def test_a_csv_output_keeps_its_settings_beside_it(dual_checkpoint, records, tmp_path, capsys):
+    output = tmp_path / "scores.csv"
+    settings_file = tmp_path / "scores.csv.settings.json"
+    argv = ["zero-shot", records, "--model", dual_checkpoint, "--labels", *LABELS[:2], "--output", output]
+    assert run(argv, capsys)[0] == 0
+    settings = json.loads(settings_file.read_text())
+    assert settings["command"] == "zero-shot" and sorted(settings["prompts"]) == sorted(LABELS[:2])
+    status, err = run(argv, capsys)
+    assert status == 0 and "5 already there" in err
+    scores = pd.read_csv(output)
+
+    # the same columns with other prompts: refused, the table unchanged
+    status, err = run([*argv, "--hypothesis_template", "an ECG showing {}"], capsys)
+    assert status == 2 and "Cannot resume" in err and "an ECG showing" in err and "--overwrite" in err
+    pd.testing.assert_frame_equal(pd.read_csv(output), scores)
+    # without its settings file a CSV output cannot be checked, so it is not added to
+    settings_file.unlink()
+    status, err = run(argv, capsys)
+    assert status == 2 and "cannot be checked" in err and "scores.csv.settings.json" in err
+    status, err = run([*argv, "--hypothesis_template", "an ECG showing {}", "--overwrite"], capsys)
+    assert status == 0 and "5 record(s) written" in err
+    assert json.loads(settings_file.read_text())["prompts"]["normal ECG"] == ["an ECG showing normal ECG"]
+
+
+def test_a_model_path_that_is_not_a_checkpoint_is_named_plainly(records, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "weights.bin").write_bytes(b"")
+    for model, message in (
+        (tmp_path / "missing", "does not exist: there is no such folder"),
+        ("./missing-checkpoint", "does not exist: there is no such folder"),
+        (tmp_path / "empty", "is a folder without a config.json"),
+        (tmp_path / "weights.bin", "is a file; expected a checkpoint folder or a Hub id"),
+    ):
+        status, err = run(["embed", records, "--model", model, "--output", tmp_path / "out.csv"], capsys)
+        assert status == 2 and message in err, err
+    # a path that could be a Hub id is tried as one (offline here), and the message says it is no local folder
+    status, err = run(
+        ["embed", records, "--model", "outputs/no-such-checkpoint", "--output", tmp_path / "o.csv"], capsys
+    )
+    assert status == 2 and "is not a local folder, and as a Hub id it could not be loaded" in err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(dual_checkpoint, records, tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    import merit_cli.batch
+
+    def load_pipeline(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(merit_cli.batch, "load_pipeline", load_pipeline)
+    (tmp_path / "scores.csv").write_text("a file\n")
+    (tmp_path / "folder.csv").mkdir()
+    for output, message in (
+        (tmp_path / "scores.csv" / "x.csv", "is a file, not a folder"),
+        (tmp_path / "folder.csv", "is a folder"),
+        (tmp_path / "scores.txt", "must end in .parquet or .csv"),
+    ):
+        status, err = run(["embed", records, "--model", dual_checkpoint, "--output", output], capsys)
+        assert status == 2 and message in err, err
+
+
 def test_an_interrupted_run_keeps_its_rows_and_the_next_run_finishes(dual_checkpoint, records, tmp_path, capsys,
                                                                       monkeypatch):  # fmt: skip
     import merit_cli.batch
@@ -436,4 +524,4 @@ def test_export_onnx_command_gives_the_embed_command_numbers(dual_checkpoint, pr
     np.testing.assert_allclose(embedding, np.stack([rows[path]["embedding"] for path in paths]), atol=1e-4)
 
     status = main(["export-onnx", "--model", str(tmp_path / "no-checkpoint"), "--output_dir", str(output_dir)])
-    assert status == 2 and "is not a loadable checkpoint" in capsys.readouterr().err
+    assert status == 2 and "does not exist: there is no such folder" in capsys.readouterr().err

@@ -478,3 +478,33 @@ def test_filled_samples_are_reported_without_counts(caplog):
         output = MeritFeatureExtractor()([with_gap, with_gap[:, ::-1].copy()], sampling_rate=100)
     assert "nan_samples" not in output
     assert "Filled non-finite samples (interpolate) in 2 record(s)" in caplog.text and "{0: 10, 1: 10}" in caplog.text
+
+
+def test_short_records_and_flat_leads_are_warned_about_and_encoded_as_given(caplog):
+    """A 100 Hz record declared as 500 Hz lasts 2 s (padded to the 10 s window): a warning says so; a flat lead (a
+    disconnected electrode, or an all-zero test input) is named. Neither changes the output."""
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((12, 1000))
+    extractor = MeritFeatureExtractor()
+    with caplog.at_level("WARNING"):
+        declared_500 = extractor(signal, sampling_rate=500)
+    assert "The record lasts 2 s, less than half of the model's 10 s window, and is zero-padded" in caplog.text
+    assert "check `sampling_rate`" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        extractor([signal[:, :600], signal], sampling_rate=100)  # 6 s is not warned about
+    assert caplog.text == ""
+
+    flat = signal.copy()
+    flat[4] = 0.25  # aVL constant
+    flat[3] = np.nan  # aVR missing: masked, not a flat lead
+    with caplog.at_level("WARNING"):
+        output = extractor([signal, flat], sampling_rate=100)
+    assert "Record 1 has leads that are a flat line: ['aVL']" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        extractor([flat, flat[:, :300]], sampling_rate=100)
+    assert "2 records have leads that are a flat line: {'record 0': ['aVL'], 'record 1': ['aVL']}" in caplog.text
+    assert "Record 1 lasts 3 s, less than half" in caplog.text
+    assert output["lead_mask"][1].tolist() == [1, 1, 1, 0] + [1] * 8  # the flat lead stays present
+    np.testing.assert_array_equal(declared_500["input_values"][0, :, 200:], 0.0)  # the padding, unchanged

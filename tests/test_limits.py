@@ -31,6 +31,7 @@ from modeling_merit import (
 from modeling_merit.feature_extraction_merit import parse_wfdb_header, read_wfdb_record
 from modeling_merit.handler import EndpointHandler
 from modeling_merit.limits_merit import MeritLimits
+from modeling_merit.pipeline_merit import ecg_record_arguments
 
 
 MB = 1 << 20
@@ -228,6 +229,24 @@ def test_a_nested_list_over_the_sample_limit_is_refused_before_conversion(handle
         handler({"inputs": [[0.0] * 1000] * 30, "parameters": {"sampling_rate": 100}})
 
 
+def test_a_record_with_swapped_axes_is_named_as_such_not_as_too_many_leads(handler, tmp_path):
+    """A (time, leads) array given as (leads, time): raising the lead limit would not help, so the message says what
+    is wrong instead (for nested lists, arrays and .npy files alike)."""
+    message = r"has 1000 leads of 12 samples each: its axes look swapped.*`--channels_last` for the `merit` command"
+    with pytest.raises(ValueError, match=message):
+        handler({"inputs": [[0.0] * 12] * 1000, "parameters": {"sampling_rate": 100}})
+    with pytest.raises(ValueError, match=message):
+        MeritFeatureExtractor()(np.zeros((1000, 12)), sampling_rate=100)
+    np.save(tmp_path / "time_first.npy", np.zeros((1000, 12)))
+    with pytest.raises(ValueError, match=message):
+        ecg_record_arguments(str(tmp_path / "time_first.npy"), sampling_rate=100)
+    # with channels_last=True the same arrays are read
+    assert (
+        MeritFeatureExtractor()(np.zeros((1000, 12)), sampling_rate=100, channels_last=True)["input_values"].shape[1]
+        == 12
+    )
+
+
 def test_a_long_npy_file_is_read_over_its_central_window_only(zero_shot, tmp_path):
     signal = np.sin(np.arange(720_000) / 30.0)[None].repeat(2, axis=0)  # 2 h at 100 Hz, 11.5 MB
     np.save(tmp_path / "long.npy", signal)
@@ -350,6 +369,19 @@ def test_a_huge_integer_in_a_nested_list_is_a_value_error(handler):
     body = json.loads('{"inputs": [' + ", ".join([row] * 12) + '], "parameters": {"sampling_rate": 100}}')
     with pytest.raises(ValueError, match="not a rectangular array of numbers .*too large for a 64-bit float"):
         handler(body)
+
+
+def test_json_null_in_a_nested_list_is_a_missing_sample_like_nan(handler):
+    """JSON has no NaN: writers send null. It is filled like a NaN sample; text is still an error."""
+    signal = np.sin(np.arange(1000) / 20.0)[None].repeat(12, axis=0)
+    with_nan, with_null = signal.tolist(), signal.tolist()
+    with_nan[3][100], with_null[3][100] = float("nan"), None
+    parameters = {"sampling_rate": 100, "candidate_labels": LABELS}
+    from_null = handler({"inputs": json.loads(json.dumps(with_null)), "parameters": parameters})
+    assert from_null == handler({"inputs": with_nan, "parameters": parameters})
+    with_null[3][100] = "abc"
+    with pytest.raises(ValueError, match="expected integer or floating-point samples"):
+        handler({"inputs": with_null, "parameters": parameters})
 
 
 def test_a_npy_header_announcing_a_huge_array_is_a_value_error(zero_shot, tmp_path):

@@ -262,6 +262,29 @@ def test_bad_csv_and_bad_parameters(zero_shot, record, tmp_path):
     (tmp_path / "typo.csv").write_text("I,II,VV1\n1,2,3\n4,5,6\n")
     with pytest.raises(ValueError, match="Unknown lead name 'VV1'"):
         zero_shot(str(tmp_path / "typo.csv"), candidate_labels=LABELS, sampling_rate=100)
+
+    # a time column and a sampling rate that disagree; text in a cell; decimal commas
+    time = np.arange(1000) / 500
+    rows = "\n".join(f"{t:.4f},{np.sin(t):.4f},{np.cos(t):.4f}" for t in time)
+    (tmp_path / "timed.csv").write_text("time,I,II\n" + rows + "\n")
+    with pytest.raises(ValueError, match="time column 'time' that gives 500 Hz, but `sampling_rate` says 100 Hz"):
+        zero_shot(str(tmp_path / "timed.csv"), candidate_labels=LABELS, sampling_rate=100)
+    assert zero_shot(str(tmp_path / "timed.csv"), candidate_labels=LABELS, sampling_rate=500) == zero_shot(
+        str(tmp_path / "timed.csv"), candidate_labels=LABELS
+    )
+    signal = "\n".join(f"{np.sin(t):.4f},{np.cos(t):.4f}" for t in time).split("\n")
+    missing = signal[:5] + ["n/a,0.5", ",0.5", "NaN,0.5"] + signal[8:]
+    (tmp_path / "missing.csv").write_text("I,II\n" + "\n".join(missing) + "\n")
+    assert len(zero_shot(str(tmp_path / "missing.csv"), candidate_labels=LABELS, sampling_rate=500)) == len(LABELS)
+    (tmp_path / "text.csv").write_text("I,II\n" + "\n".join(signal[:5] + ["0.1,abc"] + signal[6:]) + "\n")
+    with pytest.raises(ValueError, match=r"a cell that is not a number, 'abc', in column 'II'"):
+        zero_shot(str(tmp_path / "text.csv"), candidate_labels=LABELS, sampling_rate=500)
+    (tmp_path / "comma.csv").write_text(
+        "I;II\n" + "\n".join(row.replace(",", ";").replace(".", ",") for row in signal)
+    )
+    with pytest.raises(ValueError, match="looks like a decimal comma"):
+        zero_shot(str(tmp_path / "comma.csv"), candidate_labels=LABELS, sampling_rate=500)
+
     with pytest.raises(ValueError, match="needs `candidate_labels`"):
         zero_shot(record)
     with pytest.raises(ValueError, match="duplicates"):
