@@ -56,9 +56,7 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
     try:
         config = AutoConfig.from_pretrained(model_name_or_path)
     except (OSError, ValueError) as error:
-        where = (
-            "a checkpoint folder" if os.path.isdir(model_name_or_path) else "not a local folder, and as a Hub id it"
-        )
+        where = "a folder that" if os.path.isdir(model_name_or_path) else "not a local folder, and as a Hub id it"
         raise ValueError(f"`--model` {model_name_or_path!r} is {where} could not be loaded: {error}") from error
     architecture = (getattr(config, "architectures", None) or [None])[0]
     if architecture not in CHECKPOINT_PIPELINES:
@@ -71,7 +69,7 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
 
 def _check_local_checkpoint(model_name_or_path: str) -> None:
     """Says plainly what is wrong with a `--model` that names a local path (a Hub id is `name` or `namespace/name`)."""
-    path = os.path.expanduser(model_name_or_path)
+    path = model_name_or_path
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise ValueError(
@@ -128,7 +126,7 @@ class TaskOutput:
     Attributes:
         task (`str`): the pipeline task.
         columns (`list[pa.Field]`): the columns after `RECORD_COLUMNS`.
-        settings (`dict`): what the rows depend on besides the model (stored with a Parquet output).
+        settings (`dict`): what the rows depend on besides the model (stored with the output).
         extra_inputs (`dict`): added to every batch's model inputs (the zero-shot prompts).
     """
 
@@ -209,12 +207,7 @@ def run_task(args, task: str, task_parameters: dict) -> int:
             raise ValueError(f"`--{name}` must be at least {least}, got {value}.")
     check_output_location(args.output)
     sources, problems = find_records(args.inputs, tuple(args.formats))
-    if (args.sampling_rate is not None or args.lead_names) and any(source.format == "wfdb" for source in sources):
-        print(
-            f"merit {args.command}: --sampling_rate and --lead_names apply to .npy and .csv records only; WFDB records "
-            "are read with their headers' rate and lead names.",
-            file=sys.stderr,
-        )
+    _say_what_is_not_used(args, {source.format for source in sources})
     pipe = load_pipeline(task, args.model, args.device)
     common = {"sampling_rate": args.sampling_rate, "lead_names": args.lead_names, "channels_last": args.channels_last}
     preprocess_params, forward_params, postprocess_params = pipe._sanitize_parameters(
@@ -239,6 +232,19 @@ def run_task(args, task: str, task_parameters: dict) -> int:
     if interrupted:
         return 130
     return 0 if table.written or skipped else 1
+
+
+def _say_what_is_not_used(args, formats: set[str]) -> None:
+    """Says which of --sampling_rate / --lead_names some of the records do not use (their files carry their own)."""
+    unused = []
+    if args.sampling_rate is not None and "wfdb" in formats:
+        unused.append(
+            "--sampling_rate by WFDB records (their headers give the rate; CSV files with a time column too)"
+        )
+    if args.lead_names and formats & {"wfdb", "csv"}:
+        unused.append("--lead_names by WFDB and CSV records (their headers name the leads)")
+    if unused:
+        print(f"merit {args.command}: not used: " + "; ".join(unused) + ".", file=sys.stderr)
 
 
 def _run_batches(pipe, todo: list[ECGSource], table, output, preprocess_params, forward_params, postprocess_params,

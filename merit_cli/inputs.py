@@ -172,16 +172,14 @@ def captured_warnings():
     loggers = [
         logging.getLogger(module.__name__) for module in (feature_extraction_merit, limits_merit, pipeline_merit)
     ]
-    propagate = [logger.propagate for logger in loggers]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
     for logger in loggers:
-        logger.addHandler(handler)
-        logger.propagate = False
+        logger.handlers, logger.propagate = [handler], False
     try:
         yield notes
     finally:
-        for logger, flag in zip(loggers, propagate, strict=True):
-            logger.removeHandler(handler)
-            logger.propagate = flag
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
 
 
 class ECGRecordDataset(Dataset):

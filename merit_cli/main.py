@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from importlib import metadata
 
@@ -43,7 +44,7 @@ recursively) and glob patterns in quotes ("data/**/*.hea"; ** matches any depth)
 
 RECORD_HELP = """\
 inputs:
-  WFDB headers carry their sampling rate and lead names (--sampling_rate and --lead_names do not apply to them); a
+  WFDB headers carry their sampling rate and lead names (--sampling_rate and --lead_names are not used for them); a
   .csv file gives its lead names in the header row and its rate in a first column named time, time_s, t or seconds
   (in seconds; a --sampling_rate that disagrees with it is an error), else --sampling_rate; empty or nan / n/a cells
   are missing samples, other text an error; a .npy array needs --sampling_rate, and --lead_names unless it has
@@ -58,8 +59,8 @@ output:
   Runs resume: records already in OUT (or written by an interrupted run) are skipped, and new rows are added to
   OUT. Rows are saved every few hundred records in OUT.partial/ and merged into OUT by one atomic rename when the
   run ends, also on Ctrl-C, so nothing written is lost. OUT remembers the model and settings it was made with (a
-  CSV OUT in OUT.settings.json) and refuses rows of another run (--overwrite starts afresh). Records that could not be read are listed in
-  OUT.errors.csv and tried again by the next run.
+  CSV OUT in OUT.settings.json) and refuses rows of another run (--overwrite starts afresh). Records that could
+  not be read are listed in OUT.errors.csv and tried again by the next run.
 
 exit status:
   0 when records were written or were already in OUT (some may have failed: see the list), 1 when nothing could be
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  merit export-onnx --model outputs/merit-ptbxl-sample --output_dir onnx/ --int8",
         formatter_class=_HelpFormatter,
     )
-    export.add_argument("--model", required=True, help="the checkpoint: a folder or a Hub id")
+    export.add_argument("--model", required=True, type=os.path.expanduser, help="the checkpoint: a folder or a Hub id")
     export.add_argument("--output_dir", required=True, help="where the .onnx files go (created if needed)")
     export.add_argument("--int8", action="store_true", help="also write dynamically quantised int8 encoders")
     export.set_defaults(run=run_export_onnx)
@@ -193,8 +194,11 @@ def _record_command(commands, name, help, description, example, output_help):
         formatter_class=_HelpFormatter,
     )
     command.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
-    command.add_argument("--model", required=True, help="the MERIT checkpoint: a folder or a Hub id")
-    command.add_argument("--output", required=True, metavar="OUT", help=output_help)
+    # `~` is expanded here too: the shell leaves `--model=~/checkpoint` as it is
+    command.add_argument(
+        "--model", required=True, type=os.path.expanduser, help="the MERIT checkpoint: a folder or a Hub id"
+    )
+    command.add_argument("--output", required=True, type=os.path.expanduser, metavar="OUT", help=output_help)
     command.add_argument(
         "--batch_size", type=int, default=32, help="records per forward pass of the model (default: 32)"
     )

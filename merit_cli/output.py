@@ -134,8 +134,8 @@ class ResumableTable:
         except FileNotFoundError:
             raise _cannot_resume(
                 self.output,
-                f"the settings it was made with are not next to it ({path.name} is missing), so they cannot be checked "
-                "against this run's",
+                f"the settings it was made with are not next to it ({path.name} is missing, as beside a CSV file written "
+                "before MERIT kept one), so they cannot be checked against this run's",
             ) from None
         except (OSError, ValueError) as error:
             raise _cannot_resume(

@@ -32,7 +32,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, is_torch_tensor, logging
 
 from .configuration_merit import CANONICAL_LEADS
-from .limits_merit import CHANNELS_LAST, MeritLimits
+from .limits_merit import CHANNELS_LAST, MeritLimits, sentence_start
 
 
 logger = logging.get_logger(__name__)
@@ -631,7 +631,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         if len(short) == 1:
             ((description, duration),) = short.items()
             logger.warning(
-                f"{description[:1].upper()}{description[1:]} lasts {duration}, less than half of the model's "
+                f"{sentence_start(description)} lasts {duration}, less than half of the model's "
                 f"{window:g} s window, and is zero-padded; check `sampling_rate` if it should be longer."
             )
         elif short:
@@ -658,7 +658,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
                 else f"{len(flat)} records have leads that are a flat line: {flat}"
             )
             logger.warning(
-                f"{which[:1].upper()}{which[1:]}; a flat lead usually means a disconnected electrode. They are encoded "
+                f"{sentence_start(which)}; a flat lead usually means a disconnected electrode. They are encoded "
                 "as given (pass NaN for a lead to have it masked as missing)."
             )
 
@@ -985,8 +985,12 @@ def _to_float64_array(array, description: str) -> np.ndarray:
     except (ValueError, OverflowError) as error:
         raise ValueError(f"{description} is not a rectangular numeric array: {error}") from error
     if array.dtype == object and isinstance(given, (list, tuple)):
-        with contextlib.suppress(ValueError, TypeError, OverflowError):  # text, or a number too large: said below
-            array = np.array(given, dtype=np.float64)  # None -> NaN
+        is_none = np.frompyfunc(lambda value: value is None, 1, 1)(array).astype(bool)
+        if is_none.any():
+            array = array.copy()
+            array[is_none] = np.nan
+            with contextlib.suppress(ValueError, TypeError, OverflowError):  # said below
+                array = np.asarray(array.tolist())  # the type again: numbers, or text (refused below)
     if array.dtype == object:
         raise ValueError(
             f"{description} is not a rectangular array of numbers (a value is not a number, or too large for a "

@@ -39,6 +39,11 @@ from dataclasses import dataclass
 from transformers.utils import logging
 
 
+def sentence_start(text: str) -> str:
+    """`text` with its first letter upper-case, to start a message with a description such as "the record"."""
+    return text[:1].upper() + text[1:]
+
+
 CHANNELS_LAST = "`channels_last=True` (`--channels_last` for the `merit` command)"
 """How a record whose time axis comes first is announced, in error messages that Python and command-line users read."""
 
@@ -132,7 +137,7 @@ class MeritLimits:
     def error(self, limit: str, problem: str, hint: str = "") -> ValueError:
         """A `ValueError` saying `problem`, the limit it breaks, `hint` (what to do instead) and how to raise it."""
         return ValueError(
-            f"{problem[:1].upper()}{problem[1:]}, more than the limit `{limit}` = {getattr(self, limit):g}. "
+            f"{sentence_start(problem)}, more than the limit `{limit}` = {getattr(self, limit):g}. "
             f"{hint + ' ' if hint else ''}If this is intended, raise the limit: set the environment variable "
             f"{ENVIRONMENT_PREFIX}{limit.upper()}, or pass `limits=MeritLimits({limit}=...)`."
         )
@@ -176,7 +181,7 @@ class MeritLimits:
         help)."""
         if num_leads > self.max_leads_per_record >= num_samples:
             raise ValueError(
-                f"{description[:1].upper()}{description[1:]} has {num_leads} leads of {num_samples} samples each: its "
+                f"{sentence_start(description)} has {num_leads} leads of {num_samples} samples each: its "
                 f"axes look swapped. A record is (n_leads, n_samples), or (n_samples, n_leads) with {CHANNELS_LAST}; "
                 "check which one it is."
             )

@@ -189,7 +189,9 @@ def _csv_rows(file, path: str, names: list[str], delimiter: str, max_rows: int) 
         raw = [file.readline() for _ in range(min(_CSV_CHUNK_ROWS, max_rows - read))]
         read += len(raw)
         chunk = [
-            line for line in (line.decode("utf-8", errors="replace") for line in raw if line) if _is_data_line(line)
+            line.replace('"', "")  # quoted numbers ("0.5", as spreadsheets may write them) are numbers
+            for line in (line.decode("utf-8", errors="replace") for line in raw if line)
+            if _is_data_line(line)
         ]
         if chunk:
             try:
@@ -224,8 +226,8 @@ def _check_csv_cells(values: np.ndarray, lines: list[str], path: str, names: lis
             parsed[row] = next(csv.reader([lines[row]], delimiter=delimiter))
         cells = parsed[row]
         cell = cells[column].strip() if column < len(cells) else ""
-        if cell.lower() in CSV_MISSING_VALUES or _is_number(cell):
-            continue
+        if cell.lower() in CSV_MISSING_VALUES or cell.startswith("#") or _is_number(cell):
+            continue  # a missing sample (NaN, or a comment where the sample would be)
         hint = ""
         if "," in cell and _is_number(cell.replace(",", ".")):
             hint = " It looks like a decimal comma: write numbers with a decimal point."
@@ -257,10 +259,13 @@ def _skip_lines(file, count: int) -> None:
 
 
 def _rate_from_time_column(time: np.ndarray, time_name: str, path: str) -> float:
+    """The rate of a time column in seconds: samples per second over its whole span (times rounded to milliseconds
+    still give 360 Hz, where the median step would give 333), taken as a whole number of Hz when within 0.1 % of one."""
     steps = np.diff(time)
-    if len(steps) == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0:
+    if len(steps) == 0 or not np.all(np.isfinite(steps)) or np.median(steps) <= 0 or time[-1] <= time[0]:
         raise ValueError(f"The time column {time_name!r} of {path!r} does not increase; pass `sampling_rate` instead.")
-    return round(1.0 / float(np.median(steps)), 6)
+    rate = len(steps) / float(time[-1] - time[0])
+    return float(round(rate)) if abs(rate - round(rate)) <= 1e-3 * rate else round(rate, 6)
 
 
 def _check_rate_against_time_column(sampling_rate, time: np.ndarray, time_name: str, path: str) -> None:
@@ -272,9 +277,11 @@ def _check_rate_against_time_column(sampling_rate, time: np.ndarray, time_name: 
     except ValueError:
         return
     if given_rate is not None and abs(given_rate - time_rate) > 0.01 * time_rate:
+        in_milliseconds = abs(given_rate / time_rate - 1000) < 10
         raise ValueError(
             f"The CSV file {path!r} has a time column {time_name!r} that gives {time_rate:g} Hz, but `sampling_rate` "
-            f"says {given_rate:g} Hz; leave `sampling_rate` out to use the file's rate, or fix the time column."
+            f"says {given_rate:g} Hz; leave `sampling_rate` out to use the file's rate, or fix the time column"
+            + (" (it looks like milliseconds; it must be in seconds)." if in_milliseconds else ".")
         )
 
 

@@ -335,9 +335,9 @@ def test_warnings_about_a_record_name_its_file(dual_checkpoint, ptbxl_sample_dir
 def test_rate_and_lead_names_given_for_wfdb_records_are_said_to_be_unused(dual_checkpoint, records, tmp_path, capsys):
     argv = ["embed", records / "00001_lr.hea", "--model", dual_checkpoint, "--sampling_rate", 500]
     status, err = run([*argv, "--output", tmp_path / "given.csv"], capsys)
-    assert status == 0 and "--sampling_rate and --lead_names apply to .npy and .csv records only" in err
+    assert status == 0 and "not used: --sampling_rate by WFDB records" in err and "--lead_names" not in err
     status, err = run([*argv[:4], "--output", tmp_path / "plain.csv"], capsys)
-    assert status == 0 and "apply to .npy and .csv records only" not in err
+    assert status == 0 and "not used" not in err
     assert pd.read_csv(tmp_path / "given.csv")["embedding"].equals(pd.read_csv(tmp_path / "plain.csv")["embedding"])
 
 
@@ -363,6 +363,37 @@ def test_a_csv_output_keeps_its_settings_beside_it(dual_checkpoint, records, tmp
     status, err = run([*argv, "--hypothesis_template", "an ECG showing {}", "--overwrite"], capsys)
     assert status == 0 and "5 record(s) written" in err
     assert json.loads(settings_file.read_text())["prompts"]["normal ECG"] == ["an ECG showing normal ECG"]
+
+
+def test_a_model_and_an_output_under_the_home_folder(dual_checkpoint, records, tmp_path, capsys, monkeypatch):
+    """`--model=~/...` reaches the command unexpanded (the shell expands `~` only at the start of a word)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "checkpoint").symlink_to(dual_checkpoint, target_is_directory=True)
+    status, err = run(["embed", records / "00001_lr.hea", "--model=~/checkpoint", "--output=~/out.csv"], capsys)
+    assert status == 0 and (tmp_path / "out.csv").is_file(), err
+
+
+def test_warnings_are_captured_alone_and_the_loggers_restored():
+    import logging
+
+    from merit_cli.inputs import captured_warnings
+
+    logger = logging.getLogger("modeling_merit.feature_extraction_merit")
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    own = Seen()
+    logger.addHandler(own)
+    try:
+        with captured_warnings() as notes:
+            logger.warning("a   note\n on two lines")
+        logger.warning("after")
+    finally:
+        logger.removeHandler(own)
+    assert notes == ["a note on two lines"] and seen == ["after"] and logger.propagate
 
 
 def test_a_model_path_that_is_not_a_checkpoint_is_named_plainly(records, tmp_path, capsys):

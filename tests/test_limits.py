@@ -382,6 +382,9 @@ def test_json_null_in_a_nested_list_is_a_missing_sample_like_nan(handler):
     with_null[3][100] = "abc"
     with pytest.raises(ValueError, match="expected integer or floating-point samples"):
         handler({"inputs": with_null, "parameters": parameters})
+    with_null[3][100], with_null[3][101] = None, "0.5"  # text stays refused next to a null
+    with pytest.raises(ValueError, match="expected integer or floating-point samples"):
+        handler({"inputs": with_null, "parameters": parameters})
 
 
 def test_a_npy_header_announcing_a_huge_array_is_a_value_error(zero_shot, tmp_path):

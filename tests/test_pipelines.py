@@ -31,6 +31,7 @@ from modeling_merit import (
     ZeroShotECGClassificationPipeline,
 )
 from modeling_merit.handler import EndpointHandler, decode_inputs
+from modeling_merit.pipeline_merit import ecg_record_arguments
 from modeling_merit.zero_shot_merit import DEFAULT_TEMPLATES, build_class_prompts
 from tests.infra.fake_hub import FakeHub
 
@@ -279,6 +280,24 @@ def test_bad_csv_and_bad_parameters(zero_shot, record, tmp_path):
     (tmp_path / "text.csv").write_text("I,II\n" + "\n".join(signal[:5] + ["0.1,abc"] + signal[6:]) + "\n")
     with pytest.raises(ValueError, match=r"a cell that is not a number, 'abc', in column 'II'"):
         zero_shot(str(tmp_path / "text.csv"), candidate_labels=LABELS, sampling_rate=500)
+    # times rounded to milliseconds at 360 Hz still give 360 Hz; times in milliseconds are named as such
+    signal_360 = "\n".join(f"{t:.3f},{np.sin(t):.4f},{np.cos(t):.4f}" for t in np.arange(3600) / 360)
+    (tmp_path / "ms_rounded.csv").write_text("time,I,II\n" + signal_360 + "\n")
+    assert ecg_record_arguments(str(tmp_path / "ms_rounded.csv"))["sampling_rate"] == 360.0
+    assert ecg_record_arguments(str(tmp_path / "ms_rounded.csv"), sampling_rate=360)["sampling_rate"] == 360
+    (tmp_path / "in_ms.csv").write_text("time,I,II\n" + "\n".join(f"{1000 * t:g},0.1,0.2" for t in time) + "\n")
+    with pytest.raises(ValueError, match="it looks like milliseconds; it must be in seconds"):
+        ecg_record_arguments(str(tmp_path / "in_ms.csv"), sampling_rate=500)
+    # quoted numbers (as spreadsheets may write them) are numbers
+    (tmp_path / "quoted.csv").write_text(
+        '"I","II"\n' + "\n".join(",".join(f'"{cell}"' for cell in row.split(",")) for row in signal) + "\n"
+    )
+    (tmp_path / "plain.csv").write_text("I,II\n" + "\n".join(signal) + "\n")
+    quoted = ecg_record_arguments(str(tmp_path / "quoted.csv"), sampling_rate=500)
+    np.testing.assert_array_equal(
+        quoted["ecg"], ecg_record_arguments(str(tmp_path / "plain.csv"), sampling_rate=500)["ecg"]
+    )
+    assert quoted["lead_names"] == ["I", "II"]
     (tmp_path / "comma.csv").write_text(
         "I;II\n" + "\n".join(row.replace(",", ";").replace(".", ",") for row in signal)
     )
