@@ -143,6 +143,24 @@ export function readWfdb(headerText, datBytes) {
   };
 }
 
+/** A CSV cell read as a missing sample (as `CSV_MISSING_VALUES` in pipeline_merit.py). */
+const CSV_MISSING_VALUES = new Set(["", "nan", "na", "n/a", "null", "none", "-"]);
+function isMissingCell(cell) {
+  return CSV_MISSING_VALUES.has(cell.toLowerCase());
+}
+
+/** The rate of a time column in seconds, over its whole span, and a whole number of Hz when within 0.1 % of one (as
+ * `_rate_from_time_column` in pipeline_merit.py); null when the column does not increase. */
+function rateFromTimeColumn(time) {
+  const steps = Array.from(time.slice(1), (value, index) => value - time[index]).sort((a, b) => a - b);
+  if (!steps.length || steps.some((step) => !isFinite(step))) return null;
+  const median = steps.length % 2 ? steps[(steps.length - 1) / 2] : (steps[steps.length / 2 - 1] + steps[steps.length / 2]) / 2;
+  const span = time[time.length - 1] - time[0];
+  if (!(median > 0) || !(span > 0)) return null;
+  const rate = steps.length / span;
+  return Math.abs(rate - Math.round(rate)) <= 1e-3 * rate ? Math.round(rate) : Math.round(rate * 1e6) / 1e6;
+}
+
 /** Reads a time x leads CSV with a header row of lead names (an optional first column `time`, in seconds, gives the
  * sampling rate). `samplingRate` is needed when there is no time column. */
 export function readCsv(text, samplingRate = null, name = "the CSV file") {
@@ -159,9 +177,9 @@ export function readCsv(text, samplingRate = null, name = "the CSV file") {
     );
   }
   const rows = lines.slice(1).map((line, index) => {
-    const cells = line.split(delimiter).map((cell) => cell.trim());
-    const values = cells.map((cell) => (cell === "" || /^nan$/i.test(cell) ? NaN : Number(cell)));
-    if (cells.length !== names.length || values.some((value, column) => isNaN(value) && !(cells[column] === "" || /^nan$/i.test(cells[column])))) {
+    const cells = line.split(delimiter).map((cell) => cell.trim().replace(/^"(.*)"$/, "$1"));
+    const values = cells.map((cell) => (isMissingCell(cell) ? NaN : Number(cell)));
+    if (cells.length !== names.length || values.some((value, column) => isNaN(value) && !isMissingCell(cells[column]))) {
       throw new MeritInputError(`Row ${index + 2} of ${name} is not ${names.length} numbers: '${line.slice(0, 60)}'.`);
     }
     return values;
@@ -173,13 +191,17 @@ export function readCsv(text, samplingRate = null, name = "the CSV file") {
     const time = columns[0];
     columns = columns.slice(1);
     leadNames = names.slice(1);
+    const timeRate = rateFromTimeColumn(time);
     if (samplingRate === null) {
-      const steps = Array.from(time.slice(1), (value, index) => value - time[index]).sort((a, b) => a - b);
-      const median = steps.length % 2 ? steps[(steps.length - 1) / 2] : (steps[steps.length / 2 - 1] + steps[steps.length / 2]) / 2;
-      if (!steps.length || steps.some((step) => !isFinite(step)) || !(median > 0)) {
+      if (timeRate === null) {
         throw new MeritInputError(`The time column '${names[0]}' of ${name} does not increase; give the sampling rate.`);
       }
-      samplingRate = Math.round((1 / median) * 1e6) / 1e6;
+      samplingRate = timeRate;
+    } else if (timeRate !== null && Math.abs(samplingRate - timeRate) > 0.01 * timeRate) {
+      throw new MeritInputError(
+        `The time column '${names[0]}' of ${name} gives ${timeRate} Hz, but the sampling rate given is ${samplingRate} ` +
+          "Hz; leave the rate out to use the file's, or fix the time column.",
+      );
     }
   }
   if (samplingRate === null || !(samplingRate > 0)) {

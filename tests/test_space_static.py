@@ -160,6 +160,11 @@ def test_javascript_readers_reject_bad_files_with_a_clear_message(record_files, 
         ({"kind": "csv", "path": str(unknown)}, "Unknown lead name 'lead1'"),
         ({"kind": "csv", "path": str(no_rate)}, "has no time column"),
         ({"kind": "csv", "path": str(garbage)}, "not a text CSV file"),
+        # a rate that disagrees with the time column (as the Python reader says)
+        (
+            {"kind": "csv", "path": str(unknown), "sampling_rate": 100},
+            "gives 500 Hz, but the sampling rate given is 100",
+        ),
     ]
     results = run_node(config, [case for case, _ in cases], tmp_path)
     for (case, message), result in zip(cases, results, strict=True):
