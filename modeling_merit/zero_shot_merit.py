@@ -44,7 +44,10 @@ def check_templates(templates: Sequence[str]) -> None:
             raise ValueError(f"Every template must be a string, got {template!r}.")
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
         if fields != ["description"]:
-            raise ValueError(f"Template {template!r} must contain exactly one `{{description}}` field, got {fields}.")
+            raise ValueError(
+                f"Template {template!r} must contain exactly one `{{description}}` field (a pipeline's "
+                f"`hypothesis_template` may write it `{{}}`), got {fields}."
+            )
 
 
 def build_class_prompts(
