@@ -51,7 +51,7 @@ browser:
 ## Pretrain the `compact` preset on the embedded PTB-XL sample (train_merit.py's defaults are the demo recipe),
 ## write its loss curves, then linear-probe and zero-shot evaluation.
 demo: $(BIN)/.installed-demo
-	$(BIN)/accelerate launch train_merit.py
+	$(BIN)/accelerate launch train_merit.py --overwrite_output_dir
 
 ## The pretraining-objective ablation on the excerpt: MERIT vs masked modelling only vs contrastive only (same recipe,
 ## steps and seed) vs a random encoder, linear probe on 4 label sets + zero-shot, one table (outputs/ablation/ablation.md).
@@ -84,11 +84,11 @@ demo-report: install
 		merit=$(REPORT_DEMO_QUICK_MERIT); \
 		echo "$(REPORT_DEMO_MERIT) not found (run make demo for a properly pretrained encoder); using $$merit"; \
 		[ -f $$merit/model.safetensors ] || $(BIN)/python train_merit.py --output_dir $$merit --max_train_steps 10 \
-			--evaluate_after_training false --report_to none || exit 1; \
+			--evaluate_after_training false --report_to none --overwrite_output_dir || exit 1; \
 	fi; \
 	OMP_NUM_THREADS=1 $(BIN)/python train_merit.py --task report_generation --model_name_or_path $$merit \
 		--output_dir $(REPORT_DEMO_DIR) --max_train_steps $(REPORT_DEMO_STEPS) --max_report_tokens 48 \
-		--eval_steps 0 --checkpointing_steps 1000 \
+		--eval_steps 0 --checkpointing_steps 1000 --overwrite_output_dir \
 		--config_overrides '$(REPORT_DEMO_CONFIG)' && \
 	OMP_NUM_THREADS=1 $(BIN)/python eval_merit.py --task report-generation --model_name_or_path $(REPORT_DEMO_DIR) \
 		--data_dir data/ptbxl-sample --output_dir $(REPORT_DEMO_DIR)/results --report_examples 3 \

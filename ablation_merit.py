@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> str:
             train = [
                 sys.executable, "train_merit.py", "--output_dir", str(run_dir), "--data_dir", args.data_dir,
                 "--seed", str(seed), "--evaluate_after_training", "false", "--report_to", "none",
-                "--config_overrides", json.dumps(variant.config_overrides),
+                "--config_overrides", json.dumps(variant.config_overrides), "--overwrite_output_dir",
             ]  # fmt: skip
             if args.max_train_steps:
                 train += ["--max_train_steps", str(args.max_train_steps)]

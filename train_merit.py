@@ -40,6 +40,8 @@ from merit_training.arguments import (
 )
 from merit_training.checkpoints import (
     TrainingProgress,
+    check_no_earlier_run,
+    clear_earlier_run,
     read_progress,
     resolve_checkpoint,
     resumable_batches,
@@ -54,6 +56,16 @@ from modeling_merit.zero_shot_merit import embed_class_prompts
 
 
 logger = logging.getLogger("train_merit")
+
+
+def interrupted_message(step: int, last_checkpoint: Path | None) -> str:
+    """What Ctrl-C leaves behind and how to go on."""
+    if last_checkpoint is None:
+        return f"Interrupted at step {step}, before the first checkpoint: a new run starts from the beginning."
+    return (
+        f"Interrupted at step {step}; the last checkpoint is {last_checkpoint}. Go on with the same command and "
+        "--resume_from_checkpoint latest."
+    )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -315,6 +327,9 @@ def resume_or_start(
     if not training_args.resume_from_checkpoint:
         if accelerator.is_main_process:
             (output_dir / TRAINING_LOG).unlink(missing_ok=True)  # a new run starts a new log
+            if training_args.overwrite_output_dir:
+                clear_earlier_run(output_dir)
+        accelerator.wait_for_everyone()
         return TrainingProgress(), None
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
     requested = optimizer_peak_rates(optimizer)
@@ -554,6 +569,7 @@ def main(argv: list[str] | None = None) -> Path:
 
         return train_report_generation(argv)
     model_args, data_args, training_args = parse_arguments(argv)
+    check_no_earlier_run(training_args)
     check_model_card_template()
     output_dir = Path(training_args.output_dir)
     started = time.monotonic()
@@ -644,44 +660,51 @@ def main(argv: list[str] | None = None) -> Path:
         disable=not accelerator.is_local_main_process,
     ) as bar:
         model.train()
-        for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
-            # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
-            # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
-            # run drew.
-            torch.manual_seed(
-                step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index)
-            )
-            output = training_step(
-                accelerator,
-                model,
-                optimizer,
-                scheduler,
-                batch,
-                training_args.max_grad_norm,
-                progress.completed_steps + 1,
-                last_checkpoint,
-            )
-            if not accelerator.sync_gradients:
-                continue
-            progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
-            bar.update(1)
-            step = progress.completed_steps
-            is_last = step >= max_train_steps
-            if step % training_args.logging_steps == 0 or step == max_train_steps:
-                log_training_step(accelerator, output, scheduler, output_dir, step, bar)
-            if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
-                best = run_validation(
-                    accelerator, model, processor, data, training_args, output_dir, step, is_last, best
+        try:
+            for epoch, batch_index, batch in resumable_batches(accelerator, train_dataloader, progress, num_epochs):
+                # Masks and dropout are drawn from a seed fixed by (seed, step, micro-batch, process), and crops from
+                # the records of the batch (ECGReportCollator), so a resumed run draws exactly what the uninterrupted
+                # run drew.
+                torch.manual_seed(
+                    step_seed(training_args.seed, progress.completed_steps, batch_index, accelerator.process_index)
                 )
-            if step % training_args.checkpointing_steps == 0 or is_last:
-                last_checkpoint = save_and_publish(
-                    accelerator, model, publisher, progress, training_args.checkpoints_total_limit, is_last
+                output = training_step(
+                    accelerator,
+                    model,
+                    optimizer,
+                    scheduler,
+                    batch,
+                    training_args.max_grad_norm,
+                    progress.completed_steps + 1,
+                    last_checkpoint,
                 )
-            if is_last:
-                break
+                if not accelerator.sync_gradients:
+                    continue
+                progress = TrainingProgress(progress.completed_steps + 1, epoch, batch_index)
+                bar.update(1)
+                step = progress.completed_steps
+                is_last = step >= max_train_steps
+                if step % training_args.logging_steps == 0 or step == max_train_steps:
+                    log_training_step(accelerator, output, scheduler, output_dir, step, bar)
+                if (training_args.eval_steps and step % training_args.eval_steps == 0) or is_last:
+                    best = run_validation(
+                        accelerator, model, processor, data, training_args, output_dir, step, is_last, best
+                    )
+                if step % training_args.checkpointing_steps == 0 or is_last:
+                    last_checkpoint = save_and_publish(
+                        accelerator, model, publisher, progress, training_args.checkpoints_total_limit, is_last
+                    )
+                if is_last:
+                    break
+        except KeyboardInterrupt:
+            logger.warning(interrupted_message(progress.completed_steps, last_checkpoint))
+            raise
 
     return finish_training(accelerator, model, best, publisher, progress, data_args, training_args, data_dir)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)  # what to do next was logged; no traceback

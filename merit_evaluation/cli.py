@@ -48,6 +48,7 @@ from .results import (
     TASKS,
     ResultRow,
     paired_macro_auroc_difference,
+    read_results,
     results_to_markdown,
     update_model_card,
     write_results,
@@ -532,12 +533,30 @@ def _model_revision(model_args: ModelArguments, config) -> str | None:
     return getattr(config, "_commit_hash", None) or model_args.revision
 
 
+def warn_about_earlier_results(output_dir: Path) -> None:
+    """Says, before any work, that the `results.json` of an earlier evaluation in `output_dir` will be replaced (one
+    evaluation's rows per folder: evaluate into another `--output_dir` to keep both)."""
+    path = output_dir / "results.json"
+    if not path.is_file():
+        return
+    try:
+        earlier = read_results(path)
+        what = ", ".join(sorted({f"{row.task} of {row.model}" for row in earlier})) or "no rows"
+    except (OSError, ValueError, KeyError, TypeError):
+        what = "rows that could not be read"
+    logger.warning(
+        f"{path} holds the results of an earlier evaluation ({what}); this evaluation replaces it (and the "
+        "classifiers and figures of the same names). Use another --output_dir to keep both."
+    )
+
+
 def run_evaluation(
     model_args: ModelArguments, data_args: DataArguments, eval_args: EvaluationArguments
 ) -> list[ResultRow]:
     """Run every requested task and write the outputs; returns the result rows (see the module docstring)."""
     tasks = eval_args.task
     output_dir = Path(eval_args.output_dir)
+    warn_about_earlier_results(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = model_args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     # what the report-generation and retrieval tasks, which load their own checkpoint and dataset, share

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, LABELLED_REPORT_DATASETS, REPORT_DATASETS
 
-from .checkpoints import STATE_FILE, list_checkpoints
+from .checkpoints import OVERWRITE_HELP, STATE_FILE, list_checkpoints
 
 
 BEST_MODEL_METRICS = {
@@ -293,6 +293,7 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "'latest' (newest in --output_dir) or the path of a checkpoint folder."}
     )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
     eval_steps: int = field(
         default=32,
         metadata={"help": "Validation loss and zero-shot validation AUROC every N steps (0: only at the end)."},
@@ -461,6 +462,8 @@ def tracker_and_resume_problems(arguments) -> list[str]:
         problems.append(f"--resume_from_checkpoint {resume} is not a complete checkpoint folder (or use 'latest').")
     if resume == "latest" and not list_checkpoints(arguments.output_dir):
         problems.append(f"--resume_from_checkpoint latest: --output_dir {arguments.output_dir} holds no checkpoint.")
+    if resume and arguments.overwrite_output_dir:
+        problems.append("--overwrite_output_dir starts afresh; it cannot go with --resume_from_checkpoint.")
     return problems
 
 

@@ -55,6 +55,43 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def earlier_run_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Every checkpoint folder in `output_dir`, complete or interrupted (`checkpoint-<step>` and `.tmp`), by name."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    return sorted(path for path in output_dir.glob("checkpoint-*") if path.is_dir())
+
+
+OVERWRITE_HELP = (
+    "Start afresh in an --output_dir that holds checkpoints of an earlier run, deleting them first. Without it such a "
+    "folder is refused unless --resume_from_checkpoint is given: a new run there would mix its checkpoints with the "
+    "old ones, and keeping the newest --checkpoints_total_limit by step would delete checkpoints of either run."
+)
+
+
+def check_no_earlier_run(arguments) -> None:
+    """Raises a `ValueError` when a new run would start in an `--output_dir` that holds checkpoints of an earlier
+    run (see `OVERWRITE_HELP`). Checked when a run starts, before any work (not when flags are parsed: the default
+    `--output_dir` of the demo holds the demo's own checkpoints)."""
+    found = earlier_run_checkpoints(arguments.output_dir)
+    if not found or arguments.resume_from_checkpoint or arguments.overwrite_output_dir:
+        return
+    names = ", ".join(path.name for path in found[:4]) + (", ..." if len(found) > 4 else "")
+    raise ValueError(
+        f"--output_dir {arguments.output_dir} holds checkpoints of an earlier run ({names}). Pass "
+        "--resume_from_checkpoint latest to go on with that run, --overwrite_output_dir to delete them and start "
+        "afresh, or another --output_dir."
+    )
+
+
+def clear_earlier_run(output_dir: str | os.PathLike) -> None:
+    """Deletes the checkpoint folders of an earlier run in `output_dir` (`--overwrite_output_dir`)."""
+    for path in earlier_run_checkpoints(output_dir):
+        shutil.rmtree(path)
+        logger.info(f"--overwrite_output_dir: removed {path} of an earlier run")
+
+
 def resolve_checkpoint(resume_from_checkpoint: str, output_dir: str | os.PathLike) -> Path:
     """`latest` -> the newest complete checkpoint of `output_dir`; a path -> that checkpoint (validated)."""
     if resume_from_checkpoint == "latest":

@@ -45,7 +45,10 @@ from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
 
 from .arguments import config_overrides_problems, non_positive_problems, resolved_data_dir, tracker_and_resume_problems
 from .checkpoints import (
+    OVERWRITE_HELP,
     TrainingProgress,
+    check_no_earlier_run,
+    clear_earlier_run,
     read_progress,
     resolve_checkpoint,
     resumable_batches,
@@ -306,6 +309,7 @@ class ReportGenerationArguments:
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "'latest' (newest in --output_dir) or a checkpoint folder."}
     )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
     eval_steps: int = field(default=50, metadata={"help": "Validation loss every N steps (0: only at the end)."})
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N steps."})
     report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker(s), or none."})
@@ -852,6 +856,7 @@ def main(argv: list[str]) -> Path:
     from .sharding import check_sharding_is_real, unsharded_copy
 
     args = parse_report_arguments(argv)
+    check_no_earlier_run(args)
     started = time.monotonic()
     output_dir = Path(args.output_dir)
     if not torch.cuda.is_available():
@@ -1000,6 +1005,9 @@ def main(argv: list[str]) -> Path:
     )
 
     progress, last_checkpoint = TrainingProgress(), None
+    if args.overwrite_output_dir and accelerator.is_main_process:
+        clear_earlier_run(output_dir)
+    accelerator.wait_for_everyone()
     if args.resume_from_checkpoint:
         last_checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir)
         accelerator.load_state(os.fspath(last_checkpoint))

@@ -380,3 +380,21 @@ def test_update_model_card_model_index(tmp_path):
     assert again.data.model_name == "merit-tiny" and len(again.data.eval_results) == 3
     with pytest.raises(FileNotFoundError, match="missing.md"):
         update_model_card(str(tmp_path / "missing.md"), rows)
+
+
+def test_an_earlier_evaluation_in_the_output_folder_is_named_before_it_is_replaced(tmp_path, caplog):
+    from merit_evaluation.cli import warn_about_earlier_results
+    from merit_evaluation.results import write_results
+
+    with caplog.at_level(logging.WARNING):
+        warn_about_earlier_results(tmp_path)  # nothing there: nothing said
+    assert caplog.text == ""
+    write_results(tmp_path / "results.json", [])
+    with caplog.at_level(logging.WARNING):
+        warn_about_earlier_results(tmp_path)
+    assert "holds the results of an earlier evaluation (no rows); this evaluation replaces it" in caplog.text
+    caplog.clear()
+    (tmp_path / "results.json").write_text("not json")
+    with caplog.at_level(logging.WARNING):
+        warn_about_earlier_results(tmp_path)
+    assert "(rows that could not be read)" in caplog.text and "Use another --output_dir" in caplog.text

@@ -208,3 +208,49 @@ def test_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_pa
         torch.isfinite(tensor).all() for tensor in weights(output_dir / "checkpoint-4" / "model.safetensors").values()
     )
     assert not (output_dir / "model.safetensors").exists()  # nothing exported from a failed run
+
+
+@pytest.mark.slow
+def test_a_new_run_in_the_folder_of_an_earlier_run_is_refused_or_starts_afresh(tmp_path, cache_dir):
+    """Before: a new run in the folder of an earlier one gave no warning; its checkpoints were rotated with the
+    earlier run's by step number (its own checkpoint-1 was deleted as soon as it was written) and the earlier run's
+    later checkpoints stayed beside the new model, where `--resume_from_checkpoint latest` would pick them up."""
+    output = tmp_path / "run"
+    train_merit.main(tiny_train_args(output, cache_dir, "--max_train_steps", "4", "--checkpointing_steps", "2"))
+    earlier = [path.name for path in list_checkpoints(output)]
+    assert earlier == ["checkpoint-2", "checkpoint-4"]
+
+    new_run = tiny_train_args(output, cache_dir, "--max_train_steps", "2", "--checkpointing_steps", "1")
+    with pytest.raises(ValueError, match=r"holds checkpoints of an earlier run \(checkpoint-2, checkpoint-4\)"):
+        train_merit.main(new_run)
+    assert [path.name for path in list_checkpoints(output)] == earlier  # nothing touched
+    with pytest.raises(ValueError, match="--overwrite_output_dir starts afresh; it cannot go with"):
+        train_merit.main([*new_run, "--overwrite_output_dir", "--resume_from_checkpoint", "latest"])
+
+    train_merit.main([*new_run, "--overwrite_output_dir"])
+    assert [path.name for path in list_checkpoints(output)] == ["checkpoint-1", "checkpoint-2"]
+    steps = [json.loads(line)["step"] for line in (output / "training_log.jsonl").read_text().splitlines()]
+    assert steps and max(steps) <= 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_where_training_stopped_and_how_to_go_on(tmp_path, cache_dir, monkeypatch, caplog):
+    output_dir = tmp_path / "run"
+    original_forward = MeritForPreTraining.forward
+    calls = []
+
+    def forward_interrupted_at_step_5(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MeritForPreTraining, "forward", forward_interrupted_at_step_5)
+    args = tiny_train_args(output_dir, cache_dir, "--max_train_steps", "8", "--checkpointing_steps", "2")
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        train_merit.main(args)
+    assert f"Interrupted at step 4; the last checkpoint is {output_dir / 'checkpoint-4'}" in caplog.text
+    assert "--resume_from_checkpoint latest" in caplog.text
+    assert train_merit.interrupted_message(0, None).endswith(
+        "before the first checkpoint: a new run starts from the beginning."
+    )
