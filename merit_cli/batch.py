@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel
 
+from merit_training.checkpoints import model_path_problem
 from modeling_merit import MeritFeatureExtractor, MeritForECGClassification, MeritProcessor
 from modeling_merit.pipeline_merit import CHECKPOINT_PIPELINES, MERIT_PIPELINES
 
@@ -52,7 +53,9 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
     Raises:
         `ValueError`: there is no loadable checkpoint at `model_name_or_path`, or it is not a MERIT one.
     """
-    _check_local_checkpoint(model_name_or_path)
+    problem = model_path_problem(model_name_or_path, "`--model`")
+    if problem:
+        raise ValueError(problem)
     try:
         config = AutoConfig.from_pretrained(model_name_or_path)
     except (OSError, ValueError) as error:
@@ -65,28 +68,6 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
             f"{sorted(CHECKPOINT_PIPELINES)}."
         )
     return architecture
-
-
-def _check_local_checkpoint(model_name_or_path: str) -> None:
-    """Says plainly what is wrong with a `--model` that names a local path (a Hub id is `name` or `namespace/name`)."""
-    path = model_name_or_path
-    if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise ValueError(
-                f"`--model` {model_name_or_path!r} is a folder without a config.json; expected a checkpoint folder as "
-                "`save_pretrained` writes it (config.json, the weights and the processor's files)."
-            )
-    elif os.path.exists(path):
-        raise ValueError(f"`--model` {model_name_or_path!r} is a file; expected a checkpoint folder or a Hub id.")
-    elif (
-        model_name_or_path.startswith((".", "/", "~"))
-        or model_name_or_path.count("/") > 1
-        or "\\" in model_name_or_path
-    ):
-        raise ValueError(
-            f"`--model` {model_name_or_path!r} does not exist: there is no such folder (and it is not a Hub id, which "
-            "has the form 'name' or 'namespace/name')."
-        )
 
 
 def load_pipeline(task: str, model_name_or_path: str, device: str | None = None):

@@ -34,6 +34,7 @@ from dataset_scripts.registry import (
     LABELLED_REPORT_DATASETS,
     dataset_spec,
 )
+from merit_training.checkpoints import model_path_problem
 from modeling_merit import MeritModel  # importing modeling_merit registers the MERIT Auto classes
 
 from .data import load_evaluation_dataset
@@ -555,6 +556,9 @@ def run_evaluation(
 ) -> list[ResultRow]:
     """Run every requested task and write the outputs; returns the result rows (see the module docstring)."""
     tasks = eval_args.task
+    problem = model_path_problem(model_args.model_name_or_path, "--model_name_or_path")
+    if problem:
+        raise ValueError(problem)
     output_dir = Path(eval_args.output_dir)
     warn_about_earlier_results(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -600,6 +604,12 @@ def run_evaluation(
 
     config = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs)
     architectures = list(getattr(config, "architectures", None) or [])
+    if getattr(config, "model_type", None) not in ("merit", "merit_ecg"):
+        raise ValueError(
+            f"--model_name_or_path {model_args.model_name_or_path} holds a {getattr(config, 'model_type', None)} "
+            f"model ({architectures or 'unknown architecture'}); --task {' '.join(tasks)} evaluates MERIT "
+            "checkpoints (the output of train_merit.py, or a MERIT model on the Hub)."
+        )
     if "zero-shot" in tasks and not {"MeritModel", "MeritForPreTraining"} & set(architectures):
         raise ValueError(
             f"--task zero-shot needs a checkpoint with a trained text tower (MeritModel or MeritForPreTraining); "

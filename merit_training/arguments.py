@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dataset_scripts.registry import DATASETS, DEFAULT_DATASET, LABELLED_REPORT_DATASETS, REPORT_DATASETS
 
-from .checkpoints import OVERWRITE_HELP, STATE_FILE, list_checkpoints
+from .checkpoints import OVERWRITE_HELP, STATE_FILE, list_checkpoints, model_path_problem
 
 
 BEST_MODEL_METRICS = {
@@ -360,6 +360,14 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     problems = []
     if model_args.model_name_or_path and model_args.config_file:
         problems.append("--model_name_or_path and --config_file both define the model; give only one.")
+    problems += model_path_problems(
+        {
+            "--model_name_or_path": model_args.model_name_or_path,
+            "--text_model_name_or_path": None
+            if model_args.text_model_name_or_path == "scratch"
+            else model_args.text_model_name_or_path,
+        }
+    )
     if model_args.model_preset not in ECG_PRESETS:
         problems.append(f"--model_preset must be one of {sorted(ECG_PRESETS)}, got {model_args.model_preset!r}.")
     if model_args.config_file and not Path(model_args.config_file).is_file():
@@ -446,6 +454,11 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         )
     if problems:
         raise ValueError("Invalid arguments:\n  - " + "\n  - ".join(problems))
+
+
+def model_path_problems(paths: dict[str, str | None]) -> list[str]:
+    """`checkpoints.model_path_problem` of every flag given (`{flag: value or None}`)."""
+    return [problem for flag, value in paths.items() if value and (problem := model_path_problem(value, flag))]
 
 
 def tracker_and_resume_problems(arguments) -> list[str]:

@@ -55,6 +55,37 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def model_path_problem(model_name_or_path: str, flag: str) -> str | None:
+    """What is plainly wrong with a model given as a local path (a Hub id, `name` or `namespace/name`, is left to
+    `from_pretrained`), or `None`: a path that does not exist, a file, or a folder without a `config.json`. Also
+    tells apart a resumable training checkpoint (`checkpoint-<step>`), whose exported model is in the folder above."""
+    path = Path(model_name_or_path)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return None
+        if (path / STATE_FILE).is_file():
+            return (
+                f"{flag} {model_name_or_path} is a resumable training checkpoint, not a model; the model exported by "
+                f"that run is in {path.parent} (resume training with --resume_from_checkpoint {model_name_or_path})."
+            )
+        return (
+            f"{flag} {model_name_or_path} is a folder without a config.json; expected a model folder as "
+            "`save_pretrained` writes it (config.json, the weights and the processor's files), or a Hub id."
+        )
+    if path.exists():
+        return f"{flag} {model_name_or_path} is a file; expected a model folder or a Hub id."
+    if (
+        model_name_or_path.startswith((".", "/", "~"))
+        or model_name_or_path.count("/") > 1
+        or "\\" in model_name_or_path
+    ):
+        return (
+            f"{flag} {model_name_or_path} does not exist: there is no such folder (and it is not a Hub id, which has "
+            "the form 'name' or 'namespace/name')."
+        )
+    return None
+
+
 def earlier_run_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """Every checkpoint folder in `output_dir`, complete or interrupted (`checkpoint-<step>` and `.tmp`), by name."""
     output_dir = Path(output_dir)

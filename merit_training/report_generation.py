@@ -43,7 +43,13 @@ from torch.utils.data import DataLoader
 
 from dataset_scripts.registry import DEFAULT_DATASET, REPORT_DATASETS
 
-from .arguments import config_overrides_problems, non_positive_problems, resolved_data_dir, tracker_and_resume_problems
+from .arguments import (
+    config_overrides_problems,
+    model_path_problems,
+    non_positive_problems,
+    resolved_data_dir,
+    tracker_and_resume_problems,
+)
 from .checkpoints import (
     OVERWRITE_HELP,
     TrainingProgress,
@@ -347,7 +353,12 @@ class ReportGenerationArguments:
 
 def validate_report_arguments(args: ReportGenerationArguments) -> None:
     """Rejects invalid flag combinations before any work starts, naming the flags involved."""
-    problems = []
+    problems = model_path_problems(
+        {
+            "--model_name_or_path": args.model_name_or_path,
+            "--language_model_name_or_path": args.language_model_name_or_path,
+        }
+    )
     if args.report_language not in REPORT_LANGUAGES:
         problems.append(f"--report_language must be one of {REPORT_LANGUAGES}, got {args.report_language!r}.")
     if args.config_overrides:

@@ -403,7 +403,7 @@ def test_a_model_path_that_is_not_a_checkpoint_is_named_plainly(records, tmp_pat
         (tmp_path / "missing", "does not exist: there is no such folder"),
         ("./missing-checkpoint", "does not exist: there is no such folder"),
         (tmp_path / "empty", "is a folder without a config.json"),
-        (tmp_path / "weights.bin", "is a file; expected a checkpoint folder or a Hub id"),
+        (tmp_path / "weights.bin", "is a file; expected a model folder or a Hub id"),
     ):
         status, err = run(["embed", records, "--model", model, "--output", tmp_path / "out.csv"], capsys)
         assert status == 2 and message in err, err

@@ -147,3 +147,41 @@ def test_cli_rejects_invalid_flags_before_any_work(tmp_path):
     assert "--hub_model_id" in result.stderr and "--per_device_train_batch_size" in result.stderr
     assert "Generating" not in result.stderr and "Processes:" not in result.stderr  # no data or model work started
     assert not output_dir.exists()
+
+
+def test_a_model_path_that_is_no_model_is_named_before_any_work(tmp_path):
+    """Before: a missing folder was tried as a Hub id ("Repo id must be in the form 'repo_name' ..."), and a
+    resumable checkpoint folder gave "Unrecognized model ... Should have a model_type key"."""
+    from merit_evaluation import cli as evaluation_cli
+    from merit_training.report_generation import parse_report_arguments
+
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "training_state.json").write_text("{}")
+    missing = str(tmp_path / "missing")
+    out = ["--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=r"--model_name_or_path .*missing does not exist: there is no such folder"):
+        train_merit.parse_arguments(["--model_name_or_path", missing, *out])
+    with pytest.raises(ValueError, match="--text_model_name_or_path .*missing does not exist"):
+        train_merit.parse_arguments(["--text_model_name_or_path", missing, *out])
+    with pytest.raises(ValueError, match="--language_model_name_or_path .*missing does not exist"):
+        parse_report_arguments(
+            ["--model_name_or_path", str(REPO_ROOT), "--language_model_name_or_path", missing, *out]
+        )
+    evaluation = ["--task", "zero-shot", "--dataset", "ptbxl", "--data_dir", "data/ptbxl-sample", *out]
+    with pytest.raises(ValueError, match="is a resumable training checkpoint, not a model; the model exported by"):
+        evaluation_cli.run_evaluation(
+            *evaluation_cli.parse_arguments(["--model_name_or_path", str(checkpoint), *evaluation])
+        )
+    with pytest.raises(ValueError, match="does not exist: there is no such folder"):
+        evaluation_cli.run_evaluation(*evaluation_cli.parse_arguments(["--model_name_or_path", missing, *evaluation]))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    # a model that is not MERIT's (was: "BertTokenizer has no attribute feature_size" after the data was loaded)
+    from merit_training.model_setup import default_text_model
+
+    probe = ["--task", "linear-probe", *evaluation[2:]]
+    with pytest.raises(ValueError, match=r"holds a bert model .*evaluates MERIT checkpoints"):
+        evaluation_cli.run_evaluation(
+            *evaluation_cli.parse_arguments(["--model_name_or_path", default_text_model(), *probe])
+        )
+    assert train_merit.parse_arguments(["--text_model_name_or_path", "scratch", *out])  # not a path
