@@ -370,6 +370,13 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     )
     if model_args.model_preset not in ECG_PRESETS:
         problems.append(f"--model_preset must be one of {sorted(ECG_PRESETS)}, got {model_args.model_preset!r}.")
+    default_preset = ModelArguments.__dataclass_fields__["model_preset"].default
+    for source in ("model_name_or_path", "config_file"):
+        if model_args.model_preset != default_preset and getattr(model_args, source):
+            problems.append(
+                f"--model_preset {model_args.model_preset} applies to a new model; --{source} already defines the "
+                "architecture."
+            )
     if model_args.config_file and not Path(model_args.config_file).is_file():
         problems.append(f"--config_file {model_args.config_file} does not exist.")
     if model_args.text_freeze not in ("none", "all") and not model_args.text_freeze.isdigit():

@@ -83,6 +83,8 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
             ["--decoder_mode axial", "--model_name_or_path"],
         ),
         (["--decoder_mode", "joint", "--config_file", "c.json"], ["--decoder_mode joint", "--config_file"]),
+        (["--model_preset", "tiny", "--model_name_or_path", "m"], ["--model_preset tiny applies to a new model"]),
+        (["--model_preset", "tiny", "--config_file", "c.json"], ["--model_preset tiny", "--config_file already"]),
         (["--ecg_scaling", "minmax"], ["--ecg_scaling"]),
         (["--ecg_scaling", "none", "--model_name_or_path", "ckpt"], ["--ecg_scaling none", "--model_name_or_path"]),
         (
