@@ -352,6 +352,37 @@ def new_model_flag_problems(
     ]
 
 
+RECIPE_FLAGS = {
+    "text_freeze": ("text_freeze",),
+    "contrastive_view": ("contrastive_view",),
+    "contrastive_patch_keep_ratio": ("contrastive_patch_keep_ratio",),
+    "text_projection_head": ("text_projection_head",),
+    "logit_scale_max": ("logit_scale_max",),
+    "decoder_mode": ("ecg_config", "decoder_mode"),
+}
+"""Flags of a new model's recipe and the `MeritConfig` field each sets (a path into `--config_overrides`)."""
+
+
+def flag_and_override_problems(model_args: ModelArguments) -> list[str]:
+    """A recipe flag given (not at its default) together with a different value of the same field in
+    `--config_overrides`, which would win without a word."""
+    try:
+        overrides = json.loads(model_args.config_overrides)
+    except ValueError:
+        return []  # said by config_overrides_problems
+    problems = []
+    for flag, path in RECIPE_FLAGS.items():
+        value, default = getattr(model_args, flag), ModelArguments.__dataclass_fields__[flag].default
+        override = overrides
+        for key in path:
+            override = override.get(key) if isinstance(override, dict) else None
+        if override is not None and value != default and str(override) != str(value):
+            problems.append(
+                f"--{flag} {value} and --config_overrides {'.'.join(path)}={override!r} disagree; give the field once."
+            )
+    return problems
+
+
 def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Rejects invalid flag combinations before any work starts, naming the flags involved."""
     from modeling_merit.configuration_merit import DECODER_MODES, ECG_PRESETS, TEXT_PROJECTION_HEADS
@@ -409,6 +440,7 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         from modeling_merit import MeritConfig
 
         problems += config_overrides_problems(model_args.config_overrides, MeritConfig)
+        problems += flag_and_override_problems(model_args)
     for source in ("model_name_or_path", "config_file"):
         if model_args.text_model_name_or_path and getattr(model_args, source):
             problems.append(

@@ -84,6 +84,14 @@ def test_evaluation_after_training_defaults_to_on_for_ptbxl_only(flags, expected
         ),
         (["--decoder_mode", "joint", "--config_file", "c.json"], ["--decoder_mode joint", "--config_file"]),
         (["--model_preset", "tiny", "--model_name_or_path", "m"], ["--model_preset tiny applies to a new model"]),
+        (
+            ["--contrastive_view", "masked", "--config_overrides", '{"contrastive_view": "full"}'],
+            ["--contrastive_view masked and --config_overrides contrastive_view='full' disagree"],
+        ),
+        (
+            ["--decoder_mode", "lead_wise", "--config_overrides", '{"ecg_config": {"decoder_mode": "axial"}}'],
+            ["--decoder_mode lead_wise and --config_overrides ecg_config.decoder_mode='axial' disagree"],
+        ),
         (["--model_preset", "tiny", "--config_file", "c.json"], ["--model_preset tiny", "--config_file already"]),
         (["--ecg_scaling", "minmax"], ["--ecg_scaling"]),
         (["--ecg_scaling", "none", "--model_name_or_path", "ckpt"], ["--ecg_scaling none", "--model_name_or_path"]),
@@ -187,3 +195,20 @@ def test_a_model_path_that_is_no_model_is_named_before_any_work(tmp_path):
             *evaluation_cli.parse_arguments(["--model_name_or_path", default_text_model(), *probe])
         )
     assert train_merit.parse_arguments(["--text_model_name_or_path", "scratch", *out])  # not a path
+
+
+def test_a_recipe_flag_and_the_same_value_in_config_overrides_agree(tmp_path):
+    out = ["--output_dir", str(tmp_path / "out")]
+    model_args, _, _ = train_merit.parse_arguments(
+        [
+            "--contrastive_view",
+            "masked",
+            "--config_overrides",
+            '{"contrastive_view": "masked", "ecg_config": {"mask_ratio": 0.6}}',
+            *out,
+        ]
+    )
+    assert model_args.contrastive_view == "masked"
+    train_merit.parse_arguments(
+        ["--config_overrides", '{"contrastive_view": "masked"}', *out]
+    )  # the flag at its default
