@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel
 
-from merit_training.checkpoints import model_path_problem
+from merit_training.checkpoints import check_model_path
 from modeling_merit import MeritFeatureExtractor, MeritForECGClassification, MeritProcessor
 from modeling_merit.pipeline_merit import CHECKPOINT_PIPELINES, MERIT_PIPELINES
 
@@ -53,9 +53,7 @@ def checkpoint_architecture(model_name_or_path: str) -> str:
     Raises:
         `ValueError`: there is no loadable checkpoint at `model_name_or_path`, or it is not a MERIT one.
     """
-    problem = model_path_problem(model_name_or_path, "`--model`")
-    if problem:
-        raise ValueError(problem)
+    check_model_path(model_name_or_path, "`--model`")
     try:
         config = AutoConfig.from_pretrained(model_name_or_path)
     except (OSError, ValueError) as error:

@@ -34,7 +34,7 @@ from dataset_scripts.registry import (
     LABELLED_REPORT_DATASETS,
     dataset_spec,
 )
-from merit_training.checkpoints import model_path_problem
+from merit_training.checkpoints import check_model_path
 from modeling_merit import MeritModel  # importing modeling_merit registers the MERIT Auto classes
 
 from .data import load_evaluation_dataset
@@ -556,9 +556,7 @@ def run_evaluation(
 ) -> list[ResultRow]:
     """Run every requested task and write the outputs; returns the result rows (see the module docstring)."""
     tasks = eval_args.task
-    problem = model_path_problem(model_args.model_name_or_path, "--model_name_or_path")
-    if problem:
-        raise ValueError(problem)
+    check_model_path(model_args.model_name_or_path, "--model_name_or_path")
     output_dir = Path(eval_args.output_dir)
     warn_about_earlier_results(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

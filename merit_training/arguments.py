@@ -352,6 +352,11 @@ def new_model_flag_problems(
     ]
 
 
+def _default(arguments_class, name: str):
+    """The default of the field `name` of an arguments dataclass (a flag's value when it is not given)."""
+    return arguments_class.__dataclass_fields__[name].default
+
+
 RECIPE_FLAGS = {
     "text_freeze": ("text_freeze",),
     "contrastive_view": ("contrastive_view",),
@@ -372,7 +377,7 @@ def flag_and_override_problems(model_args: ModelArguments) -> list[str]:
         return []  # said by config_overrides_problems
     problems = []
     for flag, path in RECIPE_FLAGS.items():
-        value, default = getattr(model_args, flag), ModelArguments.__dataclass_fields__[flag].default
+        value, default = getattr(model_args, flag), _default(ModelArguments, flag)
         override = overrides
         for key in path:
             override = override.get(key) if isinstance(override, dict) else None
@@ -401,9 +406,8 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
     )
     if model_args.model_preset not in ECG_PRESETS:
         problems.append(f"--model_preset must be one of {sorted(ECG_PRESETS)}, got {model_args.model_preset!r}.")
-    default_preset = ModelArguments.__dataclass_fields__["model_preset"].default
     for source in ("model_name_or_path", "config_file"):
-        if model_args.model_preset != default_preset and getattr(model_args, source):
+        if model_args.model_preset != _default(ModelArguments, "model_preset") and getattr(model_args, source):
             problems.append(
                 f"--model_preset {model_args.model_preset} applies to a new model; --{source} already defines the "
                 "architecture."

@@ -86,6 +86,13 @@ def model_path_problem(model_name_or_path: str, flag: str) -> str | None:
     return None
 
 
+def check_model_path(model_name_or_path: str, flag: str) -> None:
+    """Raises a `ValueError` with `model_path_problem`'s message, if it has one."""
+    problem = model_path_problem(model_name_or_path, flag)
+    if problem:
+        raise ValueError(problem)
+
+
 def earlier_run_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """Every checkpoint folder in `output_dir`, complete or interrupted (`checkpoint-<step>` and `.tmp`), by name."""
     output_dir = Path(output_dir)

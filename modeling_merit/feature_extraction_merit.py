@@ -582,13 +582,15 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
 
         limits = MeritLimits.resolve(limits)
         records = self._collect_records(ecg, sampling_rate, lead_names, channels_last, limits)
-        signals, lead_masks, nan_samples = [], [], []
+        signals, lead_masks, nan_samples, flat = [], [], [], {}
         for record in records:
-            resampled, lead_mask, nan_count = self._clean_and_resample(record)
+            resampled, lead_mask, nan_count, flat_leads = self._clean_and_resample(record)
             signals.append(resampled)
             lead_masks.append(lead_mask)
             nan_samples.append(nan_count)
-        self._warn_about_unlikely_records(records, signals)
+            if flat_leads:
+                flat[record.description] = flat_leads
+        self._warn_about_unlikely_records(records, signals, flat)
 
         record_index, starts = self._row_layout(
             [signal.shape[1] for signal in signals], crop, return_windows, np.random.default_rng(seed)
@@ -618,10 +620,13 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             data["record_index"] = record_index
         return BatchFeature(data, tensor_type=return_tensors)
 
-    def _warn_about_unlikely_records(self, records: list[_RawRecord], signals: list[np.ndarray]) -> None:
+    def _warn_about_unlikely_records(
+        self, records: list[_RawRecord], signals: list[np.ndarray], flat: dict[str, list[str]]
+    ) -> None:
         """One warning per kind for records that are valid but probably not what was meant: a record shorter than half
-        the model's window (zero-padded; often a wrong `sampling_rate`) and used leads that are a flat line (often a
-        disconnected electrode, or no signal at all). Both are encoded as given."""
+        the model's window (zero-padded; often a wrong `sampling_rate`) and used leads that are a flat line (`flat`,
+        record description -> leads; often a disconnected electrode, or no signal at all). Both are encoded as
+        given."""
         window = self.num_samples / self.sampling_rate
         short = {
             record.description: f"{signal.shape[1] / self.sampling_rate:g} s"
@@ -639,18 +644,6 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
                 f"{len(short)} records last less than half of the model's {window:g} s window and are zero-padded: "
                 f"{short}; check `sampling_rate` if they should be longer."
             )
-        flat = {}
-        for record in records:
-            rows = self._match_leads(record)[0]
-            with np.errstate(invalid="ignore"):
-                constant = [
-                    record.lead_names[row]
-                    for row in rows
-                    if np.isfinite(record.signal[row]).any()
-                    and np.nanmax(record.signal[row]) == np.nanmin(record.signal[row])
-                ]
-            if constant:
-                flat[record.description] = constant
         if flat:
             which = (
                 f"{next(iter(flat))} has leads that are a flat line: {next(iter(flat.values()))}"
@@ -818,12 +811,13 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
             )
         return source_rows, output_rows
 
-    def _clean_and_resample(self, record: _RawRecord) -> tuple[np.ndarray, np.ndarray, int]:
+    def _clean_and_resample(self, record: _RawRecord) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
         """Applies steps 1–4 (lead selection, NaN handling, resampling, band-pass) to one record.
 
         Returns:
             `tuple`: the signal of shape `(feature_size, n_resampled)` with zero rows for missing leads, the lead mask
-            of shape `(feature_size,)` (int64) and the number of non-finite samples that were filled.
+            of shape `(feature_size,)` (int64), the number of non-finite samples that were filled, and the present
+            leads whose finite samples are all equal (a flat line), by output lead name.
         """
         source_rows, output_rows = self._match_leads(record)
         signal = record.signal[source_rows]
@@ -837,6 +831,9 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         signal, finite = signal[has_data], finite[has_data]
         output_rows = np.asarray(output_rows)[has_data]
         nan_count = int(signal.size - np.count_nonzero(finite))
+        given = np.where(finite, signal, np.nan) if nan_count else signal
+        flat = np.nanmax(given, axis=1) == np.nanmin(given, axis=1)
+        flat_leads = [self.lead_names[row] for row in output_rows[flat]]
         if nan_count:
             signal = self._fill_non_finite(signal, finite)
 
@@ -856,7 +853,7 @@ class MeritFeatureExtractor(SequenceFeatureExtractor):
         full[output_rows] = signal
         lead_mask = np.zeros(self.feature_size, dtype=np.int64)
         lead_mask[output_rows] = 1
-        return full, lead_mask, nan_count
+        return full, lead_mask, nan_count, flat_leads
 
     def _fill_non_finite(self, signal: np.ndarray, finite: np.ndarray) -> np.ndarray:
         """Fills the non-finite samples of `signal` (shape `(n_leads, n_samples)`) according to `nan_policy`."""
